@@ -1,0 +1,3 @@
+from mtrobot.cli import app
+
+app()

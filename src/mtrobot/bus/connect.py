@@ -1,0 +1,132 @@
+"""Connecting to NATS with reconnect, and provisioning the streams and buckets of DESIGN.md 3.2."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from mtrobot.bus import subjects
+from mtrobot.logging import get_logger
+
+log = get_logger(__name__)
+
+DAY = 24 * 3600.0
+
+
+async def connect(
+    url: str,
+    name: str,
+    *,
+    connect_timeout: float = 2.0,
+    max_reconnect_attempts: int = -1,
+    allow_reconnect: bool = True,
+    user_credentials: tuple[str, str] | None = None,
+    on_state: Callable[[str], Awaitable[None]] | None = None,
+) -> Client:
+    """A client that reconnects forever (by default) and logs each state change without secrets."""
+
+    async def _event(state: str) -> None:
+        log.info("nats connection", state=state, client=name)
+        if on_state is not None:
+            await on_state(state)
+
+    async def _disconnected() -> None:
+        await _event("disconnected")
+
+    async def _reconnected() -> None:
+        await _event("reconnected")
+
+    async def _error(exc: Exception) -> None:
+        log.warning("nats error", client=name, error=str(exc))
+
+    options: dict[str, Any] = {}
+    if user_credentials is not None:
+        options["user"], options["password"] = user_credentials
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=connect_timeout,
+        allow_reconnect=allow_reconnect,
+        max_reconnect_attempts=max_reconnect_attempts,
+        reconnect_time_wait=0.5,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
+        error_cb=_error,
+        **options,
+    )
+
+
+STREAMS: tuple[StreamConfig, ...] = (
+    StreamConfig(
+        name=subjects.ORDERS_STREAM,
+        subjects=subjects.ORDERS_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * DAY,
+        max_bytes=256 * 1024**2,
+        max_msg_size=64 * 1024,
+        discard=DiscardPolicy.OLD,
+        # Publishing with a Nats-Msg-Id header deduplicates resubmissions inside this window.
+        duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name=subjects.AUDIT_STREAM,
+        subjects=subjects.AUDIT_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=90 * DAY,
+        max_bytes=1024**3,
+        max_msg_size=1024 * 1024,
+        discard=DiscardPolicy.OLD,
+    ),
+)
+
+BUCKETS: tuple[KeyValueConfig, ...] = (
+    KeyValueConfig(
+        bucket=subjects.SNAPSHOTS_BUCKET,
+        description="latest AccountSnapshot per account",
+        history=1,
+        max_value_size=1024 * 1024,
+        max_bytes=256 * 1024**2,
+        storage=StorageType.FILE,
+    ),
+    KeyValueConfig(
+        bucket=subjects.HUB_BUCKET,
+        description="central configuration, one key per service",
+        history=20,
+        max_value_size=256 * 1024,
+        max_bytes=64 * 1024**2,
+        storage=StorageType.FILE,
+    ),
+)
+
+
+async def provision(js: JetStreamContext) -> list[str]:
+    """Create or update every stream and bucket; safe to run any number of times. Returns their names."""
+    done: list[str] = []
+    for stream in STREAMS:
+        try:
+            await js.stream_info(stream.name or "")
+            await js.update_stream(stream)
+        except NotFoundError:
+            await js.add_stream(stream)
+        done.append(f"stream {stream.name}")
+    for bucket in BUCKETS:
+        try:
+            await js.key_value(bucket.bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_key_value(bucket)
+        done.append(f"kv {bucket.bucket}")
+    return done

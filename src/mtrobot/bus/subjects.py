@@ -1,0 +1,69 @@
+"""Every NATS subject, stream and bucket name of DESIGN.md 3.2, built in this one module."""
+
+from __future__ import annotations
+
+from mtrobot.core.ids import is_account_id
+
+ORDERS_STREAM = "ORDERS"
+AUDIT_STREAM = "BROKER_COMMUNICATION_LOG"
+SNAPSHOTS_BUCKET = "account_snapshots"
+HUB_BUCKET = "central_hub"
+
+
+def _account(account: str) -> str:
+    if not is_account_id(account):
+        raise ValueError(f"account id {account!r} is not a subject-safe token [a-z0-9_-]")
+    return account
+
+
+def _token(symbol: str) -> str:
+    # Symbols such as "US500.cash" contain dots; a dot would split the subject token.
+    return symbol.replace(".", "~").replace("*", "_").replace(">", "_").replace(" ", "_")
+
+
+def symbol_from_token(token: str) -> str:
+    return token.replace("~", ".")
+
+
+def orders_submitted(account: str, symbol: str) -> str:
+    return f"orders.submitted.{_account(account)}.{_token(symbol)}"
+
+
+def orders_submitted_filter(account: str) -> str:
+    return f"orders.submitted.{_account(account)}.>"
+
+
+def broker_fill(account: str, symbol: str) -> str:
+    return f"broker.fill.{_account(account)}.{_token(symbol)}"
+
+
+def broker_error(account: str, symbol: str) -> str:
+    return f"broker.error.{_account(account)}.{_token(symbol)}"
+
+
+def broker_order(account: str, symbol: str) -> str:
+    return f"broker.order.{_account(account)}.{_token(symbol)}"
+
+
+def audit_broker(account: str) -> str:
+    return f"audit.broker.{_account(account)}"
+
+
+def snapshot(account: str) -> str:
+    return f"snapshot.{_account(account)}"
+
+
+def agent_heartbeat(account: str) -> str:
+    return f"agent.heartbeat.{_account(account)}"
+
+
+def agent_control(account: str) -> str:
+    return f"agent.control.{_account(account)}"
+
+
+def reconciliation_report(account: str) -> str:
+    return f"reconcile.report.{_account(account)}"
+
+
+ORDERS_SUBJECTS = ["orders.submitted.>"]
+AUDIT_SUBJECTS = ["audit.broker.>"]

@@ -1,0 +1,79 @@
+"""The ``mtrobot`` command line (DESIGN.md 3.1). Wiring only: each command builds settings and hands over."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtrobot.core.errors import MtrobotError
+from mtrobot.logging import configure_logging
+from mtrobot.settings import Settings
+
+app = typer.Typer(
+    name="mtrobot",
+    help="Self-hostable algorithmic trading for MetaTrader 5.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="data directory (default: $MTROBOT_DATA_DIR or ./.mtrobot)")
+]
+
+
+def load_settings(data_dir: Path | None = None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
+def run_async(coro: object) -> int:
+    """Run a service coroutine, turning our own errors into one clear line and exit code 1."""
+    try:
+        result = asyncio.run(coro)  # type: ignore[arg-type]
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+def _echo(text: str) -> None:
+    print(text, flush=True)
+
+
+@app.command()
+def up(
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="address the web interface listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the web interface")] = 8000,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="do not create the demo trader")] = False,
+) -> None:
+    """Start everything embedded: NATS, and every part of the platform, until Ctrl-C."""
+    from mtrobot.launcher import Launcher, UpOptions
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="up")
+    launcher = Launcher(settings, UpOptions(host=host, port=port, demo=not no_demo), echo=_echo)
+    raise typer.Exit(run_async(launcher.run()))
+
+
+@app.command()
+def status(
+    data_dir: DataDirOption = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the bus")] = 3.0,
+) -> None:
+    """Show the bus a running `mtrobot up` uses, with its streams and key-value buckets."""
+    from mtrobot.status import print_status
+
+    settings = load_settings(data_dir)
+    configure_logging(level="WARNING", service="status")
+    raise typer.Exit(run_async(print_status(settings, timeout)))
+
+
+def main() -> None:
+    app()

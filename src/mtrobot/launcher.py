@@ -1,0 +1,201 @@
+"""``mtrobot up``: the embedded platform on one machine.
+
+It starts (or attaches to) NATS, provisions streams and buckets, then runs each part as a child process
+(``python -m mtrobot PART``). Children die with it: on Ctrl-C or SIGTERM each gets SIGTERM, then SIGKILL
+after a grace period, and on Linux the kernel's parent-death signal covers a SIGKILLed launcher too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mtrobot.bus.connect import connect, provision
+from mtrobot.bus.server import EmbeddedNats
+from mtrobot.core.errors import FatalError
+from mtrobot.logging import get_logger
+from mtrobot.proc import die_with_parent
+from mtrobot.settings import Settings
+
+log = get_logger(__name__)
+
+RESTART_BACKOFF_CAP_S = 30.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """One embedded part: the ``mtrobot`` subcommand that runs it and what to tell the operator."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    where: str = ""
+
+
+@dataclass
+class RunningPart:
+    part: Part
+    process: asyncio.subprocess.Process
+    restarts: int = 0
+
+
+@dataclass
+class UpOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo: bool = True
+
+
+PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
+
+
+def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
+    """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
+    return []
+
+
+class DataDirLock:
+    """One ``mtrobot up`` per data dir: a second one is refused with a clear message."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> DataDirLock:
+        self._file = open(self._path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "another process"
+            self._file.close()
+            raise FatalError(f"{self._path.parent.parent} is in use by mtrobot up (pid {owner})") from None
+        self._file.truncate(0)
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class Launcher:
+    def __init__(
+        self,
+        settings: Settings,
+        options: UpOptions,
+        parts_factory: PartsFactory = embedded_parts,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self._parts_factory = parts_factory
+        self._echo = echo
+        self._nats: EmbeddedNats | None = None
+        self._running: list[RunningPart] = []
+        self._stopping = asyncio.Event()
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def run(self) -> int:
+        self.settings.ensure_dirs()
+        with DataDirLock(self.settings.run_dir / "up.lock"):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stopping.set)
+            try:
+                url = await self._start_bus()
+                for part in self._parts_factory(self.settings, self.options, url):
+                    self._running.append(RunningPart(part, await self._spawn(part, url)))
+                self._report(url)
+                self._watchers = [
+                    asyncio.create_task(self._watch(rp, url), name=f"watch-{rp.part.name}")
+                    for rp in self._running
+                ]
+                await self._stopping.wait()
+                self._echo("stopping...")
+            finally:
+                await self._stop_all()
+                self._echo("stopped")
+        return 0
+
+    async def _start_bus(self) -> str:
+        if self.settings.nats_url:
+            url = self.settings.nats_url
+        else:
+            self._nats = EmbeddedNats(self.settings.nats_store_dir)
+            url = await self._nats.start()
+        nc = await connect(url, "mtrobot-up", max_reconnect_attempts=5)
+        try:
+            provisioned = await provision(nc.jetstream(timeout=10))
+        finally:
+            await nc.close()
+        self.settings.nats_url_file.write_text(url)
+        log.info("bus ready", url=url, provisioned=provisioned, embedded=self._nats is not None)
+        return url
+
+    def _child_env(self, url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(MTROBOT_NATS_URL=url, MTROBOT_DATA_DIR=str(self.settings.data_dir))
+        return env
+
+    async def _spawn(self, part: Part, url: str) -> asyncio.subprocess.Process:
+        logfile = self.settings.data_dir / "logs" / f"{part.name}.log"
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(logfile, "ab") as out:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "mtrobot", part.name, *part.args,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=self._child_env(url), preexec_fn=die_with_parent,
+            )  # fmt: skip
+
+    async def _watch(self, rp: RunningPart, url: str) -> None:
+        """Restart a part that dies on its own, with capped exponential backoff."""
+        while not self._stopping.is_set():
+            code = await rp.process.wait()
+            if self._stopping.is_set():
+                return
+            rp.restarts += 1
+            delay = min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(rp.restarts, 10))
+            log.error("part exited, restarting", part=rp.part.name, code=code, in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if not self._stopping.is_set():
+                rp.process = await self._spawn(rp.part, url)
+
+    async def _stop_all(self, grace: float = 10.0) -> None:
+        self._stopping.set()
+        for task in self._watchers:
+            task.cancel()
+        for rp in reversed(self._running):
+            if rp.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    rp.process.terminate()
+        for rp in reversed(self._running):
+            try:
+                await asyncio.wait_for(rp.process.wait(), grace)
+            except TimeoutError:
+                log.warning("part ignored SIGTERM, killing", part=rp.part.name)
+                with contextlib.suppress(ProcessLookupError):
+                    rp.process.kill()
+                await rp.process.wait()
+        if self._nats is not None:
+            await self._nats.stop()
+        with contextlib.suppress(FileNotFoundError):
+            self.settings.nats_url_file.unlink()
+
+    def _report(self, url: str) -> None:
+        origin = "embedded" if self._nats else "external"
+        lines = [f"mtrobot is up (data dir {self.settings.data_dir})", f"  nats        {url}  ({origin})"]
+        for rp in self._running:
+            lines.append(f"  {rp.part.name:<11} {rp.part.where or 'running'}  (pid {rp.process.pid})")
+        lines.append("Press Ctrl-C to stop.")
+        self._echo("\n".join(lines))

@@ -1,0 +1,67 @@
+"""Process helpers for tests that run ``mtrobot`` as a real command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def mtrobot_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mtrobot", *args]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None
+):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_up(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(data_dir.parent / "up.log", "wb")  # noqa: SIM115
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
+    full_env.update(env or {})
+    return subprocess.Popen(
+        mtrobot_command("up", "--data-dir", str(data_dir), "--port", "0", *extra),
+        stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
+    )  # fmt: skip

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+
+import pytest
+
+from mtrobot.status import collect_status
+from tests.e2e.proc_tools import alive, descendants, mtrobot_command, start_up, wait_until
+
+
+def _wait_ready(data_dir, proc) -> str:
+    url_file = data_dir / "run" / "nats.url"
+    wait_until(
+        lambda: "Press Ctrl-C" in (data_dir.parent / "up.log").read_text(), 60, "mtrobot up ready", proc
+    )
+    return url_file.read_text().strip()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_up_provisions_the_bus_and_a_signal_leaves_no_child_behind(data_dir, sig) -> None:
+    proc = start_up(data_dir)
+    try:
+        url = _wait_ready(data_dir, proc)
+        names = {name for _, name, n, _ in asyncio.run(collect_status(url, 3)) if n >= 0}
+        assert names == {"ORDERS", "BROKER_COMMUNICATION_LOG", "account_snapshots", "central_hub"}
+        children = descendants(proc.pid)
+        assert children, "mtrobot up should have started nats-server at least"
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0
+        wait_until(lambda: not any(alive(p) for p in children), 10, "children to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_killed_launcher_takes_its_children_with_it(data_dir) -> None:
+    proc = start_up(data_dir)
+    try:
+        _wait_ready(data_dir, proc)
+        children = descendants(proc.pid)
+        proc.kill()
+        proc.wait(10)
+        wait_until(lambda: not any(alive(p) for p in children), 10, "orphans to exit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_second_up_on_the_same_data_dir_is_refused_with_a_clear_message(data_dir) -> None:
+    proc = start_up(data_dir)
+    try:
+        _wait_ready(data_dir, proc)
+        second = subprocess.run(
+            mtrobot_command("up", "--data-dir", str(data_dir), "--port", "0"),
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert "in use by mtrobot up" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_second_up_resumes_the_same_bus_state(data_dir) -> None:
+    async def publish(url: str) -> None:
+        import nats
+
+        nc = await nats.connect(url)
+        await nc.jetstream().publish("orders.submitted.acc.EURUSD", b"{}")
+        await nc.close()
+
+    proc = start_up(data_dir)
+    url = _wait_ready(data_dir, proc)
+    asyncio.run(publish(url))
+    proc.terminate()
+    assert proc.wait(30) == 0
+    proc = start_up(data_dir)
+    try:
+        url = _wait_ready(data_dir, proc)
+        orders = next(r for r in asyncio.run(collect_status(url, 3)) if r[1] == "ORDERS")
+        assert orders[2] == 1
+    finally:
+        proc.terminate()
+        proc.wait(30)

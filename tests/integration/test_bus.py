@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from mtrobot.bus import subjects
+from mtrobot.bus.connect import BUCKETS, STREAMS, connect, provision
+from mtrobot.status import collect_status
+
+
+async def test_provisioning_creates_every_stream_and_bucket_and_is_idempotent(nc) -> None:
+    js = nc.jetstream(timeout=5)
+    first = await provision(js)
+    second = await provision(js)
+    assert first == second
+    for stream in STREAMS:
+        info = await js.stream_info(stream.name)
+        assert info.config.subjects == stream.subjects
+    for bucket in BUCKETS:
+        kv = await js.key_value(bucket.bucket)
+        await kv.put("probe", b"1")
+    hub = await js.key_value(subjects.HUB_BUCKET)
+    assert (await hub.status()).history >= 10
+
+
+async def test_status_reports_every_contract_name(nats_url: str) -> None:
+    rows = await collect_status(nats_url, 3)
+    names = {name for _, name, messages, _ in rows if messages >= 0}
+    assert names == {"ORDERS", "BROKER_COMMUNICATION_LOG", "account_snapshots", "central_hub"}
+
+
+async def test_an_order_request_lands_in_the_orders_stream(nc) -> None:
+    js = nc.jetstream(timeout=5)
+    ack = await js.publish(subjects.orders_submitted("acc-1", "EURUSD"), b"{}")
+    assert ack.stream == "ORDERS"
+
+
+def test_subjects_refuse_an_account_id_that_would_break_the_subject() -> None:
+    with pytest.raises(ValueError, match="account id"):
+        subjects.broker_fill("a.b", "EURUSD")
+    assert subjects.broker_fill("a", "US500.cash") == "broker.fill.a.US500~cash"
+
+
+async def test_a_client_reconnects_after_the_server_restarts(tmp_path) -> None:
+    from mtrobot.bus.server import EmbeddedNats
+
+    server = EmbeddedNats(tmp_path / "n")
+    url = await server.start()
+    client = await connect(url, "reconnect-test")
+    await server.stop()
+    server2 = EmbeddedNats(tmp_path / "n", port=server.port)
+    await server2.start()
+    try:
+        sub = await client.subscribe("ping")
+        await client.flush(timeout=5)
+        await client.publish("ping", b"x")
+        msg = await sub.next_msg(timeout=5)
+        assert msg.data == b"x"
+    finally:
+        await client.close()
+        await server2.stop()
