@@ -38,6 +38,10 @@ class Part:
     name: str
     args: tuple[str, ...] = ()
     where: str = ""
+    label: str = ""
+    stdin: bytes | None = None
+    """Written to the child's standard input, then closed: how secrets reach a child (never argv/env)."""
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -148,14 +152,20 @@ class Launcher:
         return env
 
     async def _spawn(self, part: Part, url: str) -> asyncio.subprocess.Process:
-        logfile = self.settings.data_dir / "logs" / f"{part.name}.log"
+        logfile = self.settings.data_dir / "logs" / f"{part.label or part.name}.log"
         logfile.parent.mkdir(parents=True, exist_ok=True)
+        env = self._child_env(url) | dict(part.env)
+        stdin = subprocess.PIPE if part.stdin is not None else subprocess.DEVNULL
         with open(logfile, "ab") as out:
-            return await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "mtrobot", part.name, *part.args,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=self._child_env(url), preexec_fn=die_with_parent,
+                stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
             )  # fmt: skip
+        if part.stdin is not None and process.stdin is not None:
+            process.stdin.write(part.stdin)
+            await process.stdin.drain()
+            process.stdin.close()
+        return process
 
     async def _watch(self, rp: RunningPart, url: str) -> None:
         """Restart a part that dies on its own, with capped exponential backoff."""
@@ -165,7 +175,7 @@ class Launcher:
                 return
             rp.restarts += 1
             delay = min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(rp.restarts, 10))
-            log.error("part exited, restarting", part=rp.part.name, code=code, in_s=delay)
+            log.error("part exited, restarting", part=rp.part.label or rp.part.name, code=code, in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             if not self._stopping.is_set():
@@ -196,6 +206,8 @@ class Launcher:
         origin = "embedded" if self._nats else "external"
         lines = [f"mtrobot is up (data dir {self.settings.data_dir})", f"  nats        {url}  ({origin})"]
         for rp in self._running:
-            lines.append(f"  {rp.part.name:<11} {rp.part.where or 'running'}  (pid {rp.process.pid})")
+            lines.append(
+                f"  {rp.part.label or rp.part.name:<11} {rp.part.where or 'running'}  (pid {rp.process.pid})"
+            )
         lines.append("Press Ctrl-C to stop.")
         self._echo("\n".join(lines))

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mtrobot.bus.server import free_port
+
 
 def mtrobot_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mtrobot", *args]
@@ -62,6 +64,6 @@ def start_up(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
     full_env.update(env or {})
     return subprocess.Popen(
-        mtrobot_command("up", "--data-dir", str(data_dir), "--port", "0", *extra),
+        mtrobot_command("up", "--data-dir", str(data_dir), "--port", str(free_port()), *extra),
         stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
     )  # fmt: skip

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from mtrobot.bus.server import free_port
 from mtrobot.status import collect_status
 from tests.e2e.proc_tools import alive, descendants, mtrobot_command, start_up, wait_until
 
@@ -53,7 +54,7 @@ def test_a_second_up_on_the_same_data_dir_is_refused_with_a_clear_message(data_d
     try:
         _wait_ready(data_dir, proc)
         second = subprocess.run(
-            mtrobot_command("up", "--data-dir", str(data_dir), "--port", "0"),
+            mtrobot_command("up", "--data-dir", str(data_dir), "--port", str(free_port())),
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert second.returncode == 1
