@@ -63,7 +63,9 @@ PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
 
 def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
-    return []
+    return [
+        Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker"),
+    ]
 
 
 class DataDirLock:
