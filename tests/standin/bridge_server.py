@@ -43,11 +43,15 @@ def mt5linux_layouts() -> dict[str, Any]:
     return {"TradeOrder": c_type("TradeOrder", order), "TradePosition": c_type("TradePosition", position)}
 
 
-def serve(port: int, field_order: str) -> None:
-    fake = FakeMT5(types=mt5linux_layouts() if field_order == "mt5linux" else None)
-    if field_order == "mt5linux":
-        _add_position_id(fake)
-    sys.modules["MetaTrader5"] = fake  # type: ignore[assignment]
+def serve(port: int, field_order: str, with_mt5: bool = True) -> None:
+    if field_order == "mt5linux":  # the extra field gets a value that must never reach our structures
+        fake = FakeMT5(types=mt5linux_layouts(), extra_values={"position_id": 999_999_999})
+    else:
+        fake = FakeMT5()
+    if with_mt5:
+        sys.modules["MetaTrader5"] = fake  # type: ignore[assignment]
+    else:  # a Wine Python where MetaTrader5 was never installed
+        sys.modules["MetaTrader5"] = None  # type: ignore[assignment]
     server = ThreadedServer(
         rpyc.SlaveService,
         hostname="127.0.0.1",
@@ -55,19 +59,9 @@ def serve(port: int, field_order: str) -> None:
         reuse_addr=True,
         protocol_config={"sync_request_timeout": 60},
     )
+    server._listen()  # listen before announcing the port (start() would only listen later)
     print(f"PORT {server.port}", flush=True)
     server.start()
-
-
-def _add_position_id(fake: FakeMT5) -> None:
-    """Positions carry the extra field with a value that must never leak into our TradePosition."""
-    original = fake.market.open_position
-
-    def open_position(request: dict[str, Any], ticket: int, price: float) -> None:
-        original(request, ticket, price)
-        fake.market.positions[ticket]["position_id"] = 999_999_999
-
-    fake.market.open_position = open_position  # type: ignore[method-assign]
 
 
 @dataclass
@@ -95,17 +89,10 @@ class BridgeProcess:
 
 
 @contextmanager
-def running_bridge(port: int = 0, field_order: str = "mt5") -> Iterator[BridgeProcess]:
+def running_bridge(port: int = 0, field_order: str = "mt5", with_mt5: bool = True) -> Iterator[BridgeProcess]:
     """Start the stand-in server in its own process; kill it on exit."""
-    command = [
-        sys.executable,
-        "-m",
-        "tests.standin.bridge_server",
-        "--port",
-        str(port),
-        "--field-order",
-        field_order,
-    ]
+    options = ["--port", str(port), "--field-order", field_order, *([] if with_mt5 else ["--without-mt5"])]
+    command = [sys.executable, "-m", "tests.standin.bridge_server", *options]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     bridge: BridgeProcess | None = None
     try:
@@ -128,8 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--field-order", choices=("mt5", "mt5linux"), default="mt5")
+    parser.add_argument("--without-mt5", action="store_true")
     options = parser.parse_args()
-    serve(options.port, options.field_order)
+    serve(options.port, options.field_order, with_mt5=not options.without_mt5)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ class FakeMT5:
         password: str = "master-pw",
         server: str = "Standin-Demo",
         types: dict[str, type[CResult]] | None = None,
+        extra_values: dict[str, Any] | None = None,
     ) -> None:
         self.__name__ = "MetaTrader5"
         self.__version__ = "5.0.5000"
@@ -162,16 +163,24 @@ class FakeMT5:
             if name.isupper():
                 setattr(self, name, getattr(c, name))
         self._types = {name: c_type(name) for name in STRUCT_NAMES} | (types or {})
-        self._password = password
-        self.market = Market(login=login, server=server)
+        self._extra_values = extra_values or {}  # for fields only a wrong layout has
+        self._account = {"login": login, "password": password, "server": server}
+        self._lock = threading.Lock()
+        self.standin_reset()
+
+    def standin_reset(self) -> None:
+        """Back to a fresh terminal: not attached, a new market, no scripts, an empty call record."""
+        self._password = self._account["password"]
+        self.market = Market(login=self._account["login"], server=self._account["server"])
         self._ipc = False
         self._algo_trading = True
         self._error: tuple[int, str] = SUCCESS
-        self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._inflight = 0
         self._max_inflight = 0
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
+        for gate in getattr(self, "_gates", {}).values():
+            gate.set()
         self._gates: dict[str, threading.Event] = {}
         self._entered: dict[str, threading.Event] = defaultdict(threading.Event)
         self._request_id = 0
@@ -224,6 +233,9 @@ class FakeMT5:
 
     def standin_max_inflight(self) -> int:
         return self._max_inflight
+
+    def standin_inflight(self) -> int:
+        return self._inflight
 
     def standin_pid(self) -> int:
         return os.getpid()
@@ -296,7 +308,7 @@ class FakeMT5:
         return list(args), kwargs
 
     def _make(self, name: str, values: dict[str, Any]) -> CResult:
-        return build(self._types[name], values)
+        return build(self._types[name], {**self._extra_values, **values})
 
     # ----- session -----------------------------------------------------------------------------
     @api(

@@ -123,6 +123,18 @@ class ThreadedTerminal:
         """The thread every call of this terminal runs on."""
         return self._worker.ident
 
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until a call that timed out or whose caller was cancelled has returned; ``False`` if it
+        still runs after ``timeout`` seconds. Until then every call fails fast with -10004."""
+        stuck = self._stuck
+        if stuck is None or stuck.done():
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(stuck)), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def aclose(self) -> None:
         """Release the link and, if this terminal owns it, stop its worker thread (no interface call)."""
         await asyncio.wrap_future(self._worker.submit(self._api.close))

@@ -36,13 +36,17 @@ class WorkerThread:
 
     def _run(self) -> None:
         while (item := self._jobs.get()) is not None:
-            future, job = item
-            if not future.set_running_or_notify_cancel():
-                continue  # cancelled while queued: never started, so certainly not sent
-            try:
-                future.set_result(job())
-            except BaseException as exc:  # the job itself catches everything expected
-                future.set_exception(exc)
+            self._run_one(*item)
+            del item  # hold nothing of the last job while idle (its terminal may be collected)
+
+    @staticmethod
+    def _run_one(future: concurrent.futures.Future[Any], job: Callable[[], Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled while queued: never started, so certainly not sent
+        try:
+            future.set_result(job())
+        except BaseException as exc:  # the job itself catches everything expected
+            future.set_exception(exc)
 
 
 _MODULE_WORKERS: weakref.WeakKeyDictionary[Any, WorkerThread] = weakref.WeakKeyDictionary()
@@ -56,4 +60,5 @@ def worker_for(module: Any, name: str) -> WorkerThread:
         worker = _MODULE_WORKERS.get(module)
         if worker is None:
             worker = _MODULE_WORKERS[module] = WorkerThread(name)
+            weakref.finalize(module, worker.stop)  # a module object that goes away frees its thread
         return worker
