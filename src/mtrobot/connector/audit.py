@@ -75,7 +75,9 @@ class AuditTrail:
             payload = codec.encode(record)
             if len(payload) > MAX_RECORD_BYTES:
                 size = len(response) if isinstance(response, list | tuple) else None
-                payload = codec.encode(record.model_copy(update={"response": {"truncated": True, "items": size}}))
+                payload = codec.encode(
+                    record.model_copy(update={"response": {"truncated": True, "items": size}})
+                )
             self.spool.append(payload)
             self.recorded += 1
         except Exception as exc:  # audit must never break the order path; count and log instead
@@ -93,7 +95,7 @@ class AuditTrail:
         """Give the pumps a moment to deliver what is spooled; whatever is left is replayed next start."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_timeout
-        while loop.time() < deadline and any(self.backlog().values()):
+        while loop.time() < deadline and any(self.backlog().values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()

@@ -79,24 +79,31 @@ class OrderExecutor:
 
     # -- intake ------------------------------------------------------------------------------------
 
-    async def handle_message(self, data: bytes, subject_symbol: str, stream_seq: int | None) -> JournalEntry | None:
+    async def handle_message(
+        self, data: bytes, subject_symbol: str, stream_seq: int | None
+    ) -> JournalEntry | None:
         """Process one message from ``orders.submitted.{account}.>`` until its outcome is recorded."""
         parsed = parse(data, self.account, subject_symbol)
         if parsed.order_id is None:
             # Without a usable order_id nothing can be journaled: tell the sender and drop the message.
             assert parsed.refusal is not None
-            error = self._error("", parsed.symbol, parsed.refusal.retcode, parsed.refusal.message,
-                                ErrorCategory.VALIDATION, 0)  # fmt: skip
+            error = self._error(
+                "", parsed.symbol, parsed.refusal.retcode, parsed.refusal.message, ErrorCategory.VALIDATION, 0
+            )
             await self._j(self.journal.add_event, "error", _error_subject(self.account, parsed.symbol), error)
             return None
         request = parsed.request
         robot = request.robot if request else None
         magic = (request.magic if request and request.magic else None) or magic_number(self.account, robot)
         admission = await self._j(
-            self.journal.admit, parsed.order_id, parsed.symbol,
-            request.model_dump(mode="json") if request else parsed.raw, stream_seq,
-            comment_tag(self.account, parsed.order_id), magic,
-        )  # fmt: skip
+            self.journal.admit,
+            parsed.order_id,
+            parsed.symbol,
+            request.model_dump(mode="json") if request else parsed.raw,
+            stream_seq,
+            comment_tag(self.account, parsed.order_id),
+            magic,
+        )
         entry = admission.entry
         if not admission.new and entry.stream_seq != stream_seq:
             await self._j(self.journal.record_duplicate, entry.order_id, entry.symbol)
@@ -142,10 +149,14 @@ class OrderExecutor:
                 return await self._expire(entry)
             if self._target_gone(request, market):
                 return await self._reject(entry, _gone(request), ErrorCategory.FATAL)
-            trade = build(request, market, tag=entry.tag, magic=entry.magic, default_deviation=opts.default_deviation)
+            trade = build(
+                request, market, tag=entry.tag, magic=entry.magic, default_deviation=opts.default_deviation
+            )
             entry = await self._j(self.journal.begin_attempt, entry.order_id)
             self.failpoints.hit("after_intent")
-            result = await self.link.call("order_send", trade, order_id=entry.order_id, timeout=opts.send_timeout_s)
+            result = await self.link.call(
+                "order_send", trade, order_id=entry.order_id, call_timeout=opts.send_timeout_s
+            )
             self.failpoints.hit("after_send")
             verdict = judge(result)
             if result.error is not None:
@@ -156,8 +167,13 @@ class OrderExecutor:
                 return await self.resolve(entry, verdict)
             if verdict.reaction is Reaction.RETRY and entry.attempts <= opts.max_retries:
                 delay = opts.retry_backoff.delay(entry.attempts, self.rng)
-                log.info("retriable answer, retrying", order_id=entry.order_id, retcode=verdict.retcode,
-                         attempt=entry.attempts, delay_s=round(delay, 3))  # fmt: skip
+                log.info(
+                    "retriable answer, retrying",
+                    order_id=entry.order_id,
+                    retcode=verdict.retcode,
+                    attempt=entry.attempts,
+                    delay_s=round(delay, 3),
+                )
                 await asyncio.sleep(delay)
                 continue
             category = ErrorCategory.FATAL if verdict.reaction is Reaction.FATAL else ErrorCategory.RETRIABLE
@@ -167,21 +183,28 @@ class OrderExecutor:
             return await self._reject(entry, Refusal(verdict.retcode, message), category, verdict.name)
 
     async def _record_success(
-        self, entry: JournalEntry, request: OrderRequest, trade: dict[str, Any], result: CallResult,
+        self,
+        entry: JournalEntry,
+        request: OrderRequest,
+        trade: dict[str, Any],
+        result: CallResult,
         verdict: Verdict,
-    ) -> JournalEntry:  # fmt: skip
+    ) -> JournalEntry:
         res = result.value
         action = trade["action"]
         oid = entry.order_id
         if action == mt5.TRADE_ACTION_PENDING:
             entry = await self._j(self.journal.transition, oid, S.ACCEPTED, ticket=res.order)
         elif action in (mt5.TRADE_ACTION_SLTP, mt5.TRADE_ACTION_MODIFY):
-            entry = await self._j(self.journal.transition, oid, S.FILLED, ticket=request.position or request.ticket)
+            entry = await self._j(
+                self.journal.transition, oid, S.FILLED, ticket=request.position or request.ticket
+            )
         elif action == mt5.TRADE_ACTION_REMOVE:
             entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=request.ticket)
         elif verdict.reaction is Reaction.OK_IDEMPOTENT:  # closing a position that is already closed
-            return await self._reject(entry, Refusal(verdict.retcode, verdict.message), ErrorCategory.FATAL,
-                                      verdict.name)  # fmt: skip
+            return await self._reject(
+                entry, Refusal(verdict.retcode, verdict.message), ErrorCategory.FATAL, verdict.name
+            )
         else:
             fills = await self._deal_fills(entry, trade, res, result.latency_ms)
             entry = await self._record_fills(entry, fills, float(trade["volume"]), trade, res.order)
@@ -189,16 +212,33 @@ class OrderExecutor:
         self._outcome(entry)
         return entry
 
-    async def _deal_fills(self, entry: JournalEntry, trade: dict[str, Any], res: Any, latency: float) -> list[Fill]:
+    async def _deal_fills(
+        self, entry: JournalEntry, trade: dict[str, Any], res: Any, latency: float
+    ) -> list[Fill]:
         deals = await self.link.call("history_deals_get", ticket=res.order, order_id=entry.order_id)
         found = [d for d in deals.value or () if d.order == res.order]
         if found:
-            return fills_from_deals(found, order_id=entry.order_id, account=self.account,
-                                    requested=float(trade["volume"]), retcode=res.retcode, latency_ms=latency)  # fmt: skip
+            return fills_from_deals(
+                found,
+                order_id=entry.order_id,
+                account=self.account,
+                requested=float(trade["volume"]),
+                retcode=res.retcode,
+                latency_ms=latency,
+            )
         side = "buy" if trade["type"] == mt5.ORDER_TYPE_BUY else "sell"
-        return [fill_from_result(res, order_id=entry.order_id, account=self.account, symbol=trade["symbol"],
-                                 side=side, requested=float(trade["volume"]),
-                                 position=int(trade.get("position") or 0), latency_ms=latency)]  # fmt: skip
+        return [
+            fill_from_result(
+                res,
+                order_id=entry.order_id,
+                account=self.account,
+                symbol=trade["symbol"],
+                side=side,
+                requested=float(trade["volume"]),
+                position=int(trade.get("position") or 0),
+                latency_ms=latency,
+            )
+        ]
 
     async def _record_fills(
         self, entry: JournalEntry, fills: list[Fill], requested: float, trade: dict[str, Any], ticket: int
@@ -234,19 +274,29 @@ class OrderExecutor:
             requested = float(request.volume or (found.deals[0].volume if found.deals else 0.0))
             if request.action is OrderAction.CLOSE and request.volume is None:
                 requested = sum(d.volume for d in found.deals)
-            fills = fills_from_deals(list(found.deals), order_id=oid, account=self.account, requested=requested,
-                                     retcode=10009, latency_ms=0.0)  # fmt: skip
+            fills = fills_from_deals(
+                list(found.deals),
+                order_id=oid,
+                account=self.account,
+                requested=requested,
+                retcode=10009,
+                latency_ms=0.0,
+            )
             ticket = found.deals[0].order
             states = {o.state for o in found.history_orders}
             filled = sum(f.volume for f in fills)
             if filled >= requested - 1e-9 or mt5.ORDER_STATE_FILLED in states:
                 entry = await self._j(self.journal.transition, oid, S.FILLED, ticket=ticket, fills=fills)
             else:
-                entry = await self._j(self.journal.transition, oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
+                entry = await self._j(
+                    self.journal.transition, oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills
+                )
                 if found.history_orders and not found.active_orders:
                     entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=ticket)
         elif found.active_orders:
-            entry = await self._j(self.journal.transition, oid, S.ACCEPTED, ticket=found.active_orders[0].ticket)
+            entry = await self._j(
+                self.journal.transition, oid, S.ACCEPTED, ticket=found.active_orders[0].ticket
+            )
         elif found.history_orders:
             order = found.history_orders[0]
             target = {mt5.ORDER_STATE_CANCELED: S.CANCELLED, mt5.ORDER_STATE_EXPIRED: S.EXPIRED}.get(
@@ -278,7 +328,9 @@ class OrderExecutor:
                 return entry
             return await self._reject(entry, _gone(request), ErrorCategory.FATAL)
         if request.action is OrderAction.MODIFY and self._already_applied(request, market):
-            entry = await self._j(self.journal.transition, oid, S.FILLED, ticket=request.ticket or request.position)
+            entry = await self._j(
+                self.journal.transition, oid, S.FILLED, ticket=request.ticket or request.position
+            )
             self._outcome(entry)
             return entry
         if self._target_gone(request, market):
@@ -316,8 +368,10 @@ class OrderExecutor:
             return entry
         if not await self.session.wait_ready(1.0):
             return entry
-        message = ("The broker's answer to this order was lost, and the broker has no trace of it: it was "
-                   "not executed. Submit it again with a new order id if you still want it.")  # fmt: skip
+        message = (
+            "The broker's answer to this order was lost, and the broker has no trace of it: it was "
+            "not executed. Submit it again with a new order id if you still want it."
+        )
         return await self._reject(entry, Refusal(10012, message), ErrorCategory.RETRIABLE)
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -357,11 +411,18 @@ class OrderExecutor:
             return None
         return Market(info.value, tick.value, position, order)
 
-    async def _order_check(self, entry: JournalEntry, request: OrderRequest, market: Market) -> Refusal | None:
+    async def _order_check(
+        self, entry: JournalEntry, request: OrderRequest, market: Market
+    ) -> Refusal | None:
         if request.action is OrderAction.CANCEL:
             return None
-        trade = build(request, market, tag=entry.tag, magic=entry.magic,
-                      default_deviation=self.options.current.default_deviation)  # fmt: skip
+        trade = build(
+            request,
+            market,
+            tag=entry.tag,
+            magic=entry.magic,
+            default_deviation=self.options.current.default_deviation,
+        )
         result = await self.link.call("order_check", trade, order_id=entry.order_id)
         if result.error is not None:
             return None if result.error[0] <= -10000 else Refusal(result.error[0], result.error[1])
@@ -379,23 +440,39 @@ class OrderExecutor:
         return False
 
     async def _expire(self, entry: JournalEntry) -> JournalEntry:
-        message = ("The broker could not be reached in time, so the order was not sent (it is too old to "
-                   "send safely now).")  # fmt: skip
+        message = (
+            "The broker could not be reached in time, so the order was not sent (it is too old to "
+            "send safely now)."
+        )
         return await self._reject(entry, Refusal(10031, message), ErrorCategory.RETRIABLE)
 
     async def _reject(
         self, entry: JournalEntry, refusal: Refusal, category: ErrorCategory, name: str | None = None
     ) -> JournalEntry:
-        error = self._error(entry.order_id, entry.symbol, refusal.retcode, refusal.message, category,
-                            entry.attempts, name)  # fmt: skip
-        entry = await self._j(self.journal.transition, entry.order_id, S.REJECTED, error=error,
-                              outcome={"retcode": refusal.retcode, "message": refusal.message})  # fmt: skip
+        error = self._error(
+            entry.order_id, entry.symbol, refusal.retcode, refusal.message, category, entry.attempts, name
+        )
+        entry = await self._j(
+            self.journal.transition,
+            entry.order_id,
+            S.REJECTED,
+            error=error,
+            outcome={"retcode": refusal.retcode, "message": refusal.message},
+        )
         self.failpoints.hit("after_record")
         self._outcome(entry)
         return entry
 
-    def _error(self, order_id: str, symbol: str, retcode: int, message: str, category: ErrorCategory,
-               attempts: int, name: str | None = None) -> BrokerError:  # fmt: skip
+    def _error(
+        self,
+        order_id: str,
+        symbol: str,
+        retcode: int,
+        message: str,
+        category: ErrorCategory,
+        attempts: int,
+        name: str | None = None,
+    ) -> BrokerError:
         return BrokerError(
             order_id=order_id,
             account=self.account,
@@ -428,4 +505,3 @@ def _error_subject(account: str, symbol: str) -> str:
     from mtrobot.bus import subjects
 
     return subjects.broker_error(account, symbol or "_")
-

@@ -171,7 +171,8 @@ class Journal:
     def get(self, order_id: str) -> JournalEntry | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+                (order_id,),
             ).fetchone()
         return _entry(row) if row else None
 
@@ -181,7 +182,7 @@ class Journal:
         marks = ",".join("?" * len(terminal))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE state NOT IN ({marks}) ORDER BY created_at",
+                f"SELECT {_COLUMNS} FROM orders WHERE state NOT IN ({marks}) ORDER BY created_at",  # noqa: S608
                 terminal,
             ).fetchall()
         return [_entry(r) for r in rows]
@@ -197,6 +198,12 @@ class Journal:
                 "SELECT fill FROM deals WHERE order_id = ? ORDER BY deal", (order_id,)
             ).fetchall()
         return [Fill.model_validate_json(r[0]) for r in rows]
+
+    def magics(self) -> set[int]:
+        """Every magic number the platform used on this account."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT magic FROM orders").fetchall()
+        return {int(r[0]) for r in rows}
 
     def outbox(self, limit: int = 256) -> list[Outgoing]:
         with self._lock:
@@ -215,28 +222,45 @@ class Journal:
     # -- writing -----------------------------------------------------------------------------------
 
     def admit(
-        self, order_id: str, symbol: str, request: dict[str, Any], stream_seq: int | None, tag: str, magic: int
+        self,
+        order_id: str,
+        symbol: str,
+        request: dict[str, Any],
+        stream_seq: int | None,
+        tag: str,
+        magic: int,
     ) -> Admission:
         """Record a newly arrived order as ``received`` (with its OrderUpdate), or return the existing row."""
         now = time.time()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+                (order_id,),
             ).fetchone()
             if row:
                 return Admission(_entry(row), new=False)
             self._db.execute(
                 "INSERT INTO orders (order_id, symbol, request, stream_seq, state, tag, magic, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (order_id, symbol, json.dumps(request), stream_seq, OrderState.RECEIVED.value, tag, magic,
-                 now, now),
-            )  # fmt: skip
+                (
+                    order_id,
+                    symbol,
+                    json.dumps(request),
+                    stream_seq,
+                    OrderState.RECEIVED.value,
+                    tag,
+                    magic,
+                    now,
+                    now,
+                ),
+            )
             events = _Events()
             events.add("update", *self._update(order_id, symbol, OrderState.RECEIVED, None, 0.0))
             self._write_events(events)
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+                (order_id,),
             ).fetchone()
         return Admission(_entry(row), new=True)
 
@@ -274,7 +298,8 @@ class Journal:
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+                (order_id,),
             ).fetchone()
             if row is None:
                 raise KeyError(order_id)
@@ -291,9 +316,18 @@ class Journal:
                 "UPDATE orders SET state = ?, attempts = attempts + ?, ticket = COALESCE(?, ticket),"
                 " filled_volume = ?, sent_at = COALESCE(sent_at, ?), unknown_since = ?, updated_at = ?,"
                 " outcome = COALESCE(?, outcome) WHERE order_id = ?",
-                (state.value, 1 if attempt else 0, ticket, filled, now if attempt else None, unknown_since,
-                 now, json.dumps(outcome) if outcome is not None else None, order_id),
-            )  # fmt: skip
+                (
+                    state.value,
+                    1 if attempt else 0,
+                    ticket,
+                    filled,
+                    now if attempt else None,
+                    unknown_since,
+                    now,
+                    json.dumps(outcome) if outcome is not None else None,
+                    order_id,
+                ),
+            )
             if error is not None:
                 events.add("error", subjects.broker_error(self.account, entry.symbol), error)
             if emit_update and (not same or new_fills):
@@ -302,7 +336,8 @@ class Journal:
                 )
             self._write_events(events)
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+                (order_id,),
             ).fetchone()
         return _entry(row)
 
@@ -392,6 +427,4 @@ class Journal:
             )
 
     def _write_events(self, events: _Events) -> None:
-        self._db.executemany(
-            "INSERT INTO outbox (kind, subject, payload) VALUES (?, ?, ?)", events.items
-        )
+        self._db.executemany("INSERT INTO outbox (kind, subject, payload) VALUES (?, ?, ?)", events.items)

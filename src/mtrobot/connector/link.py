@@ -51,7 +51,7 @@ class BrokerLink:
         operation: str,
         *args: Any,
         order_id: str | None = None,
-        timeout: float | None = None,
+        call_timeout: float | None = None,
         **kwargs: Any,
     ) -> CallResult:
         started = time.perf_counter()
@@ -64,11 +64,16 @@ class BrokerLink:
         try:
             if terminal is None:
                 raise ConnectionError("no terminal session")
-            value = await asyncio.wait_for(getattr(terminal, operation)(*args, **kwargs), timeout or self.timeout_s)
+            value = await asyncio.wait_for(
+                getattr(terminal, operation)(*args, **kwargs), call_timeout or self.timeout_s
+            )
             if value is None or value is False:
                 error = await self._last_error(terminal)
         except TimeoutError:
-            error = (LINK_TIMEOUT, f"{operation} did not answer within {timeout or self.timeout_s:.1f} s")
+            error = (
+                LINK_TIMEOUT,
+                f"{operation} did not answer within {call_timeout or self.timeout_s:.1f} s",
+            )
         except Exception as exc:  # any backend failure is a lost answer (ambiguous for a send)
             error = (LINK_LOST if terminal is not None else NOT_CONNECTED, f"{operation}: {exc}")
         latency = (time.perf_counter() - started) * 1000

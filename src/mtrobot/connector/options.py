@@ -28,8 +28,9 @@ class MaintenanceWindow:
         session = TradingSession(self.weekdays, self.start, self.end)
         if not session.contains(now_utc):
             return 0.0
-        end = now_utc.replace(hour=self.end.hour, minute=self.end.minute, second=self.end.second,
-                              microsecond=0)  # fmt: skip
+        end = now_utc.replace(
+            hour=self.end.hour, minute=self.end.minute, second=self.end.second, microsecond=0
+        )
         delta = (end - now_utc).total_seconds()
         return delta if delta > 0 else delta + 86400.0
 
@@ -43,7 +44,7 @@ class ConnectorOptions:
     # order path
     validate_before_send: bool = True
     max_retries: int = 3
-    retry_backoff: Backoff = Backoff(0.2, 5.0)
+    retry_backoff: Backoff = field(default_factory=lambda: Backoff(0.2, 5.0))
     default_deviation: int = 20
     send_timeout_s: float = 10.0
     call_timeout_s: float = 10.0
@@ -52,10 +53,10 @@ class ConnectorOptions:
     market_sessions: dict[str, tuple[TradingSession, ...]] = field(default_factory=dict)
     # session
     login_timeout_s: float = 30.0
-    reconnect_backoff: Backoff = Backoff(1.0, 60.0)
+    reconnect_backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 60.0))
     keepalive_s: float = 10.0
     maintenance: tuple[MaintenanceWindow, ...] = ()
-    login_rate: LoginRate = LoginRate()
+    login_rate: LoginRate = field(default_factory=LoginRate)
     # intake and recovery
     ack_wait_s: float = 30.0
     unknown_settle_s: float = 30.0

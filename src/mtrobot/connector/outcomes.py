@@ -83,9 +83,16 @@ def fills_from_deals(
 
 
 def fill_from_result(
-    result: OrderSendResult, *, order_id: str, account: str, symbol: str, side: str, requested: float,
-    position: int, latency_ms: float,
-) -> Fill:  # fmt: skip
+    result: OrderSendResult,
+    *,
+    order_id: str,
+    account: str,
+    symbol: str,
+    side: str,
+    requested: float,
+    position: int,
+    latency_ms: float,
+) -> Fill:
     """When the deal history has not caught up yet, the send result itself describes the one deal."""
     remaining = max(0.0, round(requested - result.volume, 8))
     return Fill(

@@ -81,7 +81,9 @@ def build(
         "order": int(order.ticket),
         "symbol": order.symbol,
         "price": _price(request.price if request.price is not None else order.price_open, info),
-        "stoplimit": _price(request.stoplimit if request.stoplimit is not None else order.price_stoplimit, info),
+        "stoplimit": _price(
+            request.stoplimit if request.stoplimit is not None else order.price_stoplimit, info
+        ),
         "sl": _price(request.sl if request.sl is not None else order.sl, info),
         "tp": _price(request.tp if request.tp is not None else order.tp, info),
         "type_time": int(order.type_time),

@@ -69,11 +69,21 @@ def parse(data: bytes, account: str, subject_symbol: str) -> Parsed:
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return Parsed(None, Refusal(INVALID, "The order was refused: the payload is not JSON."), None,
-                      subject_symbol, {})  # fmt: skip
+        return Parsed(
+            None,
+            Refusal(INVALID, "The order was refused: the payload is not JSON."),
+            None,
+            subject_symbol,
+            {},
+        )
     if not isinstance(raw, dict):
-        return Parsed(None, Refusal(INVALID, "The order was refused: the payload is not a JSON object."),
-                      None, subject_symbol, {})  # fmt: skip
+        return Parsed(
+            None,
+            Refusal(INVALID, "The order was refused: the payload is not a JSON object."),
+            None,
+            subject_symbol,
+            {},
+        )
     order_id = raw.get("order_id") if isinstance(raw.get("order_id"), str) else None
     order_id = order_id if order_id and is_order_id(order_id) else None
     symbol = raw.get("symbol") if isinstance(raw.get("symbol"), str) else subject_symbol
@@ -117,16 +127,23 @@ def _fmt(x: float) -> str:
 def check_volume(volume: float, info: SymbolInfo) -> Refusal | None:
     sym = info.name
     if volume < info.volume_min - 1e-12:
-        return Refusal(INVALID_VOLUME, f"Volume {_fmt(volume)} is below the minimum of "
-                       f"{_fmt(info.volume_min)} lots for {sym}.")  # fmt: skip
+        return Refusal(
+            INVALID_VOLUME,
+            f"Volume {_fmt(volume)} is below the minimum of {_fmt(info.volume_min)} lots for {sym}.",
+        )
     if info.volume_max and volume > info.volume_max + 1e-12:
-        return Refusal(INVALID_VOLUME, f"Volume {_fmt(volume)} is above the maximum of "
-                       f"{_fmt(info.volume_max)} lots for {sym}.")  # fmt: skip
+        return Refusal(
+            INVALID_VOLUME,
+            f"Volume {_fmt(volume)} is above the maximum of {_fmt(info.volume_max)} lots for {sym}.",
+        )
     if info.volume_step > 0:
         steps = volume / info.volume_step
         if not math.isclose(steps, round(steps), abs_tol=1e-7):
-            return Refusal(INVALID_VOLUME, f"Volume {_fmt(volume)} is not a multiple of the volume step "
-                           f"{_fmt(info.volume_step)} for {sym}.")  # fmt: skip
+            return Refusal(
+                INVALID_VOLUME,
+                f"Volume {_fmt(volume)} is not a multiple of the volume step "
+                f"{_fmt(info.volume_step)} for {sym}.",
+            )
     return None
 
 
@@ -170,16 +187,28 @@ def check_stops(
         distance = reference - level if below else level - reference
         side = "below" if below else "above"
         if distance <= 0:
-            return Refusal(INVALID_STOPS, f"The {name} {_fmt(level)} must be {side} "
-                           f"{_fmt(reference)} for this {'buy' if buy else 'sell'} on {sym}.")  # fmt: skip
+            return Refusal(
+                INVALID_STOPS,
+                f"The {name} {_fmt(level)} must be {side} "
+                f"{_fmt(reference)} for this {'buy' if buy else 'sell'} on {sym}.",
+            )
         if not _far_enough(distance, info, strict):
-            return Refusal(INVALID_STOPS, f"The {name} {_fmt(level)} is closer to the price than the "
-                           f"broker's minimum of {info.trade_stops_level} points on {sym}.")  # fmt: skip
+            return Refusal(
+                INVALID_STOPS,
+                f"The {name} {_fmt(level)} is closer to the price than the "
+                f"broker's minimum of {info.trade_stops_level} points on {sym}.",
+            )
     return None
 
 
-def check_pending_price(order_type: OrderType, price: float, stoplimit: float | None, tick: Tick,
-                        info: SymbolInfo, strict: bool = True) -> Refusal | None:  # fmt: skip
+def check_pending_price(
+    order_type: OrderType,
+    price: float,
+    stoplimit: float | None,
+    tick: Tick,
+    info: SymbolInfo,
+    strict: bool = True,
+) -> Refusal | None:
     """Limits below (buy) / above (sell) the market, stops the other way, at least the stops level away."""
     ask, bid, sym = tick.ask, tick.bid, info.name
     distance = {
@@ -192,19 +221,30 @@ def check_pending_price(order_type: OrderType, price: float, stoplimit: float | 
     }[order_type]
     kind = order_type.value.replace("_", " ")
     if distance <= 0:
-        where = "below" if order_type in (OrderType.BUY_LIMIT, OrderType.SELL_STOP,
-                                          OrderType.SELL_STOP_LIMIT) else "above"  # fmt: skip
-        return Refusal(INVALID_PRICE, f"A {kind} order on {sym} must be priced {where} the market "
-                       f"(bid {_fmt(bid)}, ask {_fmt(ask)}); got {_fmt(price)}.")  # fmt: skip
+        where = (
+            "below"
+            if order_type in (OrderType.BUY_LIMIT, OrderType.SELL_STOP, OrderType.SELL_STOP_LIMIT)
+            else "above"
+        )
+        return Refusal(
+            INVALID_PRICE,
+            f"A {kind} order on {sym} must be priced {where} the market "
+            f"(bid {_fmt(bid)}, ask {_fmt(ask)}); got {_fmt(price)}.",
+        )
     if not _far_enough(distance, info, strict):
-        return Refusal(INVALID_PRICE, f"The {kind} price {_fmt(price)} is closer to the market than the "
-                       f"broker's minimum of {info.trade_stops_level} points on {sym}.")  # fmt: skip
+        return Refusal(
+            INVALID_PRICE,
+            f"The {kind} price {_fmt(price)} is closer to the market than the "
+            f"broker's minimum of {info.trade_stops_level} points on {sym}.",
+        )
     if order_type.needs_stoplimit and stoplimit is not None:
         wrong = stoplimit >= price if order_type is OrderType.BUY_STOP_LIMIT else stoplimit <= price
         if wrong:
             side = "below" if order_type is OrderType.BUY_STOP_LIMIT else "above"
-            return Refusal(INVALID_PRICE, f"The stop-limit price {_fmt(stoplimit)} must be {side} the "
-                           f"trigger price {_fmt(price)}.")  # fmt: skip
+            return Refusal(
+                INVALID_PRICE,
+                f"The stop-limit price {_fmt(stoplimit)} must be {side} the trigger price {_fmt(price)}.",
+            )
     return None
 
 
@@ -234,8 +274,9 @@ def check_request(
     if request.action is OrderAction.MODIFY and request.position and market.position is None:
         return Refusal(POSITION_CLOSED, f"Position {request.position} is not open (already closed?).")
     if request.action in (OrderAction.CANCEL, OrderAction.MODIFY) and request.ticket and market.order is None:
-        return Refusal(INVALID, f"Pending order {request.ticket} is not active (filled, cancelled or "
-                       "expired?).")  # fmt: skip
+        return Refusal(
+            INVALID, f"Pending order {request.ticket} is not active (filled, cancelled or expired?)."
+        )
     if info is None:
         return Refusal(INVALID, f"The broker does not offer the symbol '{sym}'.")
     if request.action is OrderAction.CANCEL:
@@ -260,8 +301,9 @@ def _check_open(request: OrderRequest, info: SymbolInfo, tick: Tick, strict: boo
         return refusal
     if request.order_type.is_market:
         reference = tick.ask if buy else tick.bid
-        return check_stops(buy=buy, reference=reference, sl=request.sl, tp=request.tp, info=info,
-                           strict=strict)  # fmt: skip
+        return check_stops(
+            buy=buy, reference=reference, sl=request.sl, tp=request.tp, info=info, strict=strict
+        )
     assert request.price is not None
     entry = request.stoplimit if request.order_type.needs_stoplimit and request.stoplimit else request.price
     return check_pending_price(request.order_type, request.price, request.stoplimit, tick, info, strict) or (
@@ -276,23 +318,29 @@ def _check_close(request: OrderRequest, info: SymbolInfo, position: TradePositio
         return refusal
     volume = request.volume if request.volume is not None else position.volume
     if volume > position.volume + 1e-9:
-        return Refusal(INVALID_CLOSE_VOLUME, f"Cannot close {_fmt(volume)} lots: position {position.ticket} "
-                       f"holds {_fmt(position.volume)}.")  # fmt: skip
+        return Refusal(
+            INVALID_CLOSE_VOLUME,
+            f"Cannot close {_fmt(volume)} lots: position {position.ticket} holds {_fmt(position.volume)}.",
+        )
     if volume < position.volume - 1e-9:
         return check_volume(volume, info)
     return None
 
 
-def _check_modify(request: OrderRequest, info: SymbolInfo, tick: Tick, market: Market,
-                  strict: bool) -> Refusal | None:  # fmt: skip
+def _check_modify(
+    request: OrderRequest, info: SymbolInfo, tick: Tick, market: Market, strict: bool
+) -> Refusal | None:
     if market.position is not None:
         pos = market.position
         buy = pos.type == mt5.POSITION_TYPE_BUY
         if request.sl is None and request.tp is None:
-            return Refusal(INVALID, "The order was refused: field 'sl' or 'tp' is needed to modify a position.")
+            return Refusal(
+                INVALID, "The order was refused: field 'sl' or 'tp' is needed to modify a position."
+            )
         reference = tick.bid if buy else tick.ask
-        return check_stops(buy=buy, reference=reference, sl=request.sl, tp=request.tp, info=info,
-                           strict=strict)  # fmt: skip
+        return check_stops(
+            buy=buy, reference=reference, sl=request.sl, tp=request.tp, info=info, strict=strict
+        )
     assert market.order is not None
     order = market.order
     order_type = _PENDING_TYPES.get(order.type)

@@ -88,7 +88,7 @@ class ChdbExecutions:
     def insert(self, fill: Fill) -> bool:
         """Insert the fill's row unless its deal is already there; True if a row was written."""
         where = f"account = {_quote(fill.account)} AND deal = {int(fill.deal)}"
-        if int(self._query(f"SELECT count() FROM {TABLE} WHERE {where}").strip() or 0):
+        if int(self._query(f"SELECT count() FROM {TABLE} WHERE {where}").strip() or 0):  # noqa: S608
             return False
         self._query(f"INSERT INTO {TABLE} FORMAT JSONEachRow {json.dumps(_row(fill))}")
         return True
@@ -97,11 +97,12 @@ class ChdbExecutions:
         where = f"account = {_quote(account)}"
         if order_id is not None:
             where += f" AND order_id = {_quote(order_id)}"
-        return int(self._query(f"SELECT count() FROM {TABLE} FINAL WHERE {where}").strip() or 0)
+        return int(self._query(f"SELECT count() FROM {TABLE} FINAL WHERE {where}").strip() or 0)  # noqa: S608
 
     def rows(self, account: str) -> list[dict[str, Any]]:
         out = self._query(
-            f"SELECT * FROM {TABLE} FINAL WHERE account = {_quote(account)} ORDER BY deal", "JSONEachRow"
+            f"SELECT * FROM {TABLE} FINAL WHERE account = {_quote(account)} ORDER BY deal",  # noqa: S608
+            "JSONEachRow",
         )
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -127,7 +128,7 @@ class ClickHouseExecutions:
     def insert(self, fill: Fill) -> bool:
         with self._lock:
             found = self._client.query(
-                f"SELECT count() FROM {TABLE} WHERE account = %(a)s AND deal = %(d)s",
+                f"SELECT count() FROM {TABLE} WHERE account = %(a)s AND deal = %(d)s",  # noqa: S608
                 parameters={"a": fill.account, "d": fill.deal},
             ).result_rows[0][0]
             if found:
@@ -138,7 +139,7 @@ class ClickHouseExecutions:
         return True
 
     def count(self, account: str, order_id: str | None = None) -> int:
-        sql = f"SELECT count() FROM {TABLE} FINAL WHERE account = %(a)s"
+        sql = f"SELECT count() FROM {TABLE} FINAL WHERE account = %(a)s"  # noqa: S608
         params: dict[str, Any] = {"a": account}
         if order_id is not None:
             sql += " AND order_id = %(o)s"
@@ -149,7 +150,8 @@ class ClickHouseExecutions:
     def rows(self, account: str) -> list[dict[str, Any]]:
         with self._lock:
             result = self._client.query(
-                f"SELECT * FROM {TABLE} FINAL WHERE account = %(a)s ORDER BY deal", parameters={"a": account}
+                f"SELECT * FROM {TABLE} FINAL WHERE account = %(a)s ORDER BY deal",  # noqa: S608
+                parameters={"a": account},
             )
         return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
 

@@ -26,7 +26,7 @@ class KafkaAuditMirror:
         return self._producer is not None
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Connect (creating the topic if the cluster does not have it). Raises on failure; call again later."""
+        """Connect, creating the topic if the cluster lacks it. Raises on failure; call again later."""
         await asyncio.wait_for(self._ensure_topic(), timeout)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
