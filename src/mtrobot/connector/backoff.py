@@ -23,7 +23,7 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The largest delay retry ``attempt`` may wait: the schedule a test can check against."""
-        return min(self.cap, self.base * 2 ** max(0, min(attempt - 1, 62)))
+        return float(min(self.cap, self.base * 2 ** max(0, min(attempt - 1, 62))))
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         upper = self.ceiling(attempt)

@@ -31,7 +31,7 @@ class MaintenanceWindow:
         end = now_utc.replace(
             hour=self.end.hour, minute=self.end.minute, second=self.end.second, microsecond=0
         )
-        delta = (end - now_utc).total_seconds()
+        delta = float((end - now_utc).total_seconds())
         return delta if delta > 0 else delta + 86400.0
 
 

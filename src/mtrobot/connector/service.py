@@ -113,6 +113,7 @@ class Connector:
         self._rng = rng or random.Random()
         self._lock = AccountLock(self.dir / "lock")
         self._order_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_wake = asyncio.Event()
         self._own_nc = False
@@ -199,7 +200,7 @@ class Connector:
                 await self._hub.close()
         if self._own_nc and self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.close(), 5)
         if self.journal is not None:
             self.journal.close()
             self.journal = None
@@ -266,6 +267,11 @@ class Connector:
 
     async def flush_outbox(self) -> int:
         """Publish what the journal's outbox holds (and write fills to executions). Returns the count."""
+        assert self.journal is not None and self.nc is not None
+        async with self._flush_lock:  # one publisher at a time, or two would send the same rows
+            return await self._flush()
+
+    async def _flush(self) -> int:
         assert self.journal is not None and self.nc is not None
         sent = 0
         while self.nc.is_connected:

@@ -78,8 +78,8 @@ class ChdbExecutions:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory = directory
         self._lock = threading.Lock()
-        self._session = session.Session(str(directory))
-        self._session.query(CREATE_SQL)
+        self._session: Any = session.Session(str(directory))  # type: ignore[no-untyped-call]
+        self._query(CREATE_SQL)
 
     def _query(self, sql: str, fmt: str = "CSV") -> str:
         with self._lock:

@@ -18,9 +18,23 @@ from mtrobot.storage.kafka_audit import AUDIT_TOPIC, KafkaAuditMirror
 
 
 def _fill(account: str, deal: int) -> Fill:
-    return Fill(order_id="o1", account=account, symbol="EURUSD", side="buy", ticket=7, deal=deal, position=7,
-                volume=0.1, price=1.1, requested_volume=0.1, remaining_volume=0.0, partial=False,
-                retcode=10009, broker_time=datetime(2026, 11, 24, 9, 0, tzinfo=UTC), latency_ms=3.5)
+    return Fill(
+        order_id="o1",
+        account=account,
+        symbol="EURUSD",
+        side="buy",
+        ticket=7,
+        deal=deal,
+        position=7,
+        volume=0.1,
+        price=1.1,
+        requested_volume=0.1,
+        remaining_volume=0.0,
+        partial=False,
+        retcode=10009,
+        broker_time=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        latency_ms=3.5,
+    )
 
 
 def test_a_fill_written_twice_is_one_row_in_the_executions_table(chdb_store: ChdbExecutions) -> None:
@@ -85,7 +99,9 @@ async def test_audit_spools_while_the_sink_is_down_and_replays_when_it_returns(t
     assert [json.loads(p)["request"]["i"] for p in delivered] == list(range(20))
 
 
-async def test_the_kafka_mirror_delivers_audit_records_to_the_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_the_kafka_mirror_delivers_audit_records_to_the_topic(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     mirror = KafkaAuditMirror(kafka_bootstrap)
 
     async def to_kafka(key: str, payload: bytes, subject: str) -> None:
@@ -103,8 +119,9 @@ async def test_the_kafka_mirror_delivers_audit_records_to_the_topic(kafka_bootst
 
     assert await _until(delivered, 30)
     await trail.stop()
-    consumer = AIOKafkaConsumer(AUDIT_TOPIC, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        AUDIT_TOPIC, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=10000, max_records=10)

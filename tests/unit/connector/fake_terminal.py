@@ -31,9 +31,21 @@ def _zeros(cls: type, **over: Any) -> Any:
     return cls(**(values | over))
 
 
-SYMBOL = _zeros(SymbolInfo, name="EURUSD", digits=5, point=0.00001, volume_min=0.01, volume_max=100.0,
-                volume_step=0.01, trade_mode=mt5.SYMBOL_TRADE_MODE_FULL, trade_stops_level=10, filling_mode=3,
-                trade_exemode=mt5.SYMBOL_TRADE_EXECUTION_INSTANT, select=True, visible=True)
+SYMBOL = _zeros(
+    SymbolInfo,
+    name="EURUSD",
+    digits=5,
+    point=0.00001,
+    volume_min=0.01,
+    volume_max=100.0,
+    volume_step=0.01,
+    trade_mode=mt5.SYMBOL_TRADE_MODE_FULL,
+    trade_stops_level=10,
+    filling_mode=3,
+    trade_exemode=mt5.SYMBOL_TRADE_EXECUTION_INSTANT,
+    select=True,
+    visible=True,
+)
 
 
 @dataclass
@@ -72,8 +84,13 @@ class FakeTerminal:
         return _zeros(TerminalInfo, connected=True, trade_allowed=True)
 
     async def account_info(self) -> AccountInfo:
-        return _zeros(AccountInfo, login=1, trade_allowed=True, trade_expert=True,
-                      margin_mode=mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING)
+        return _zeros(
+            AccountInfo,
+            login=1,
+            trade_allowed=True,
+            trade_expert=True,
+            margin_mode=mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
+        )
 
     async def symbol_select(self, symbol: str, enable: bool = True, /) -> bool:
         return symbol == "EURUSD"
@@ -85,30 +102,56 @@ class FakeTerminal:
         return SYMBOL
 
     async def symbol_info_tick(self, symbol: str, /) -> Tick | None:
-        return Tick(time=1, bid=self.b.bid, ask=self.b.ask, last=0.0, volume=0, time_msc=1000, flags=0,
-                    volume_real=0.0)
+        return Tick(
+            time=1,
+            bid=self.b.bid,
+            ask=self.b.ask,
+            last=0.0,
+            volume=0,
+            time_msc=1000,
+            flags=0,
+            volume_real=0.0,
+        )
 
     async def order_check(self, request: dict[str, Any], /) -> OrderCheckResult:
         return _zeros(OrderCheckResult, retcode=0, comment="Done", request=TradeRequest())
 
-    async def orders_get(self, *, symbol: str | None = None, group: str | None = None,
-                         ticket: int | None = None) -> tuple[TradeOrder, ...]:
+    async def orders_get(
+        self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None
+    ) -> tuple[TradeOrder, ...]:
         if ticket is not None and symbol is None:
             return tuple(o for o in self.b.orders.values() if o.ticket == ticket)
         return tuple(o for o in self.b.orders.values() if symbol is None or o.symbol == symbol)
 
-    async def positions_get(self, *, symbol: str | None = None, group: str | None = None,
-                            ticket: int | None = None) -> tuple[TradePosition, ...]:
+    async def positions_get(
+        self, *, symbol: str | None = None, group: str | None = None, ticket: int | None = None
+    ) -> tuple[TradePosition, ...]:
         if ticket is not None and symbol is None:
             return tuple(p for p in self.b.positions.values() if p.ticket == ticket)
         return tuple(p for p in self.b.positions.values() if symbol is None or p.symbol == symbol)
 
-    async def history_orders_get(self, date_from: Any = None, date_to: Any = None, /, *, group: str | None = None,
-                                 ticket: int | None = None, position: int | None = None) -> tuple[TradeOrder, ...]:
+    async def history_orders_get(
+        self,
+        date_from: Any = None,
+        date_to: Any = None,
+        /,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+    ) -> tuple[TradeOrder, ...]:
         return tuple(o for o in self.b.history if ticket is None or o.ticket == ticket)
 
-    async def history_deals_get(self, date_from: Any = None, date_to: Any = None, /, *, group: str | None = None,
-                                ticket: int | None = None, position: int | None = None) -> tuple[TradeDeal, ...]:
+    async def history_deals_get(
+        self,
+        date_from: Any = None,
+        date_to: Any = None,
+        /,
+        *,
+        group: str | None = None,
+        ticket: int | None = None,
+        position: int | None = None,
+    ) -> tuple[TradeDeal, ...]:
         return tuple(d for d in self.b.deals if ticket is None or d.order == ticket)
 
     async def order_send(self, request: dict[str, Any], /) -> OrderSendResult | None:
@@ -138,33 +181,64 @@ class FakeTerminal:
             b.history.append(order._replace(state=mt5.ORDER_STATE_CANCELED))
             return self._result(10009, request, order=order.ticket)
         order_ticket = next(b.tickets)
-        base = _zeros(TradeOrder, ticket=order_ticket, type=request["type"], magic=request.get("magic", 0),
-                      symbol=request["symbol"], comment=request.get("comment", ""),
-                      volume_initial=request["volume"], volume_current=request["volume"],
-                      price_open=request.get("price", 0.0))
+        base = _zeros(
+            TradeOrder,
+            ticket=order_ticket,
+            type=request["type"],
+            magic=request.get("magic", 0),
+            symbol=request["symbol"],
+            comment=request.get("comment", ""),
+            volume_initial=request["volume"],
+            volume_current=request["volume"],
+            price_open=request.get("price", 0.0),
+        )
         if action == mt5.TRADE_ACTION_PENDING:
             b.orders[order_ticket] = base._replace(state=mt5.ORDER_STATE_PLACED)
             return self._result(10008, request, order=order_ticket)
         price = b.ask if request["type"] == mt5.ORDER_TYPE_BUY else b.bid
         deal_ticket = next(b.tickets)
         position = request.get("position") or order_ticket
-        deal = _zeros(TradeDeal, ticket=deal_ticket, order=order_ticket, time=1, time_msc=1000 + deal_ticket,
-                      type=request["type"], entry=mt5.DEAL_ENTRY_OUT if request.get("position") else mt5.DEAL_ENTRY_IN,
-                      magic=request.get("magic", 0), position_id=position, volume=request["volume"], price=price,
-                      symbol=request["symbol"], comment=request.get("comment", ""))
+        deal = _zeros(
+            TradeDeal,
+            ticket=deal_ticket,
+            order=order_ticket,
+            time=1,
+            time_msc=1000 + deal_ticket,
+            type=request["type"],
+            entry=mt5.DEAL_ENTRY_OUT if request.get("position") else mt5.DEAL_ENTRY_IN,
+            magic=request.get("magic", 0),
+            position_id=position,
+            volume=request["volume"],
+            price=price,
+            symbol=request["symbol"],
+            comment=request.get("comment", ""),
+        )
         b.deals.append(deal)
         b.history.append(base._replace(state=mt5.ORDER_STATE_FILLED, position_id=position))
         if request.get("position"):
             b.positions.pop(request["position"], None)
         else:
-            b.positions[order_ticket] = _zeros(TradePosition, ticket=order_ticket, identifier=order_ticket,
-                                               type=request["type"], magic=request.get("magic", 0),
-                                               volume=request["volume"], price_open=price,
-                                               symbol=request["symbol"], comment=request.get("comment", ""))
-        return self._result(10009, request, order=order_ticket, deal=deal_ticket, volume=request["volume"],
-                            price=price)
+            b.positions[order_ticket] = _zeros(
+                TradePosition,
+                ticket=order_ticket,
+                identifier=order_ticket,
+                type=request["type"],
+                magic=request.get("magic", 0),
+                volume=request["volume"],
+                price_open=price,
+                symbol=request["symbol"],
+                comment=request.get("comment", ""),
+            )
+        return self._result(
+            10009, request, order=order_ticket, deal=deal_ticket, volume=request["volume"], price=price
+        )
 
     def _result(self, retcode: int, request: dict[str, Any], **over: Any) -> OrderSendResult:
-        return _zeros(OrderSendResult, retcode=retcode, bid=self.b.bid, ask=self.b.ask,
-                      request=TradeRequest(**{k: v for k, v in request.items() if k in TradeRequest._fields}),
-                      **over)
+        return _zeros(
+            OrderSendResult,
+            retcode=retcode,
+            bid=self.b.bid,
+            ask=self.b.ask,
+            request=TradeRequest(**{k: v for k, v in request.items() if k in TradeRequest._fields}),
+            **over,
+        )

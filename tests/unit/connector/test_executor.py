@@ -42,8 +42,9 @@ class Rig:
         self.audit = AuditTrail("acc1", tmp_path / "spool", {})
         self.link = BrokerLink(FakeTerminal(self.broker), self.audit, 5.0)
         options = ConnectorOptions(retry_backoff=Backoff(0.001, 0.002), **opts)
-        self.executor = OrderExecutor("acc1", self.journal, ReadySession(self.link), OptionsHolder(options),
-                                      rng=random.Random(1))
+        self.executor = OrderExecutor(
+            "acc1", self.journal, ReadySession(self.link), OptionsHolder(options), rng=random.Random(1)
+        )
 
     async def submit(self, seq: int, **fields: Any) -> Any:
         body = {"order_id": "o1", "account": "acc1", "symbol": "EURUSD", "order_type": "buy", "volume": 0.1}
@@ -56,7 +57,9 @@ class Rig:
         return [u["state"] for u in self.events("update")]
 
 
-async def test_a_market_order_fills_once_with_one_fill_per_deal_and_every_state_published(tmp_path: Path) -> None:
+async def test_a_market_order_fills_once_with_one_fill_per_deal_and_every_state_published(
+    tmp_path: Path,
+) -> None:
     rig = Rig(tmp_path)
     entry = await rig.submit(1)
     assert entry.state is S.FILLED
@@ -74,7 +77,9 @@ async def test_a_requote_is_retried_with_a_fresh_price_and_fills(tmp_path: Path)
     assert rig.broker.executed(comment_tag("acc1", "o1")) == 1
 
 
-async def test_a_requote_storm_gives_up_after_max_retries_with_a_plain_retriable_error(tmp_path: Path) -> None:
+async def test_a_requote_storm_gives_up_after_max_retries_with_a_plain_retriable_error(
+    tmp_path: Path,
+) -> None:
     rig = Rig(tmp_path, max_retries=3)
     rig.broker.requote_next = 100
     entry = await rig.submit(1)
@@ -100,7 +105,9 @@ async def test_no_connection_before_sending_is_retried_because_nothing_was_sent(
     assert rig.broker.executed(comment_tag("acc1", "o1")) == 1
 
 
-async def test_a_second_message_with_the_same_order_id_is_a_duplicate_and_reaches_no_broker(tmp_path: Path) -> None:
+async def test_a_second_message_with_the_same_order_id_is_a_duplicate_and_reaches_no_broker(
+    tmp_path: Path,
+) -> None:
     rig = Rig(tmp_path)
     await rig.submit(1)
     await rig.submit(2)
@@ -117,8 +124,14 @@ async def test_a_redelivered_message_of_a_finished_order_does_nothing(tmp_path: 
 
 async def test_an_order_crashed_after_its_intent_is_looked_up_not_resent(tmp_path: Path) -> None:
     rig = Rig(tmp_path, unknown_settle_s=0.0)
-    admitted = rig.journal.admit("o9", "EURUSD", {"order_id": "o9", "account": "acc1", "symbol": "EURUSD",
-                                                  "order_type": "buy", "volume": 0.1}, 1, "m:o9", 77)
+    admitted = rig.journal.admit(
+        "o9",
+        "EURUSD",
+        {"order_id": "o9", "account": "acc1", "symbol": "EURUSD", "order_type": "buy", "volume": 0.1},
+        1,
+        "m:o9",
+        77,
+    )
     rig.journal.transition("o9", S.VALIDATED)
     entry = rig.journal.begin_attempt("o9")  # ... and the process died here
     assert admitted.new
@@ -138,12 +151,20 @@ async def test_validation_refusals_are_category_validation_and_never_sent(tmp_pa
 
 
 @pytest.mark.parametrize("kind", ["buy_limit", "sell_limit"])
-async def test_a_pending_order_is_accepted_then_cancelled_by_a_cancel_order(tmp_path: Path, kind: str) -> None:
+async def test_a_pending_order_is_accepted_then_cancelled_by_a_cancel_order(
+    tmp_path: Path, kind: str
+) -> None:
     rig = Rig(tmp_path)
     price = 1.09 if kind == "buy_limit" else 1.11
     placed = await rig.submit(1, order_type=kind, price=price)
     assert placed.state is S.ACCEPTED and placed.ticket
-    body = {"order_id": "c1", "account": "acc1", "symbol": "EURUSD", "action": "cancel", "ticket": placed.ticket}
+    body = {
+        "order_id": "c1",
+        "account": "acc1",
+        "symbol": "EURUSD",
+        "action": "cancel",
+        "ticket": placed.ticket,
+    }
     cancel = await rig.executor.handle_message(json.dumps(body).encode(), "EURUSD", 2)
     assert cancel.state is S.CANCELLED and rig.broker.orders == {}
 
@@ -153,6 +174,7 @@ async def test_a_partial_close_fills_the_requested_volume(tmp_path: Path) -> Non
     opened = await rig.submit(1, volume=0.2)
     position = opened.ticket
     body = {"account": "acc1", "symbol": "EURUSD", "action": "close", "position": position}
-    part = await rig.executor.handle_message(json.dumps(body | {"order_id": "p1", "volume": 0.1}).encode(),
-                                             "EURUSD", 2)
+    part = await rig.executor.handle_message(
+        json.dumps(body | {"order_id": "p1", "volume": 0.1}).encode(), "EURUSD", 2
+    )
     assert part.state is S.FILLED

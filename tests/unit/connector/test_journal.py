@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from mtrobot.connector.journal import Journal
 from mtrobot.core.events import Fill
 from mtrobot.core.lifecycle import IllegalTransition, OrderState
-from mtrobot.connector.journal import Journal
 
 S = OrderState
 
@@ -23,9 +23,23 @@ def _journal(tmp_path: Path) -> Journal:
 
 
 def _fill(deal: int, volume: float = 0.1) -> Fill:
-    return Fill(order_id="o1", account="acc1", symbol="EURUSD", side="buy", ticket=7, deal=deal, position=7,
-                volume=volume, price=1.1, requested_volume=0.2, remaining_volume=0.0, partial=False,
-                retcode=10009, broker_time=datetime.now(UTC), latency_ms=1.0)
+    return Fill(
+        order_id="o1",
+        account="acc1",
+        symbol="EURUSD",
+        side="buy",
+        ticket=7,
+        deal=deal,
+        position=7,
+        volume=volume,
+        price=1.1,
+        requested_volume=0.2,
+        remaining_volume=0.0,
+        partial=False,
+        retcode=10009,
+        broker_time=datetime.now(UTC),
+        latency_ms=1.0,
+    )
 
 
 def test_a_new_order_is_admitted_once_and_a_second_admission_returns_the_existing_row(tmp_path: Path) -> None:
@@ -98,7 +112,7 @@ def test_open_entries_list_every_order_not_yet_terminal(tmp_path: Path) -> None:
     assert [e.order_id for e in j.open_entries()] == ["b", "c"]
 
 
-def _write_then_die(path: str, ready: "multiprocessing.synchronize.Event") -> None:  # type: ignore[name-defined]
+def _write_then_die(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     j = Journal(Path(path), "acc1")
     j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
     j.transition("o1", S.VALIDATED)

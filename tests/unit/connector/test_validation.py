@@ -18,8 +18,17 @@ def symbol(**over: Any) -> SymbolInfo:
     values: dict[str, Any] = {}
     for name, kind in SymbolInfo.__annotations__.items():
         values[name] = "" if kind == "str" else False if kind == "bool" else 0
-    values.update(name="EURUSD", digits=5, point=0.00001, volume_min=0.01, volume_max=100.0, volume_step=0.01,
-                  trade_mode=mt5.SYMBOL_TRADE_MODE_FULL, trade_stops_level=10, filling_mode=1)
+    values.update(
+        name="EURUSD",
+        digits=5,
+        point=0.00001,
+        volume_min=0.01,
+        volume_max=100.0,
+        volume_step=0.01,
+        trade_mode=mt5.SYMBOL_TRADE_MODE_FULL,
+        trade_stops_level=10,
+        filling_mode=1,
+    )
     values.update(over)
     return SymbolInfo(**values)
 
@@ -28,8 +37,13 @@ TICK = Tick(time=0, bid=1.10000, ask=1.10010, last=0.0, volume=0, time_msc=0, fl
 
 
 def order(**over: Any) -> OrderRequest:
-    base: dict[str, Any] = {"order_id": "o1", "account": "acc1", "symbol": "EURUSD", "order_type": "buy",
-                            "volume": 0.1}
+    base: dict[str, Any] = {
+        "order_id": "o1",
+        "account": "acc1",
+        "symbol": "EURUSD",
+        "order_type": "buy",
+        "volume": 0.1,
+    }
     return OrderRequest.model_validate(base | over)
 
 
@@ -39,15 +53,30 @@ def refuse(req: OrderRequest, info: SymbolInfo | None = None, **kw: Any) -> tupl
 
 
 def test_an_unknown_field_is_named_in_the_refusal() -> None:
-    p = parse(json.dumps({"order_id": "o1", "account": "acc1", "symbol": "EURUSD", "order_type": "buy",
-                          "volume": 0.1, "lots": 3}).encode(), "acc1", "EURUSD")
+    p = parse(
+        json.dumps(
+            {
+                "order_id": "o1",
+                "account": "acc1",
+                "symbol": "EURUSD",
+                "order_type": "buy",
+                "volume": 0.1,
+                "lots": 3,
+            }
+        ).encode(),
+        "acc1",
+        "EURUSD",
+    )
     assert p.request is None and p.order_id == "o1"
     assert p.refusal is not None and "unknown field 'lots'" in p.refusal.message
 
 
 def test_a_missing_field_is_named_in_the_refusal() -> None:
-    p = parse(json.dumps({"order_id": "o1", "account": "acc1", "order_type": "buy", "volume": 0.1}).encode(),
-              "acc1", "EURUSD")
+    p = parse(
+        json.dumps({"order_id": "o1", "account": "acc1", "order_type": "buy", "volume": 0.1}).encode(),
+        "acc1",
+        "EURUSD",
+    )
     assert p.refusal is not None and "missing field 'symbol'" in p.refusal.message
 
 
@@ -57,13 +86,20 @@ def test_a_payload_that_is_not_json_is_refused_without_an_order_id() -> None:
 
 
 def test_an_order_for_another_account_is_refused_naming_the_account_field() -> None:
-    p = parse(json.dumps({"order_id": "o1", "account": "other", "symbol": "EURUSD", "order_type": "buy",
-                          "volume": 0.1}).encode(), "acc1", "EURUSD")
+    p = parse(
+        json.dumps(
+            {"order_id": "o1", "account": "other", "symbol": "EURUSD", "order_type": "buy", "volume": 0.1}
+        ).encode(),
+        "acc1",
+        "EURUSD",
+    )
     assert p.refusal is not None and "'account'" in p.refusal.message
 
 
-@pytest.mark.parametrize(("volume", "words"), [(0.001, "below the minimum"), (150.0, "above the maximum"),
-                                               (0.015, "not a multiple")])
+@pytest.mark.parametrize(
+    ("volume", "words"),
+    [(0.001, "below the minimum"), (150.0, "above the maximum"), (0.015, "not a multiple")],
+)
 def test_volume_outside_min_max_or_step_is_refused(volume: float, words: str) -> None:
     r = refuse(order(volume=volume))
     assert r is not None and r[0] == 10014 and words in r[1]
@@ -88,9 +124,15 @@ def test_a_buy_limit_above_the_market_is_refused() -> None:
     assert r is not None and r[0] == 10015
 
 
-@pytest.mark.parametrize(("mode", "side", "code"), [
-    (mt5.SYMBOL_TRADE_MODE_DISABLED, "buy", 10017), (mt5.SYMBOL_TRADE_MODE_LONGONLY, "sell", 10042),
-    (mt5.SYMBOL_TRADE_MODE_SHORTONLY, "buy", 10043), (mt5.SYMBOL_TRADE_MODE_CLOSEONLY, "buy", 10044)])
+@pytest.mark.parametrize(
+    ("mode", "side", "code"),
+    [
+        (mt5.SYMBOL_TRADE_MODE_DISABLED, "buy", 10017),
+        (mt5.SYMBOL_TRADE_MODE_LONGONLY, "sell", 10042),
+        (mt5.SYMBOL_TRADE_MODE_SHORTONLY, "buy", 10043),
+        (mt5.SYMBOL_TRADE_MODE_CLOSEONLY, "buy", 10044),
+    ],
+)
 def test_the_symbol_trade_mode_is_respected(mode: int, side: str, code: int) -> None:
     r = refuse(order(order_type=side), symbol(trade_mode=mode))
     assert r is not None and r[0] == code
@@ -110,8 +152,26 @@ def test_an_unknown_symbol_is_refused() -> None:
 
 
 def test_closing_more_than_the_position_holds_is_refused() -> None:
-    pos = TradePosition(ticket=9, time=0, time_msc=0, time_update=0, time_update_msc=0, type=0, magic=1,
-                        identifier=9, reason=3, volume=0.1, price_open=1.1, sl=0, tp=0, price_current=1.1,
-                        swap=0, profit=0, symbol="EURUSD", comment="", external_id="")
+    pos = TradePosition(
+        ticket=9,
+        time=0,
+        time_msc=0,
+        time_update=0,
+        time_update_msc=0,
+        type=0,
+        magic=1,
+        identifier=9,
+        reason=3,
+        volume=0.1,
+        price_open=1.1,
+        sl=0,
+        tp=0,
+        price_current=1.1,
+        swap=0,
+        profit=0,
+        symbol="EURUSD",
+        comment="",
+        external_id="",
+    )
     r = refuse(order(action="close", position=9, volume=0.5, order_type=None), position=pos)
     assert r is not None and r[0] == 10038
