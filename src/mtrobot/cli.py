@@ -76,6 +76,22 @@ def status(
 
 
 @app.command()
+def hub(
+    data_dir: DataDirOption = None,
+    host: Annotated[
+        str, typer.Option(help="address the hub API listens on (keep it loopback)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the hub API; 0 picks a free one")] = 0,
+) -> None:
+    """Serve the central configuration hub's HTTP API (writes DATA_DIR/run/hub.json once listening)."""
+    from mtrobot.hub.server import serve_hub
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="hub")
+    raise typer.Exit(run_async(serve_hub(settings, host, port)))
+
+
+@app.command()
 def web(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

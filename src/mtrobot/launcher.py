@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from mtrobot.bus.connect import connect, provision
-from mtrobot.bus.server import EmbeddedNats
+from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError
 from mtrobot.logging import get_logger
 from mtrobot.proc import die_with_parent
@@ -63,7 +63,10 @@ PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
 
 def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
-    return []
+    parts: list[Part] = []
+    hub_port = free_port()  # loopback only, whatever host the web interface uses
+    parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
+    return parts
 
 
 class DataDirLock:

@@ -1,0 +1,272 @@
+"""``ConfigClient``: a service's configuration, from the hub, with safe defaults and hot reload.
+
+Usage::
+
+    client = ConfigClient("connector.demo", safe_defaults=ConnectorConfig(), nats_url=url)
+    await client.init_async()          # never fails because of the bus: starts on the defaults if need be
+    config = await client.get_config() # the stored document laid over the safe defaults, validated
+    client.on_change(apply)            # called with each new validated config
+    ...
+    await client.close()
+
+The client watches its key in ``central_hub``. A document that fails validation is logged and ignored:
+the service keeps the last good configuration. A deleted document means "back to the safe defaults".
+While the client runs it is listed in the service registry (see :mod:`mtrobot.hub.registry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Literal, TypeVar
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js.kv import KeyValue
+from pydantic import BaseModel
+
+from mtrobot.bus import subjects
+from mtrobot.hub.connection import connect_when_reachable
+from mtrobot.hub.documents import ConfigDocumentError, parse_document, validate_document
+from mtrobot.hub.registry import DEFAULT_HEARTBEAT_S, ServiceRegistration, new_instance_id
+from mtrobot.hub.store import DELETE_OPERATIONS, open_bucket
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+
+log = get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Callback = Callable[[M], Awaitable[None] | None]
+Source = Literal["defaults", "hub"]
+
+CALLBACK_TIMEOUT_S = 10.0
+POLL_S = 0.5
+
+
+class ConfigClient(Generic[M]):
+    """The configuration of one service, kept current from the hub. See the module docstring."""
+
+    def __init__(
+        self,
+        service_name: str,
+        safe_defaults: M,
+        nats_url: str | None = None,
+        *,
+        instance_id: str | None = None,
+        register: bool = True,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
+        connect_timeout: float = 2.0,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 5.0,
+        resync_interval: float = 30.0,
+    ) -> None:
+        self.service_name = subjects.hub_config_key(service_name)
+        self.instance_id = instance_id or new_instance_id()
+        self._defaults = safe_defaults
+        self._schema: type[M] = type(safe_defaults)
+        self._url = nats_url if nats_url is not None else Settings().discover_nats_url()
+        self._connect_timeout = connect_timeout
+        self._retry = (retry_delay, max_retry_delay)
+        self._resync_interval = resync_interval
+        self._current: M = safe_defaults
+        self._revision: int | None = None
+        self._seen: int | None = None  # the last revision looked at, applied or refused
+        self._source: Source = "defaults"
+        self._callbacks: list[Callback[M]] = []
+        self._nc: Client | None = None
+        self._rewatch = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._unreachable = asyncio.Event()
+        self._refused: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._registration = (
+            ServiceRegistration(
+                self.service_name,
+                instance_id=self.instance_id,
+                interval=heartbeat_interval,
+                status=self._status,
+            )
+            if register
+            else None
+        )
+
+    # -- public API -------------------------------------------------------------------------------
+
+    async def init_async(self, timeout: float | None = None) -> None:
+        """Start watching the hub; return once the stored config is applied or the bus proved down.
+
+        Never raises because the bus or the hub is unreachable: the service then runs on its safe
+        defaults (logged) and converges as soon as the bus answers.
+        """
+        if self._task is not None:
+            return
+        if self._url is None:
+            log.warning("no bus configured: running on safe defaults", service=self.service_name)
+            return
+        self._task = asyncio.create_task(self._run(), name=f"config-{self.service_name}")
+        wait = timeout if timeout is not None else self._connect_timeout * 3 + 1.0
+        waits = [asyncio.ensure_future(self._synced.wait()), asyncio.ensure_future(self._unreachable.wait())]
+        try:
+            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if not self._synced.is_set():
+            log.warning(
+                "hub unreachable at start: running on safe defaults until it answers",
+                service=self.service_name,
+            )
+
+    async def get_config(self) -> M:
+        """The configuration in force: the stored document over the safe defaults, validated."""
+        return self._current
+
+    def on_change(self, callback: Callback[M]) -> None:
+        """Call ``callback`` (sync or async) with every new validated configuration."""
+        self._callbacks.append(callback)
+
+    @property
+    def revision(self) -> int | None:
+        """The ``central_hub`` revision in force, or None while on the safe defaults."""
+        return self._revision if self._source == "hub" else None
+
+    @property
+    def refused_revision(self) -> int | None:
+        """The last stored revision this client refused as invalid (it kept the previous config)."""
+        return self._refused
+
+    @property
+    def source(self) -> Source:
+        return self._source
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def close(self) -> None:
+        """Stop watching, deregister from the service registry and close the bus connection."""
+        task, self._task = self._task, None
+        if self._registration is not None:
+            await self._registration.stop()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 5)
+
+    # -- watching ----------------------------------------------------------------------------------
+
+    def _status(self) -> dict[str, Any]:
+        return {"config_revision": self.revision, "config_source": self._source}
+
+    async def _on_state(self, state: str) -> None:
+        if state == "reconnected":
+            # The server may have restarted and lost our watch consumer: watch afresh.
+            self._rewatch.set()
+
+    async def _run(self) -> None:
+        assert self._url is not None
+        first, cap = self._retry
+        self._nc = await connect_when_reachable(
+            self._url,
+            f"config-{self.service_name}",
+            connect_timeout=self._connect_timeout,
+            first_delay=first,
+            max_delay=cap,
+            on_state=self._on_state,
+            on_first_failure=self._unreachable.set,
+        )
+        js = self._nc.jetstream(timeout=self._connect_timeout * 2)
+        if self._registration is not None:
+            with contextlib.suppress(Exception):  # heartbeats retry by themselves
+                await self._registration.start(js)
+        delay = first
+        while True:
+            try:
+                kv = await open_bucket(js, subjects.HUB_BUCKET)
+                await self._watch(kv)
+                delay = first
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("config watch interrupted, retrying", service=self.service_name, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(cap, delay * 2)
+
+    async def _watch(self, kv: KeyValue) -> None:
+        """Apply the current value and every later change until a re-watch is due."""
+        self._rewatch.clear()
+        watcher = await kv.watch(self.service_name)
+        loop = asyncio.get_running_loop()
+        resync_at = loop.time() + self._resync_interval
+        try:
+            while not self._rewatch.is_set():
+                try:
+                    entry = await watcher.updates(timeout=POLL_S)  # type: ignore[no-untyped-call]
+                except nats.errors.TimeoutError:
+                    if loop.time() >= resync_at:
+                        return  # a fresh watch re-reads the current value: a cheap safety net
+                    continue
+                if entry is None:
+                    self._mark_synced()
+                    continue
+                await self._apply(entry.revision, entry.operation, entry.value)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    def _mark_synced(self) -> None:
+        if not self._synced.is_set():
+            self._synced.set()
+            log.info(
+                "configuration in force",
+                service=self.service_name,
+                source=self._source,
+                revision=self.revision,
+            )
+
+    async def _apply(self, revision: int | None, operation: str | None, value: bytes | None) -> None:
+        if revision is not None and revision == self._seen:
+            self._mark_synced()
+            return
+        self._seen = revision
+        source: Source = "defaults"
+        if operation in DELETE_OPERATIONS:
+            new = self._defaults
+        else:
+            try:
+                document = parse_document(self.service_name, value or b"")
+                new = validate_document(self.service_name, self._schema, document, self._defaults)
+            except ConfigDocumentError as exc:
+                fields = [e.field for e in exc.errors]
+                log.error(
+                    "stored configuration refused: keeping the last good one",
+                    service=self.service_name,
+                    revision=revision,
+                    fields=fields,
+                    error=str(exc),
+                )
+                self._refused = revision
+                self._mark_synced()
+                return
+            source = "hub"
+        changed = new != self._current
+        self._current, self._revision, self._source = new, revision, source
+        log.info("configuration applied", service=self.service_name, revision=revision, source=source)
+        self._mark_synced()
+        if changed:
+            await self._notify(new)
+
+    async def _notify(self, config: M) -> None:
+        for callback in list(self._callbacks):
+            try:
+                result = callback(config)
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(result, CALLBACK_TIMEOUT_S)
+            except Exception as exc:  # one faulty callback must not stop hot reload
+                log.error("config change callback failed", service=self.service_name, error=repr(exc))
