@@ -19,7 +19,7 @@ WEB_URL_FILE = "web.url"
 
 
 def web_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - only for the printed URL
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return f"http://{shown}:{port}"
 
 
