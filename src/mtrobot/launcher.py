@@ -66,7 +66,17 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     parts: list[Part] = []
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
+    parts.append(web_part(options))
     return parts
+
+
+def web_part(options: UpOptions) -> Part:
+    """The web API and pages; ``--port 0`` picks a free port here so the printed URL is the real one."""
+    port = options.port or free_port(options.host if options.host not in ("0.0.0.0", "::") else "127.0.0.1")
+    shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+    return Part(
+        "web", ("--host", options.host, "--port", str(port)), where=f"http://{shown}:{port}", label="web"
+    )
 
 
 class DataDirLock:

@@ -97,3 +97,24 @@ def reconciliation_report(account: str) -> str:
 
 ORDERS_SUBJECTS = ["orders.submitted.>"]
 AUDIT_SUBJECTS = ["audit.broker.>"]
+
+
+# Wildcards over every account, for listeners that serve all tenants (the web's activity log).
+def broker_order_all() -> str:
+    return "broker.order.*.>"
+
+
+def broker_fill_all() -> str:
+    return "broker.fill.*.>"
+
+
+def broker_error_all() -> str:
+    return "broker.error.*.>"
+
+
+def snapshot_all() -> str:
+    return "snapshot.*"
+
+
+def reconciliation_report_all() -> str:
+    return "reconcile.report.*"
