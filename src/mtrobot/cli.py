@@ -92,6 +92,35 @@ def hub(
 
 
 @app.command()
+def connector(
+    account: Annotated[str, typer.Option("--account", help="the platform account id this connector serves")],
+    data_dir: DataDirOption = None,
+    backend: Annotated[str, typer.Option(help="MT5 backend: sim, metatrader5, mt5linux")] = "sim",
+    health_port: Annotated[int, typer.Option(help="port of /healthz, /readyz, /metrics; 0 = free")] = 8014,
+    login: Annotated[int | None, typer.Option(help="MT5 login (else from the hub's connector.ID)")] = None,
+    server: Annotated[str | None, typer.Option(help="MT5 server (else from the hub's connector.ID)")] = None,
+) -> None:
+    """Run the MT5 connector of one account. The password comes as one JSON line on stdin
+    ({"password": "..."}) or, stand-alone, from MT5_PASSWORD; never as an argument."""
+    from mtrobot.connector.runner import read_credentials, run_standalone
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service=f"connector-{account}")
+    try:
+        credentials = read_credentials()
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    if login is not None:
+        credentials["login"] = login
+    if server is not None:
+        credentials["server"] = server
+    raise typer.Exit(
+        run_async(run_standalone(account, settings, credentials, backend=backend, health_port=health_port))
+    )
+
+
+@app.command()
 def web(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
