@@ -24,14 +24,16 @@ from typing import Any, Generic, Literal, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from mtrobot.bus import subjects
-from mtrobot.hub.connection import connect_when_reachable
+from mtrobot.hub.connection import connect_when_reachable, stop_task
 from mtrobot.hub.documents import ConfigDocumentError, parse_document, validate_document
+from mtrobot.hub.kvread import DELETE_OPERATIONS, is_deletion, last_entry
 from mtrobot.hub.registry import DEFAULT_HEARTBEAT_S, ServiceRegistration, new_instance_id
-from mtrobot.hub.store import DELETE_OPERATIONS, open_bucket
+from mtrobot.hub.store import open_bucket
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -80,6 +82,7 @@ class ConfigClient(Generic[M]):
         self._synced = asyncio.Event()
         self._unreachable = asyncio.Event()
         self._refused: int | None = None
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._registration = (
             ServiceRegistration(
@@ -150,10 +153,8 @@ class ConfigClient(Generic[M]):
         task, self._task = self._task, None
         if self._registration is not None:
             await self._registration.stop()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._closing = True
+        await stop_task(task)
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(Exception):
@@ -181,15 +182,15 @@ class ConfigClient(Generic[M]):
             on_state=self._on_state,
             on_first_failure=self._unreachable.set,
         )
-        js = self._nc.jetstream(timeout=self._connect_timeout * 2)
+        js = self._nc.jetstream(timeout=self._connect_timeout)
         if self._registration is not None:
-            with contextlib.suppress(Exception):  # heartbeats retry by themselves
-                await self._registration.start(js)
+            await self._registration.start(js)  # never raises: heartbeats retry by themselves
         delay = first
-        while True:
+        while not self._closing:
             try:
                 kv = await open_bucket(js, subjects.HUB_BUCKET)
-                await self._watch(kv)
+                await self._read_current(js)
+                await self._watch(kv, js)
                 delay = first
             except asyncio.CancelledError:
                 raise
@@ -198,19 +199,32 @@ class ConfigClient(Generic[M]):
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
 
-    async def _watch(self, kv: KeyValue) -> None:
+    async def _read_current(self, js: JetStreamContext) -> None:
+        """Apply the stored value before watching: the watch's first "caught up" marker can overtake it."""
+        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        if msg is None:
+            if self._source == "hub":  # the stream lost the key entirely (bucket recreated)
+                await self._apply(None, "PURGE", None)
+        else:
+            operation = "DEL" if is_deletion(msg.headers) else None
+            await self._apply(msg.seq, operation, msg.data)
+        self._mark_synced()
+
+    async def _watch(self, kv: KeyValue, js: JetStreamContext) -> None:
         """Apply the current value and every later change until a re-watch is due."""
         self._rewatch.clear()
         watcher = await kv.watch(self.service_name)
         loop = asyncio.get_running_loop()
         resync_at = loop.time() + self._resync_interval
         try:
-            while not self._rewatch.is_set():
+            while not (self._rewatch.is_set() or self._closing):
                 try:
                     entry = await watcher.updates(timeout=POLL_S)  # type: ignore[no-untyped-call]
                 except nats.errors.TimeoutError:
                     if loop.time() >= resync_at:
-                        return  # a fresh watch re-reads the current value: a cheap safety net
+                        if await self._missed_an_update(js):
+                            return  # a fresh watch re-reads the current value
+                        resync_at = loop.time() + self._resync_interval
                     continue
                 if entry is None:
                     self._mark_synced()
@@ -219,6 +233,11 @@ class ConfigClient(Generic[M]):
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _missed_an_update(self, js: JetStreamContext) -> bool:
+        """A cheap safety net behind the watch: does the stored revision differ from the last one seen?"""
+        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        return (msg.seq if msg is not None else None) != self._seen
 
     def _mark_synced(self) -> None:
         if not self._synced.is_set():
