@@ -93,5 +93,147 @@ def simbroker(
     raise typer.Exit(run_async(run_simbroker(settings, host, port, load_config(config, seed))))
 
 
+@app.command()
+def hub(
+    data_dir: DataDirOption = None,
+    host: Annotated[
+        str, typer.Option(help="address the hub API listens on (keep it loopback)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the hub API; 0 picks a free one")] = 0,
+) -> None:
+    """Serve the central configuration hub's HTTP API (writes DATA_DIR/run/hub.json once listening)."""
+    from mtrobot.hub.server import serve_hub
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="hub")
+    raise typer.Exit(run_async(serve_hub(settings, host, port)))
+
+
+@app.command()
+def conformance(
+    backend: Annotated[
+        str, typer.Option(help="metatrader5 (Windows) or mt5linux (Linux, terminal under Wine)")
+    ],
+    terminal_path: Annotated[
+        str | None, typer.Option(help="metatrader5: this account's terminal64.exe (default: the running one)")
+    ] = None,
+    portable: Annotated[bool, typer.Option(help="metatrader5: start the terminal with /portable")] = False,
+    bridge_host: Annotated[str, typer.Option(help="mt5linux: host of the mt5linux server")] = "127.0.0.1",
+    bridge_port: Annotated[int, typer.Option(help="mt5linux: port of the mt5linux server")] = 18812,
+    symbol: Annotated[str, typer.Option(help="symbol to read bars, ticks and margins of")] = "EURUSD",
+    trade: Annotated[
+        bool, typer.Option(help="also open and close a minimum position (demo accounts only)")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="only print what the run needs and what it would check")
+    ] = False,
+) -> None:
+    """Check a real MT5 terminal against mtrobot's terminal interface. The account comes from
+    MTROBOT_MT5_LOGIN, MTROBOT_MT5_PASSWORD and MTROBOT_MT5_SERVER; without them the run is skipped."""
+    from mtrobot.broker.conformance import backend_options, conformance_command
+
+    configure_logging(level="WARNING", service="conformance")
+    try:
+        options = backend_options(
+            backend,
+            terminal_path=terminal_path,
+            portable=portable,
+            bridge_host=bridge_host,
+            bridge_port=bridge_port,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from exc
+    command = conformance_command(backend, options, symbol=symbol, trade=trade, dry_run=dry_run, echo=_echo)
+    raise typer.Exit(run_async(command))
+
+
+@app.command()
+def connector(
+    account: Annotated[str, typer.Option("--account", help="the platform account id this connector serves")],
+    data_dir: DataDirOption = None,
+    backend: Annotated[str, typer.Option(help="MT5 backend: sim, metatrader5, mt5linux")] = "sim",
+    health_port: Annotated[int, typer.Option(help="port of /healthz, /readyz, /metrics; 0 = free")] = 8014,
+    login: Annotated[int | None, typer.Option(help="MT5 login (else from the hub's connector.ID)")] = None,
+    server: Annotated[str | None, typer.Option(help="MT5 server (else from the hub's connector.ID)")] = None,
+) -> None:
+    """Run the MT5 connector of one account. The password comes as one JSON line on stdin
+    ({"password": "..."}) or, stand-alone, from MT5_PASSWORD; never as an argument."""
+    from mtrobot.connector.runner import read_credentials, run_standalone
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service=f"connector-{account}")
+    try:
+        credentials = read_credentials()
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    if login is not None:
+        credentials["login"] = login
+    if server is not None:
+        credentials["server"] = server
+    raise typer.Exit(
+        run_async(run_standalone(account, settings, credentials, backend=backend, health_port=health_port))
+    )
+
+
+@app.command()
+def web(
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on; 0 picks a free one")] = 8000,
+) -> None:
+    """Serve the web API (migrating the database first) until Ctrl-C."""
+    from mtrobot.web.server import serve
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="web")
+    try:
+        raise typer.Exit(serve(settings, host, port))
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+db_app = typer.Typer(help="Database chores.", no_args_is_help=True)
+keys_app = typer.Typer(help="Vault master key chores.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOption = None) -> None:
+    """Bring the database schema to the latest revision (idempotent)."""
+    from mtrobot.storage.db import upgrade_head
+
+    settings = load_settings(data_dir)
+    configure_logging(level="WARNING", service="db")
+    settings.ensure_dirs()
+    upgrade_head(settings.resolved_database_url)
+    _echo("database schema is up to date")
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDirOption = None) -> None:
+    """Re-wrap every credential's data key under a new master key, while the platform keeps running."""
+    from mtrobot.storage.db import make_engine, session_factory, upgrade_head
+    from mtrobot.vault import Vault, load_keyring
+    from mtrobot.web.credentials import rotate_master_key
+
+    settings = load_settings(data_dir)
+    configure_logging(level="WARNING", service="keys")
+    try:
+        upgrade_head(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url)
+        report = rotate_master_key(Vault(load_keyring(settings)), session_factory(engine))
+        engine.dispose()
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    _echo(f"master key rotated: current key {report.new_key_id}, {report.rewrapped} credentials re-wrapped")
+    if report.retired_key_ids:
+        where = "MTROBOT_MASTER_KEY" if settings.master_key is not None else "the key file"
+        _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
+
+
 def main() -> None:
     app()

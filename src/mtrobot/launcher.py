@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from mtrobot.bus.connect import connect, provision
-from mtrobot.bus.server import EmbeddedNats
+from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError
 from mtrobot.logging import get_logger
 from mtrobot.proc import die_with_parent
@@ -63,9 +63,20 @@ PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
 
 def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
-    return [
-        Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker"),
-    ]
+    parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
+    hub_port = free_port()  # loopback only, whatever host the web interface uses
+    parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
+    parts.append(web_part(options))
+    return parts
+
+
+def web_part(options: UpOptions) -> Part:
+    """The web API and pages; ``--port 0`` picks a free port here so the printed URL is the real one."""
+    port = options.port or free_port(options.host if options.host not in ("0.0.0.0", "::") else "127.0.0.1")
+    shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+    return Part(
+        "web", ("--host", options.host, "--port", str(port)), where=f"http://{shown}:{port}", label="web"
+    )
 
 
 class DataDirLock:

@@ -1,5 +1,5 @@
 """Fixtures of the conformance suite: ``venue`` (hedging account) and ``netting_venue``, parameterised over
-the backends in ``MTROBOT_CONFORMANCE_BACKENDS``."""
+the backends in ``MTROBOT_CONFORMANCE_BACKENDS`` (test ids show the backend)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ from tests.conformance.venues import HEDGING, NETTING, VENUES, Venue, selected_b
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", selected_backends(), scope="function")
+    if "venue_backend" in metafunc.fixturenames:
+        metafunc.parametrize("venue_backend", selected_backends(), scope="function")
 
 
 @pytest.fixture
-async def venue(backend: str) -> AsyncIterator[Venue]:
-    if backend not in VENUES:
-        pytest.skip(f"no venue registered for backend {backend!r}")
-    async with VENUES[backend](HEDGING) as v:
+async def venue(venue_backend: str) -> AsyncIterator[Venue]:
+    if venue_backend not in VENUES:
+        pytest.skip(f"no venue registered for backend {venue_backend!r}")
+    async with VENUES[venue_backend](HEDGING) as v:
         yield v
 
 
 @pytest.fixture
-async def netting_venue(backend: str) -> AsyncIterator[Venue]:
-    if backend not in VENUES:
-        pytest.skip(f"no venue registered for backend {backend!r}")
-    async with VENUES[backend](NETTING) as v:
+async def netting_venue(venue_backend: str) -> AsyncIterator[Venue]:
+    if venue_backend not in VENUES:
+        pytest.skip(f"no venue registered for backend {venue_backend!r}")
+    async with VENUES[venue_backend](NETTING) as v:
         if v.hedging:
             pytest.skip("this venue has no netting account")
         yield v

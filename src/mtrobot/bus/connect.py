@@ -23,6 +23,7 @@ from mtrobot.logging import get_logger
 log = get_logger(__name__)
 
 DAY = 24 * 3600.0
+REGISTRY_TTL_S = 30.0
 
 
 async def connect(
@@ -108,6 +109,16 @@ BUCKETS: tuple[KeyValueConfig, ...] = (
         history=20,
         max_value_size=256 * 1024,
         max_bytes=64 * 1024**2,
+        storage=StorageType.FILE,
+    ),
+    KeyValueConfig(
+        bucket=subjects.REGISTRY_BUCKET,
+        description="running service instances, one heartbeat entry each; expires when it stops",
+        history=1,
+        # Entries are re-put every few seconds; an instance that dies without saying goodbye disappears.
+        ttl=REGISTRY_TTL_S,
+        max_value_size=4 * 1024,
+        max_bytes=16 * 1024**2,
         storage=StorageType.FILE,
     ),
 )

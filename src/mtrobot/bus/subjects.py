@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import re
+
 from mtrobot.core.ids import is_account_id
 
 ORDERS_STREAM = "ORDERS"
 AUDIT_STREAM = "BROKER_COMMUNICATION_LOG"
 SNAPSHOTS_BUCKET = "account_snapshots"
 HUB_BUCKET = "central_hub"
+REGISTRY_BUCKET = "service_registry"
+
+SERVICE_NAME_PATTERN = r"^[a-z0-9_-]{1,64}(\.[a-z0-9_-]{1,64}){0,3}$"
+"""A service name such as ``hub`` or ``connector.demo``: dotted tokens; the first names the schema."""
+_SERVICE_RE = re.compile(SERVICE_NAME_PATTERN)
+_INSTANCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _account(account: str) -> str:
     if not is_account_id(account):
         raise ValueError(f"account id {account!r} is not a subject-safe token [a-z0-9_-]")
     return account
+
+
+def is_service_name(name: str) -> bool:
+    return bool(_SERVICE_RE.fullmatch(name))
+
+
+def _service(name: str) -> str:
+    if not is_service_name(name):
+        raise ValueError(f"service name {name!r} is not dotted tokens of [a-z0-9_-]")
+    return name
+
+
+def hub_config_key(service: str) -> str:
+    """The ``central_hub`` key holding ``service``'s configuration document."""
+    return _service(service)
+
+
+def registry_key(service: str, instance_id: str) -> str:
+    """The ``service_registry`` key of one running instance of ``service``."""
+    if not _INSTANCE_RE.fullmatch(instance_id):
+        raise ValueError(f"instance id {instance_id!r} is not a token of [A-Za-z0-9_-]")
+    return f"{_service(service)}.{instance_id}"
 
 
 def _token(symbol: str) -> str:
@@ -67,3 +97,24 @@ def reconciliation_report(account: str) -> str:
 
 ORDERS_SUBJECTS = ["orders.submitted.>"]
 AUDIT_SUBJECTS = ["audit.broker.>"]
+
+
+# Wildcards over every account, for listeners that serve all tenants (the web's activity log).
+def broker_order_all() -> str:
+    return "broker.order.*.>"
+
+
+def broker_fill_all() -> str:
+    return "broker.fill.*.>"
+
+
+def broker_error_all() -> str:
+    return "broker.error.*.>"
+
+
+def snapshot_all() -> str:
+    return "snapshot.*"
+
+
+def reconciliation_report_all() -> str:
+    return "reconcile.report.*"

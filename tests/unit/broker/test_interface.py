@@ -95,6 +95,7 @@ def test_an_unknown_backend_is_refused_with_the_known_names() -> None:
         assert name in str(info.value)
 
 
-def test_a_backend_whose_module_is_missing_is_refused_clearly() -> None:
+def test_a_backend_whose_module_is_missing_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "ghost", "mtrobot.broker.ghost_backend:open_terminal")
     with pytest.raises(UnknownBackend, match="not available"):
-        resolve_backend("mt5linux")
+        resolve_backend("ghost")

@@ -1,0 +1,130 @@
+"""``mtrobot connector --account ID``: a stand-alone connector with its health server, until SIGTERM.
+
+The broker password arrives on standard input as one JSON line (``{"password": "..."}``), never in argv or
+in another process's environment; a connector started by hand may use ``MT5_PASSWORD`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import SecretStr
+
+from mtrobot.broker.backends import open_terminal
+from mtrobot.broker.terminal import Terminal
+from mtrobot.core.errors import ConfigError
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+
+from .options import ConnectorOptions
+from .service import Connector, ConnectorParts
+
+log = get_logger(__name__)
+
+
+def read_credentials(stream: TextIO | None = None) -> dict[str, Any]:
+    """Credentials from one JSON line on stdin (when stdin is not a terminal), else ``MT5_PASSWORD``."""
+    stream = stream or sys.stdin
+    if stream is not None and not stream.isatty():
+        line = stream.readline().strip()
+        if line:
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    'credentials on stdin must be one JSON line such as {"password": ...}'
+                ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("password"), str):
+                raise ConfigError("credentials on stdin need a string field 'password'")
+            return data
+    password = os.environ.pop("MT5_PASSWORD", None)  # do not pass it on to any child
+    if password:
+        return {"password": password}
+    raise ConfigError('no broker password: send {"password": ...} on stdin or set MT5_PASSWORD')
+
+
+def sim_endpoint(settings: Settings) -> tuple[str, int]:
+    """Where `mtrobot simbroker` listens, from the file it writes into the run dir."""
+    path = settings.run_dir / "simbroker.json"
+    if not path.exists():
+        raise ConfigError(
+            f"no simulated broker announced in {path}: start `mtrobot simbroker` or `mtrobot up`"
+        )
+    info = json.loads(path.read_text())
+    return str(info["host"]), int(info["port"])
+
+
+def terminal_factory(backend: str, settings: Settings, options: ConnectorOptions) -> Any:
+    def factory() -> Terminal:
+        extra = dict(options.terminal_options)
+        if backend == "sim" and "port" not in extra:
+            host, port = sim_endpoint(settings)
+            extra.update(host=host, port=port)
+        return open_terminal(backend, **extra)
+
+    return factory
+
+
+def default_parts(backend: str, settings: Settings, options: ConnectorOptions) -> ConnectorParts:
+    from mtrobot.storage.executions import open_executions
+
+    kafka = None
+    if settings.kafka_bootstrap:
+        from mtrobot.storage.kafka_audit import KafkaAuditMirror
+
+        kafka = KafkaAuditMirror(settings.kafka_bootstrap)
+    return ConnectorParts(
+        terminal_factory=terminal_factory(backend, settings, options),
+        executions=open_executions(settings),
+        kafka=kafka,
+    )
+
+
+async def run_standalone(
+    account: str,
+    settings: Settings,
+    credentials: dict[str, Any],
+    *,
+    backend: str = "sim",
+    health_port: int = 8014,
+    options: ConnectorOptions | None = None,
+    port_file: Path | None = None,
+) -> int:
+    from .failpoints import Failpoints
+    from .health import HealthServer
+
+    settings.ensure_dirs()
+    opts = options or ConnectorOptions()
+    opts = opts.with_changes(
+        backend=backend,
+        login=int(credentials["login"]) if credentials.get("login") else opts.login,
+        server=str(credentials["server"]) if credentials.get("server") else opts.server,
+    )
+    parts = default_parts(backend, settings, opts)
+    connector = Connector(
+        account, settings, SecretStr(credentials["password"]), opts, parts, failpoints=Failpoints()
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await connector.start()
+    health = HealthServer(connector, port=health_port)
+    health.start()
+    where = {"account": account, "health_port": health.port, "pid": os.getpid()}
+    (port_file or settings.run_dir / f"connector-{account}.json").write_text(json.dumps(where))
+    log.info("connector running", **where)
+    try:
+        await stopping.wait()
+    finally:
+        await health.stop()
+        await connector.stop()
+        if parts.executions is not None:
+            parts.executions.close()
+    return 0

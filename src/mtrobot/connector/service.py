@@ -1,0 +1,412 @@
+"""The connector of one account, usable in-process by an agent (``await start()`` / ``await stop()``).
+
+Wiring: journal + audit trail + broker session + executor + reconciler + intake from the durable JetStream
+consumer ``connector_{account}`` on ``orders.submitted.{account}.>``. A message is acknowledged only after
+its outcome is in the journal; the journal's outbox then publishes the events (and writes executions rows),
+so a crash anywhere loses nothing and duplicates nothing at the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import SecretStr
+
+from mtrobot.bus import subjects
+from mtrobot.bus.connect import connect, provision
+from mtrobot.core.errors import FatalError
+from mtrobot.core.events import Fill
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+from mtrobot.storage.executions import ExecutionsStore
+
+from .audit import AuditTrail, Sender
+from .executor import OrderExecutor
+from .failpoints import Failpoints
+from .journal import Journal, JournalEntry
+from .link import BrokerLink
+from .metrics import ConnectorMetrics
+from .options import ConnectorOptions, OptionsHolder
+from .ratelimit import LoginRateLimiter
+from .reconcile import Reconciler
+from .session import Session, TerminalFactory
+
+log = get_logger(__name__)
+
+
+def durable_name(account: str) -> str:
+    return f"connector_{account}"
+
+
+@dataclass
+class ConnectorParts:
+    """What the connector talks to; tests and the agent pass their own, the CLI builds the defaults."""
+
+    terminal_factory: TerminalFactory
+    executions: ExecutionsStore | None = None
+    kafka: Any = None
+    """A started-or-startable :class:`mtrobot.storage.kafka_audit.KafkaAuditMirror`, or ``None``."""
+    nc: Client | None = None
+
+
+class AccountLock:
+    """One connector per account per data dir: a second one would break at-most-once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        f = open(self.path, "a+")  # noqa: SIM115 - held for the connector lifetime
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise FatalError(f"another connector already runs for this account ({self.path})") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Connector:
+    """The MT5 connector for one account. See the module docstring."""
+
+    def __init__(
+        self,
+        account: str,
+        settings: Settings,
+        password: SecretStr,
+        options: ConnectorOptions,
+        parts: ConnectorParts,
+        *,
+        nats_url: str | None = None,
+        use_hub: bool = True,
+        failpoints: Failpoints | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.account = account
+        self.settings = settings
+        self.nats_url = nats_url or settings.discover_nats_url()
+        self.options = OptionsHolder(options)
+        self.parts = parts
+        self.use_hub = use_hub
+        self.dir = settings.data_dir / "connector" / account
+        self._password = password
+        self._failpoints = failpoints or Failpoints()
+        self._rng = rng or random.Random()
+        self._lock = AccountLock(self.dir / "lock")
+        self._order_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_wake = asyncio.Event()
+        self._own_nc = False
+        self._hub: Any = None
+        self.metrics = ConnectorMetrics(account)
+        self.intake_running = False
+        self.journal: Journal | None = None
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._lock.acquire()
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.journal = Journal(self.dir / "journal.sqlite3", self.account)
+        if self.parts.nc is not None:
+            self.nc = self.parts.nc
+        else:
+            if not self.nats_url:
+                raise FatalError("no NATS URL: set MTROBOT_NATS_URL or start `mtrobot up` first")
+            self.nc = await connect(self.nats_url, f"connector-{self.account}")
+            self._own_nc = True
+        self.js = self.nc.jetstream(timeout=5)
+        await provision(self.js)
+        if self.use_hub:
+            await self._start_hub()
+        self.audit = AuditTrail(self.account, self.dir / "audit-spool", self._audit_sinks())
+        self.audit.start()
+        opts = self.options.current
+        self.link = BrokerLink(None, self.audit, opts.call_timeout_s)
+        limiter = LoginRateLimiter(self.settings.run_dir, opts.server or "default", opts.login_rate)
+        self.session = Session(
+            self.account,
+            self.link,
+            self.options,
+            self.parts.terminal_factory,
+            self._password,
+            limiter,
+            rng=self._rng,
+        )
+        self.executor = OrderExecutor(
+            self.account,
+            self.journal,
+            self.session,
+            self.options,
+            failpoints=self._failpoints,
+            rng=self._rng,
+            on_outcome=self._count,
+        )
+        self.reconciler = Reconciler(self.account, self.journal, self.executor, self._order_lock)
+        self.session.on_connected(self._after_connect)
+        self.session.start()
+        self._spawn(self._outbox_loop(), "outbox")
+        self._spawn(self._intake_loop(), "intake")
+        self._spawn(self._watch_loop(), "watch")
+        self._spawn(self._sync_loop(), "sync")
+        log.info("connector started", account=self.account, journal=str(self.journal.path))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if hasattr(self, "session"):
+            await self.session.stop()
+        if self.journal is not None and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.flush_outbox(), 5)
+        if hasattr(self, "audit"):
+            await self.audit.stop()
+        if self.parts.kafka is not None:
+            await self.parts.kafka.stop()
+        if self._hub is not None:
+            with contextlib.suppress(Exception):
+                await self._hub.close()
+        if self._own_nc and self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), 5)
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        self._lock.release()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._supervised(coro, name), name=f"connector-{name}"))
+
+    async def _supervised(self, coro: Any, name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connector task crashed", task=name, account=self.account)
+            raise
+
+    @property
+    def ready(self) -> bool:
+        return self.intake_running and self.session.ready
+
+    # -- hub ---------------------------------------------------------------------------------------
+
+    async def _start_hub(self) -> None:
+        from mtrobot.hub.client import ConfigClient
+        from mtrobot.hub.schemas import ConnectorConfig
+
+        from .options import options_from_hub
+
+        self._hub = ConfigClient(
+            f"connector.{self.account}", safe_defaults=ConnectorConfig(), nats_url=self.nats_url
+        )
+        await self._hub.init_async(timeout=5.0)
+        base = self.options.current
+
+        def apply(config: Any) -> None:
+            self.options.replace(options_from_hub(config, base))
+            log.info("connector configuration reloaded", account=self.account, version=self.options.version)
+
+        if self._hub.source == "hub":
+            apply(await self._hub.get_config())
+        self._hub.on_change(apply)
+
+    # -- audit sinks -------------------------------------------------------------------------------
+
+    def _audit_sinks(self) -> dict[str, Sender]:
+        async def to_jetstream(key: str, payload: bytes, subject: str) -> None:
+            assert self.js is not None
+            await self.js.publish(subject, payload, timeout=5, headers={"Nats-Msg-Id": key})
+
+        sinks: dict[str, Sender] = {"jetstream": to_jetstream}
+        kafka = self.parts.kafka
+        if kafka is not None:
+
+            async def to_kafka(key: str, payload: bytes, subject: str) -> None:
+                if not kafka.started:
+                    await kafka.start()
+                await kafka.send(self.account, payload)
+
+            sinks["kafka"] = to_kafka
+        return sinks
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    async def flush_outbox(self) -> int:
+        """Publish what the journal's outbox holds (and write fills to executions). Returns the count."""
+        assert self.journal is not None and self.nc is not None
+        async with self._flush_lock:  # one publisher at a time, or two would send the same rows
+            return await self._flush()
+
+    async def _flush(self) -> int:
+        assert self.journal is not None and self.nc is not None
+        sent = 0
+        while self.nc.is_connected:
+            items = await asyncio.to_thread(self.journal.outbox, 256)
+            if not items:
+                break
+            done: list[int] = []
+            for item in items:
+                if item.kind == "fill" and self.parts.executions is not None:
+                    fill = Fill.model_validate_json(item.payload)
+                    await asyncio.to_thread(self.parts.executions.insert, fill)
+                await self.nc.publish(item.subject, item.payload)
+                done.append(item.id)
+            await self.nc.flush(timeout=5)
+            self._failpoints.hit("after_publish")
+            await asyncio.to_thread(self.journal.remove_outbox, done)
+            sent += len(done)
+        return sent
+
+    async def _outbox_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
+            self._outbox_wake.clear()
+            try:
+                await self.flush_outbox()
+            except Exception as exc:  # NATS or the executions store away: keep the events, try again
+                log.warning("outbox not delivered yet", account=self.account, error=str(exc))
+                await asyncio.sleep(0.5)
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Startup is recovery: finish every order the journal has not seen to a terminal state."""
+        assert self.journal is not None
+        for entry in await asyncio.to_thread(self.journal.open_entries):
+            async with self._order_lock:
+                current = await asyncio.to_thread(self.journal.get, entry.order_id)
+                if current is not None:
+                    log.info("recovering order", order_id=current.order_id, state=current.state.value)
+                    await self.executor.execute(current)
+        self._outbox_wake.set()
+
+    async def _subscribe(self) -> Any:
+        assert self.js is not None
+        opts = self.options.current
+        config = ConsumerConfig(
+            durable_name=durable_name(self.account),
+            filter_subject=subjects.orders_submitted_filter(self.account),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=opts.ack_wait_s,
+            max_deliver=-1,
+            max_ack_pending=256,
+        )
+        return await self.js.pull_subscribe(
+            subjects.orders_submitted_filter(self.account),
+            durable=durable_name(self.account),
+            stream=subjects.ORDERS_STREAM,
+            config=config,
+        )
+
+    async def _intake_loop(self) -> None:
+        await self._recover()
+        sub = None
+        while True:
+            try:
+                if sub is None:
+                    sub = await self._subscribe()
+                    self.intake_running = True
+                msgs = await sub.fetch(16, timeout=1.0)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS restarting: keep trying, the durable consumer keeps our place
+                log.warning("intake waiting for NATS", account=self.account, error=str(exc))
+                self.intake_running = sub is not None and self.nc is not None and self.nc.is_connected
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._handle(msg)
+
+    async def _handle(self, msg: Any) -> None:
+        token = msg.subject.split(".", 3)[3] if msg.subject.count(".") >= 3 else "_"
+        symbol = subjects.symbol_from_token(token)
+        seq = msg.metadata.sequence.stream if msg.metadata else None
+        heartbeat = asyncio.create_task(self._keep_in_progress(msg), name="intake-in-progress")
+        try:
+            async with self._order_lock:
+                await self.executor.handle_message(msg.data, symbol, seq)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        with contextlib.suppress(Exception):
+            await self.flush_outbox()
+        self._failpoints.hit("after_publish")
+        await msg.ack()
+        self._outbox_wake.set()
+
+    async def _keep_in_progress(self, msg: Any) -> None:
+        interval = max(0.5, self.options.current.ack_wait_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    # -- reconciliation ----------------------------------------------------------------------------
+
+    async def _after_connect(self) -> None:
+        self._spawn(self._reconcile("reconnect" if self.session.connects > 1 else "startup"), "reconcile-now")
+
+    async def _reconcile(self, trigger: str) -> None:
+        try:
+            await self.reconciler.reconcile(trigger)
+        finally:
+            self._outbox_wake.set()
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.current.pending_poll_s)
+            if self.session.ready:
+                try:
+                    await self.reconciler.watch_open_orders()
+                except Exception as exc:
+                    log.warning("order watch failed", account=self.account, error=str(exc))
+                self._outbox_wake.set()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.current.sync_interval_s)
+            if self.session.ready:
+                await self._reconcile("interval")
+
+    def _count(self, entry: JournalEntry) -> None:
+        self.metrics.outcome(entry.state.value)
+        self._outbox_wake.set()

@@ -1,0 +1,150 @@
+"""Configuration schemas, looked up by the first segment of a service name.
+
+``connector.demo`` is validated by the schema registered as ``connector``. The registry starts with the
+connector's schema; other parts register theirs with :func:`register_schema` (in their own process), or
+through the ``mtrobot.hub_schemas`` entry-point group so that the hub process knows them too. Every schema
+forbids unknown fields, bounds its numbers and has a default for every field, so a service can always run
+on its safe defaults.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mtrobot.logging import get_logger, is_secret_key
+
+log = get_logger(__name__)
+
+ENTRY_POINT_GROUP = "mtrobot.hub_schemas"
+
+
+class Section(BaseModel):
+    """Base of every schema and section: immutable, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MT5Backend = Literal["sim", "sim-inprocess", "metatrader5", "mt5linux"]
+
+
+class MT5Connection(Section):
+    """Where the connector finds its MT5 terminal. The password never lives here (vault or MT5_PASSWORD)."""
+
+    backend: MT5Backend = "sim"
+    terminal_path: str | None = Field(default=None, max_length=1024)
+    portable: bool = False
+    server: str | None = Field(default=None, max_length=128)
+    login: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    timeout_seconds: float = Field(default=60.0, ge=1.0, le=600.0)
+    bridge_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    bridge_port: int = Field(default=18812, ge=1, le=65535)
+    keepalive_interval_seconds: float = Field(default=10.0, ge=1.0, le=300.0)
+
+
+class OrderSettings(Section):
+    validate_before_send: bool = True
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_delay_seconds: float = Field(default=1.0, ge=0.05, le=60.0)
+    default_deviation_points: int = Field(default=20, ge=0, le=10_000)
+    send_timeout_seconds: float = Field(default=10.0, ge=0.5, le=120.0)
+
+
+class ErrorHandling(Section):
+    auto_reconnect: bool = True
+    reconnect_interval_seconds: float = Field(default=5.0, ge=0.1, le=600.0)
+    max_backoff_seconds: float = Field(default=300.0, ge=1.0, le=3600.0)
+    log_all_communications: bool = True
+
+    @model_validator(mode="after")
+    def _cap_not_below_interval(self) -> ErrorHandling:
+        if self.max_backoff_seconds < self.reconnect_interval_seconds:
+            raise ValueError("max_backoff_seconds must be at least reconnect_interval_seconds")
+        return self
+
+
+class PositionSync(Section):
+    sync_interval_minutes: float = Field(default=5.0, ge=0.1, le=1440.0)
+    reconcile_on_disconnect: bool = True
+
+
+class ConnectorConfig(Section):
+    """The MT5 connector's configuration (key ``connector.{account}`` in ``central_hub``)."""
+
+    mt5_connection: MT5Connection = MT5Connection()
+    order_settings: OrderSettings = OrderSettings()
+    error_handling: ErrorHandling = ErrorHandling()
+    position_sync: PositionSync = PositionSync()
+
+
+def secret_fields_of(schema: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every field path of ``schema`` (nested models included) whose name looks like a secret."""
+    found: list[str] = []
+    for name, info in schema.model_fields.items():
+        path = f"{prefix}{name}"
+        if is_secret_key(name) or (info.alias and is_secret_key(info.alias)):
+            found.append(path)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(secret_fields_of(annotation, f"{path}."))
+    return found
+
+
+class SchemaRegistry:
+    """Maps the first segment of a service name to the pydantic model its document must satisfy."""
+
+    def __init__(self) -> None:
+        self._schemas: dict[str, type[BaseModel]] = {}
+
+    def register(self, prefix: str, schema: type[BaseModel]) -> None:
+        """Register ``schema`` for every service named ``prefix`` or ``prefix.*``.
+
+        A schema with a secret-named field is refused: the hub would refuse every document for it.
+        """
+        if "." in prefix or not prefix:
+            raise ValueError(f"schema prefix {prefix!r} must be a single token such as 'connector'")
+        secrets = secret_fields_of(schema)
+        if secrets:
+            raise ValueError(f"schema {schema.__name__} has secret-named fields {secrets}: secrets stay out")
+        self._schemas[prefix] = schema
+
+    def schema_for(self, service: str) -> type[BaseModel] | None:
+        return self._schemas.get(service.split(".", 1)[0])
+
+    def prefixes(self) -> dict[str, type[BaseModel]]:
+        return dict(self._schemas)
+
+    def load_entry_points(self) -> None:
+        """Register schemas that installed parts declare in the ``mtrobot.hub_schemas`` group."""
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                schema = ep.load()
+                self.register(ep.name, schema)
+            except Exception as exc:  # one broken plugin must not take the hub down
+                log.error("hub schema entry point refused", name=ep.name, error=str(exc))
+
+
+def default_registry() -> SchemaRegistry:
+    """A registry holding the built-in schemas."""
+    registry = SchemaRegistry()
+    registry.register("connector", ConnectorConfig)
+    return registry
+
+
+_REGISTRY = default_registry()
+
+
+def register_schema(prefix: str, schema: type[BaseModel]) -> None:
+    """Register ``schema`` in this process's shared registry (see :meth:`SchemaRegistry.register`)."""
+    _REGISTRY.register(prefix, schema)
+
+
+def schema_for(service: str) -> type[BaseModel] | None:
+    """The schema registered for ``service``'s first segment in this process, if any."""
+    return _REGISTRY.schema_for(service)
+
+
+def shared_registry() -> SchemaRegistry:
+    return _REGISTRY

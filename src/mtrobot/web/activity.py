@@ -1,0 +1,185 @@
+"""Broker events become order states and one plain-language activity line per thing a trader cares about.
+
+The web listens (in a queue group, so several web processes share the work and each event is handled
+once) to the connector's ``broker.order`` / ``broker.fill`` / ``broker.error`` events, the reconciliation
+reports and the agents' snapshots (only their connection state, to log reconnects and maintenance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mtrobot.bus import subjects
+from mtrobot.bus.codec import decode
+from mtrobot.core.events import AccountSnapshot, BrokerError, ConnectionState, Fill, OrderUpdate
+from mtrobot.core.lifecycle import IllegalTransition, OrderState, next_state
+from mtrobot.logging import get_logger
+from mtrobot.storage import accounts as account_repo
+from mtrobot.storage import orders as order_repo
+from mtrobot.storage.models import utc_now
+
+log = get_logger(__name__)
+
+QUEUE_GROUP = "mtrobot-web-activity"
+
+_STATE_WORDS = {
+    OrderState.SENT: "sent to the broker",
+    OrderState.ACCEPTED: "accepted by the broker",
+    OrderState.CANCELLED: "cancelled",
+    OrderState.EXPIRED: "expired",
+    OrderState.DUPLICATE: "ignored: an order with this id was already handled",
+    OrderState.UNKNOWN: "sent, but the broker's answer was lost; checking whether it executed",
+}
+
+_CONNECTION_WORDS = {
+    ConnectionState.CONNECTED: ("reconnect", "Connected to the broker."),
+    ConnectionState.MAINTENANCE: (
+        "maintenance",
+        "The broker is in its maintenance window; trading resumes after it.",
+    ),
+    ConnectionState.BACKOFF: ("reconnect", "Lost the connection to the broker; reconnecting."),
+    ConnectionState.QUARANTINED: ("quarantine", "The account's agent was stopped after repeated failures."),
+    ConnectionState.STOPPED: ("stopped", "The account's agent stopped."),
+}
+
+
+def describe_update(update: OrderUpdate) -> tuple[str, str] | None:
+    words = _STATE_WORDS.get(update.state)
+    if words is None:
+        return None  # received/validated are internal; fills and rejections have their own lines
+    return "order", f"Order {update.order_id} ({update.symbol}) {words}."
+
+
+def describe_fill(fill: Fill) -> tuple[str, str]:
+    what = "Partly filled" if fill.partial else "Filled"
+    rest = f", {fill.remaining_volume:g} lots still open" if fill.partial else ""
+    return "fill", (
+        f"{what}: {fill.side} {fill.volume:g} lots {fill.symbol} at {fill.price:g} "
+        f"(order {fill.order_id}, deal {fill.deal}{rest})."
+    )
+
+
+def describe_error(error: BrokerError) -> tuple[str, str]:
+    return "rejected", f"Order {error.order_id} ({error.symbol}) was not executed: {error.message}"
+
+
+def describe_reconciliation(report: dict[str, Any]) -> tuple[str, str] | None:
+    differences = report.get("differences") or []
+    if not differences:
+        return None
+    first = differences[0] if isinstance(differences[0], str) else str(differences[0].get("message", ""))
+    more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+    return (
+        "reconciliation",
+        f"The broker's records differed from the platform's and were adopted: {first}{more}",
+    )
+
+
+class ActivityRecorder:
+    """Applies events to the database; synchronous, called from a worker thread."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._connection: dict[str, ConnectionState] = {}
+
+    def on_update(self, update: OrderUpdate) -> None:
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, update.account) is None:
+                return
+            order = order_repo.order_of(db, update.account, update.order_id)
+            if order is not None:
+                try:
+                    order.state = next_state(OrderState(order.state), update.state).value
+                except IllegalTransition as exc:
+                    log.warning("order update out of order", order_id=update.order_id, error=str(exc))
+                order.ticket = update.ticket or order.ticket
+                order.filled_volume = max(order.filled_volume, update.filled_volume)
+                order.updated_at = utc_now()
+            line = describe_update(update)
+            if line is not None:
+                order_repo.log_activity(db, update.account, line[0], line[1], update.order_id)
+
+    def on_fill(self, fill: Fill) -> None:
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, fill.account) is None:
+                return
+            order = order_repo.order_of(db, fill.account, fill.order_id)
+            if order is not None:
+                order.ticket = order.ticket or fill.ticket
+                order.position = order.position or fill.position
+            kind, message = describe_fill(fill)
+            order_repo.log_activity(db, fill.account, kind, message, fill.order_id)
+
+    def on_error(self, error: BrokerError) -> None:
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, error.account) is None:
+                return
+            order = order_repo.order_of(db, error.account, error.order_id)
+            if order is not None:
+                order.reason = error.message
+                order.updated_at = utc_now()
+            kind, message = describe_error(error)
+            order_repo.log_activity(db, error.account, kind, message, error.order_id)
+
+    def on_snapshot(self, snapshot: AccountSnapshot) -> None:
+        before = self._connection.get(snapshot.account)
+        self._connection[snapshot.account] = snapshot.connection
+        if before is None or before == snapshot.connection:
+            return
+        words = _CONNECTION_WORDS.get(snapshot.connection)
+        if words is None:
+            return
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, snapshot.account) is not None:
+                order_repo.log_activity(db, snapshot.account, words[0], words[1])
+
+    def on_reconciliation(self, account: str, report: dict[str, Any]) -> None:
+        line = describe_reconciliation(report)
+        if line is None:
+            return
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, account) is not None:
+                order_repo.log_activity(db, account, line[0], line[1])
+
+
+async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
+    """Subscribe the recorder to every account's events; returns the subscriptions (to unsubscribe)."""
+
+    def handler(model: type[Any], apply: Any) -> Any:
+        async def on_message(msg: Msg) -> None:
+            try:
+                event = decode(model, msg.data)
+            except ValidationError:
+                log.warning("unreadable broker event", subject=msg.subject)
+                return
+            try:
+                await asyncio.to_thread(apply, event)
+            except Exception as exc:
+                log.error("could not record broker event", subject=msg.subject, error=repr(exc))
+
+        return on_message
+
+    async def on_report(msg: Msg) -> None:
+        import json
+
+        try:
+            report = json.loads(msg.data)
+            account = str(report.get("account", ""))
+        except (ValueError, AttributeError):
+            return
+        await asyncio.to_thread(recorder.on_reconciliation, account, report)
+
+    wanted = [
+        (subjects.broker_order_all(), handler(OrderUpdate, recorder.on_update)),
+        (subjects.broker_fill_all(), handler(Fill, recorder.on_fill)),
+        (subjects.broker_error_all(), handler(BrokerError, recorder.on_error)),
+        (subjects.snapshot_all(), handler(AccountSnapshot, recorder.on_snapshot)),
+        (subjects.reconciliation_report_all(), on_report),
+    ]
+    return [await nc.subscribe(subject, queue=QUEUE_GROUP, cb=cb) for subject, cb in wanted]

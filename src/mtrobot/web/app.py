@@ -1,0 +1,108 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+Everything the app needs is built here from the settings and kept on ``app.state.mtrobot`` (no module
+singletons): the database (migrated at start), the vault, the bus link and the activity listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+from mtrobot.storage.db import make_engine, session_factory, upgrade_head
+from mtrobot.vault import Vault, load_keyring
+from mtrobot.web.activity import ActivityRecorder, listen
+from mtrobot.web.bus import Bus, BusUnavailable
+from mtrobot.web.config import WebOptions
+from mtrobot.web.errors import document_problems, install_error_handlers
+from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, tokens
+from mtrobot.web.state import AppState
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+LISTEN_RETRY_S = 5.0
+
+
+def build_state(settings: Settings, options: WebOptions) -> AppState:
+    settings.ensure_dirs()
+    url = settings.resolved_database_url
+    if options.migrate:
+        upgrade_head(url)
+    engine = make_engine(url)
+    return AppState(
+        settings=settings,
+        options=options,
+        engine=engine,
+        sessions=session_factory(engine),
+        vault=Vault(load_keyring(settings)),
+        bus=Bus(settings.discover_nats_url, timeout=options.bus_timeout_s),
+    )
+
+
+async def _keep_listening(state: AppState) -> None:
+    """Subscribe the activity recorder once the bus is reachable; retry until then."""
+    recorder = ActivityRecorder(state.sessions)
+    while True:
+        try:
+            await listen(await state.bus.client(), recorder)
+            log.info("recording broker events into the activity log")
+            return
+        except BusUnavailable as exc:
+            log.info("activity log waits for the bus", reason=str(exc))
+        await asyncio.sleep(LISTEN_RETRY_S)
+
+
+def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI:
+    """The web app for ``settings``; migrates the database first (idempotent)."""
+    state = build_state(settings, options or WebOptions())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task: asyncio.Task[Any] | None = None
+        if state.options.listen_to_bus:
+            task = asyncio.create_task(_keep_listening(state), name="web-activity-listener")
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await state.bus.close()
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="mtrobot",
+        version="1",
+        summary="Multi-tenant algorithmic trading for MetaTrader 5",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.mtrobot = state
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, tokens, accounts, portfolio, orders, activity):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    _problem_documented_openapi(app)
+    return app
+
+
+def _problem_documented_openapi(app: FastAPI) -> None:
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(default(), API_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,36 @@
+"""Options of the web part that are not platform-wide settings (those live in ``mtrobot.settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """A broker trade server a trader may connect to, and how the platform reaches it."""
+
+    name: str
+    backend: str = "sim"
+    company: str = ""
+    options: tuple[tuple[str, str | int], ...] = ()
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    cookie_secure: bool = True
+    """Browsers send Secure cookies to https:// origins and to http://localhost; keep it on."""
+    session_ttl: timedelta = timedelta(days=7)
+    session_idle: timedelta = timedelta(hours=12)
+    login_limit: int = 5
+    """Failed logins per e-mail (and per client address, times four) before a lock."""
+    login_window: timedelta = timedelta(minutes=15)
+    login_lock: timedelta = timedelta(minutes=15)
+    probe_timeout_s: float = 20.0
+    bus_timeout_s: float = 3.0
+    extra_servers: tuple[ServerInfo, ...] = ()
+    """Real broker servers the operator allows, besides the simulator's."""
+    migrate: bool = True
+    listen_to_bus: bool = True
+    """Turn broker events into order states and activity lines (a queue group shares the work)."""
+    extra_probe_env: tuple[tuple[str, str], ...] = field(default=())

@@ -1,0 +1,257 @@
+"""The API's data transfer objects, per resource: ``XCreate`` comes in, ``XPublic`` goes out.
+
+No ``XPublic`` has a field for a password, a password hash, a token hash or a sealed credential, so a
+route cannot leak one by returning a row: the rows are mapped to these models explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from mtrobot.core.ids import ORDER_ID_PATTERN, SYMBOL_PATTERN
+from mtrobot.core.orders import Filling, OrderType
+
+# ASCII only: a JSON-schema pattern and Python's re must agree on every character class used here.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
+Name = Annotated[str, StringConstraints(max_length=100)]
+Password = Annotated[SecretStr, Field(min_length=10, max_length=256)]
+SymbolStr = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
+OrderIdStr = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
+Price = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Volume = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+Deviation = Annotated[int, Field(ge=0, le=100_000)]
+Scope = Literal["read", "trade"]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- traders and sessions --------------------------------------------------------------------------------
+
+
+class TraderCreate(In):
+    email: Email
+    password: Password = Field(description="at least 10 characters")
+    name: Name = ""
+
+
+class LoginRequest(In):
+    email: Email
+    password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+
+
+class PasswordChange(In):
+    current_password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class TraderPublic(Out):
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+
+
+class SessionPublic(BaseModel):
+    trader: TraderPublic
+    csrf_token: str = Field(description="send it back as the X-CSRF-Token header on every browser write")
+    expires_at: datetime
+
+
+# --- API tokens ------------------------------------------------------------------------------------------
+
+
+class TokenCreate(In):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    scope: Scope = "read"
+
+
+class TokenPublic(Out):
+    id: str
+    name: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the secret, shown this once; send it as 'Authorization: Bearer ...'")
+
+
+# --- broker servers and MT5 accounts ---------------------------------------------------------------------
+
+
+class ServerPublic(BaseModel):
+    name: str
+    company: str
+    simulated: bool
+
+
+class AccountDraft(In):
+    """A connect form as typed so far: each present field is validated, absent ones are not."""
+
+    server: str | None = Field(default=None, max_length=256)
+    login: str | int | None = None
+    password: SecretStr | None = Field(default=None, max_length=256)
+
+
+class FieldCheck(BaseModel):
+    valid: bool
+    message: str = ""
+
+
+class DraftCheck(BaseModel):
+    valid: bool = Field(description="every given field is valid and server, login and password are all given")
+    fields: dict[str, FieldCheck]
+
+
+class AccountCreate(In):
+    server: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    login: Annotated[int, Field(gt=0, lt=2**63)]
+    password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    label: Name = ""
+
+
+class AccountPublic(Out):
+    id: str
+    label: str
+    server: str
+    login: int
+    company: str
+    currency: str
+    created_at: datetime
+    tested_at: datetime | None
+
+
+class ConnectionTest(BaseModel):
+    ok: bool
+    code: str = Field(
+        description="ok, wrong_password, unknown_server, investor_password, trading_disabled, ..."
+    )
+    message: str
+    field: str | None = None
+
+
+# --- portfolio -------------------------------------------------------------------------------------------
+
+
+class RobotEntry(In):
+    robot: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    symbol: SymbolStr
+    enabled: bool = True
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+
+
+class PortfolioUpdate(In):
+    active: bool
+    robots: list[RobotEntry] = Field(default_factory=list, max_length=50)
+
+
+class PortfolioPublic(BaseModel):
+    account_id: str
+    active: bool
+    robots: list[RobotEntry]
+    updated_at: datetime
+
+
+# --- orders and positions ---------------------------------------------------------------------------------
+
+
+class OrderCreate(In):
+    order_id: OrderIdStr | None = Field(
+        default=None, description="your id for safe retries; generated if absent"
+    )
+    symbol: SymbolStr
+    order_type: OrderType
+    volume: Volume
+    price: Price | None = None
+    stoplimit: Price | None = None
+    sl: Price | None = None
+    tp: Price | None = None
+    deviation: Deviation | None = None
+    filling: Filling | None = None
+    comment: Annotated[str, StringConstraints(max_length=64, pattern=r"^[\x20-\x7e]*$")] | None = None
+
+
+class OrderModify(In):
+    order_id: OrderIdStr | None = None
+    price: Price | None = None
+    stoplimit: Price | None = None
+    sl: Price | None = None
+    tp: Price | None = None
+
+
+class PositionModify(In):
+    order_id: OrderIdStr | None = None
+    symbol: SymbolStr | None = Field(default=None, description="the position's symbol, if known")
+    sl: Price | None = None
+    tp: Price | None = None
+
+
+class PositionClose(In):
+    order_id: OrderIdStr | None = None
+    symbol: SymbolStr | None = Field(default=None, description="the position's symbol, if known")
+    volume: Volume | None = Field(default=None, description="lots to close; the whole position if absent")
+    deviation: Deviation | None = None
+
+
+class OrderPublic(Out):
+    order_id: str
+    account_id: str
+    action: str
+    symbol: str
+    order_type: str | None
+    volume: float | None
+    price: float | None
+    stoplimit: float | None
+    sl: float | None
+    tp: float | None
+    position: int | None
+    ticket: int | None
+    parent_order_id: str | None
+    state: str
+    filled_volume: float
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PositionsPublic(BaseModel):
+    account_id: str
+    as_of: datetime | None = Field(description="time of the agent's latest snapshot; null if none yet")
+    positions: list[dict[str, Any]]
+    orders: list[dict[str, Any]]
+
+
+class AgentStatus(BaseModel):
+    account_id: str
+    connection: str = Field(
+        description="connected, connecting, maintenance, backoff, quarantined, stopped, unknown"
+    )
+    seq: int | None = None
+    as_of: datetime | None = None
+    currency: str = ""
+    balance: float | None = None
+    equity: float | None = None
+    margin_level: float | None = None
+    robots: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ActivityPublic(Out):
+    id: int
+    ts: datetime
+    kind: str
+    message: str
+    order_id: str | None

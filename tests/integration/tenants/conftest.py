@@ -1,0 +1,122 @@
+"""Fixtures for the tenants part: a fresh database per test on SQLite and on PostgreSQL, the web app,
+and helpers that act like a trader through the HTTP API."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from mtrobot.settings import Settings
+from mtrobot.storage import accounts as account_repo
+from mtrobot.web.app import create_app
+from mtrobot.web.config import WebOptions
+from mtrobot.web.credentials import to_columns
+from mtrobot.web.state import AppState
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database; a throwaway PostgreSQL database is dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'mtrobot.db'}"
+        return
+    name = f"mtrobot_t_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(data_dir: Path, db_url: str) -> Settings:
+    return Settings(data_dir=data_dir, database_url=db_url, nats_url="")
+
+
+def make_client(settings: Settings, **options: object) -> TestClient:
+    opts = WebOptions(**{"listen_to_bus": False, **options})  # type: ignore[arg-type]
+    # https: the session cookie is Secure, and a cookie jar only sends it back over https.
+    return TestClient(create_app(settings, opts), base_url="https://testserver")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with make_client(settings) as c:
+        yield c
+
+
+def state_of(client: TestClient) -> AppState:
+    state: AppState = client.app.state.mtrobot  # type: ignore[attr-defined]
+    return state
+
+
+@dataclass
+class Trader:
+    """A signed-in trader: a client with its own cookie jar and the CSRF token."""
+
+    client: TestClient
+    id: str
+    email: str
+    csrf: str
+
+    def headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
+
+    def get(self, url: str, **kw: object):
+        return self.client.get(url, **kw)  # type: ignore[arg-type]
+
+    def send(self, method: str, url: str, **kw: object):
+        headers = {**self.headers(), **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return self.client.request(method, url, headers=headers, **kw)  # type: ignore[arg-type]
+
+    def token(self, scope: str) -> str:
+        r = self.send("POST", "/api/v1/tokens", json={"name": f"{scope} token", "scope": scope})
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+
+def sibling(app_client: TestClient, **kw: object) -> TestClient:
+    """Another client (its own cookie jar) on the same app and the same event loop as ``app_client``,
+    as browsers of several people talking to one server."""
+    c = TestClient(app_client.app, base_url="https://testserver", **kw)  # type: ignore[arg-type]
+    c.portal = app_client.portal
+    return c
+
+
+def register(app_client: TestClient, name: str = "trader") -> Trader:
+    """A new trader on its own client (own cookies) sharing the app of ``app_client``."""
+    c = sibling(app_client)
+    email = f"{name}-{secrets.token_hex(4)}@example.com"
+    r = c.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return Trader(c, body["trader"]["id"], email, body["csrf_token"])
+
+
+def seed_account(
+    state: AppState, trader_id: str, password: str = "mt5-secret-pw", server: str = "Sim-Demo"
+) -> str:
+    """Store an account as a passed connection test would (sealed password), without a broker."""
+    account_id = f"acct-{secrets.token_hex(5)}"
+    sealed = state.vault.seal(account_id, password)
+    with state.sessions.begin() as db:
+        account_repo.add_account(
+            db,
+            account_id=account_id,
+            trader_id=trader_id,
+            server=server,
+            login=secrets.randbelow(10**9) + 1,
+            sealed=to_columns(sealed),
+        )
+    return account_id

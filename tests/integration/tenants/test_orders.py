@@ -1,0 +1,167 @@
+"""Orders through the API onto the real bus, and broker events back into order states and the activity log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import nats
+import pytest
+from fastapi.testclient import TestClient
+
+from mtrobot.bus import subjects
+from mtrobot.bus.codec import decode, encode
+from mtrobot.bus.server import free_port
+from mtrobot.core.events import BrokerError, ErrorCategory, Fill, OrderUpdate
+from mtrobot.core.lifecycle import OrderState
+from mtrobot.core.orders import OrderRequest
+from mtrobot.settings import Settings
+from tests.integration.tenants.conftest import Trader, make_client, register, seed_account, state_of
+
+API = "/api/v1/accounts"
+BUY = {"symbol": "EURUSD", "order_type": "buy", "volume": 0.1}
+
+
+@pytest.fixture
+def bus_settings(data_dir, tmp_path, nats_url: str) -> Settings:
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{tmp_path / 'o.db'}", nats_url=nats_url)
+
+
+@pytest.fixture
+def live(bus_settings: Settings) -> Iterator[tuple[TestClient, Trader, str]]:
+    with make_client(bus_settings, listen_to_bus=True) as c:
+        trader = register(c)
+        yield c, trader, seed_account(state_of(c), trader.id)
+
+
+def stored_orders(url: str, account: str) -> list[tuple[OrderRequest, str]]:
+    """(request, Nats-Msg-Id) of every message in stream ORDERS for ``account``."""
+
+    async def read() -> list[tuple[OrderRequest, str]]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream(timeout=5)
+            sub = await js.subscribe(subjects.orders_submitted_filter(account), ordered_consumer=True)
+            found = []
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.5)
+                except TimeoutError:
+                    return found
+                found.append((decode(OrderRequest, msg.data), (msg.headers or {}).get("Nats-Msg-Id", "")))
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def publish(url: str, subject: str, payload: bytes) -> None:
+    async def send() -> None:
+        nc = await nats.connect(url)
+        await nc.publish(subject, payload)
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(send())
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_order_is_stored_and_published_once_with_its_id_as_message_id(live, nats_url) -> None:
+    _c, trader, account = live
+    r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "my-order-1"})
+    assert r.status_code == 202, r.text
+    assert r.json()["state"] == "received"
+    again = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "my-order-1"})
+    assert again.status_code == 202
+    published = stored_orders(nats_url, account)
+    assert len(published) == 1
+    request, msg_id = published[0]
+    assert (request.order_id, request.account, request.volume) == ("my-order-1", account, 0.1)
+    assert msg_id == f"{account}/my-order-1"
+    assert trader.get(f"{API}/{account}/orders/my-order-1").json()["state"] == "received"
+
+
+def test_reusing_an_order_id_for_a_different_order_is_a_conflict(live) -> None:
+    _c, trader, account = live
+    assert trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "x1"}).status_code == 202
+    r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "x1", "volume": 0.2})
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "order_id"
+
+
+def test_a_limit_order_without_a_price_is_refused_naming_the_field(live) -> None:
+    _c, trader, account = live
+    r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_type": "buy_limit"})
+    assert r.status_code == 422
+    assert "price" in r.json()["detail"]
+
+
+def test_without_a_reachable_bus_placing_an_order_fails_clearly_and_stores_nothing(
+    tmp_path, data_dir
+) -> None:
+    dead = f"nats://127.0.0.1:{free_port()}"
+    settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{tmp_path / 'd.db'}", nats_url=dead)
+    with make_client(settings, bus_timeout_s=0.5) as c:
+        trader = register(c)
+        account = seed_account(state_of(c), trader.id)
+        r = trader.send("POST", f"{API}/{account}/orders", json=BUY)
+        assert r.status_code == 503
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "not sent" in r.json()["detail"]
+        assert trader.get(f"{API}/{account}/orders").json() == []
+
+
+def test_broker_events_update_the_order_and_write_plain_activity_lines(live, nats_url) -> None:
+    _c, trader, account = live
+    trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "ev-1"})
+    trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "ev-2"})
+    for state in (OrderState.VALIDATED, OrderState.SENT, OrderState.FILLED):
+        update = OrderUpdate(order_id="ev-1", account=account, symbol="EURUSD", state=state, ticket=55,
+                             filled_volume=0.1 if state is OrderState.FILLED else 0)  # fmt: skip
+        publish(nats_url, subjects.broker_order(account, "EURUSD"), encode(update))
+    fill = Fill(order_id="ev-1", account=account, symbol="EURUSD", side="buy", ticket=55, deal=901,
+                position=55, volume=0.1, price=1.0835, requested_volume=0.1, remaining_volume=0,
+                partial=False, retcode=10009, broker_time="2026-01-05T10:00:00Z", latency_ms=3.0)  # fmt: skip
+    publish(nats_url, subjects.broker_fill(account, "EURUSD"), encode(fill))
+    error = BrokerError(order_id="ev-2", account=account, symbol="EURUSD", retcode=10019,
+                        retcode_name="TRADE_RETCODE_NO_MONEY", category=ErrorCategory.VALIDATION,
+                        message="There is not enough money on the account for this order.")  # fmt: skip
+    publish(nats_url, subjects.broker_error(account, "EURUSD"), encode(error))
+
+    def lines() -> list[str]:
+        return [a["message"] for a in trader.get(f"{API}/{account}/activity").json()]
+
+    wait_for(lambda: any("not enough money" in line for line in lines()), "the rejection line")
+    wait_for(
+        lambda: any("Filled: buy 0.1 lots EURUSD at 1.0835" in line for line in lines()), "the fill line"
+    )
+    wait_for(
+        lambda: trader.get(f"{API}/{account}/orders/ev-1").json()["state"] == "filled", "order ev-1 filled"
+    )
+    order = trader.get(f"{API}/{account}/orders/ev-1").json()
+    assert (order["ticket"], order["filled_volume"]) == (55, 0.1)
+    assert any(line == "Order ev-1 (EURUSD) sent to the broker." for line in lines())
+
+
+def test_cancelling_waits_for_the_broker_ticket_then_sends_a_cancel(live, nats_url) -> None:
+    _c, trader, account = live
+    pending = BUY | {"order_type": "buy_limit", "price": 1.01, "order_id": "lim-1"}
+    assert trader.send("POST", f"{API}/{account}/orders", json=pending).status_code == 202
+    early = trader.send("DELETE", f"{API}/{account}/orders/lim-1")
+    assert early.status_code == 409 and early.json()["code"] == "order_not_accepted"
+    for state in (OrderState.VALIDATED, OrderState.SENT, OrderState.ACCEPTED):
+        update = OrderUpdate(order_id="lim-1", account=account, symbol="EURUSD", state=state, ticket=321)
+        publish(nats_url, subjects.broker_order(account, "EURUSD"), encode(update))
+    wait_for(lambda: trader.get(f"{API}/{account}/orders/lim-1").json()["ticket"] == 321, "the ticket")
+    r = trader.send("DELETE", f"{API}/{account}/orders/lim-1", params={"order_ref": "lim-1-cancel"})
+    assert r.status_code == 202 and r.json()["parent_order_id"] == "lim-1"
+    cancel = [req for req, _ in stored_orders(nats_url, account) if req.order_id == "lim-1-cancel"]
+    assert cancel and (cancel[0].action.value, cancel[0].ticket) == ("cancel", 321)

@@ -1,0 +1,70 @@
+"""The audit spool, the full-jitter backoff and the host-wide login bucket."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from mtrobot.connector.backoff import Backoff
+from mtrobot.connector.ratelimit import LoginRate, LoginRateLimiter
+from mtrobot.connector.spool import Spool
+
+
+def test_each_cursor_reads_every_record_once_in_order_across_segments(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, ("a", "b"), segment_bytes=64)
+    for i in range(50):
+        spool.append(f'{{"n": {i}}}'.encode())
+    seen: list[bytes] = []
+    while items := spool.read("a", 7):
+        seen += [i.payload for i in items]
+        spool.commit("a", items[-1])
+    assert seen == [f'{{"n": {i}}}'.encode() for i in range(50)]
+    assert len(spool.read("b", 1000)) == 50  # the other cursor still has everything
+
+
+def test_a_reopened_spool_resumes_after_the_last_committed_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, ("a",))
+    for i in range(5):
+        spool.append(str(i).encode())
+    spool.commit("a", spool.read("a", 2)[-1])
+    spool.close()
+    again = Spool(tmp_path, ("a",))
+    assert [i.payload for i in again.read("a")] == [b"2", b"3", b"4"]
+
+
+def test_segments_every_cursor_has_passed_are_deleted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, ("a",), segment_bytes=16)
+    for i in range(20):
+        spool.append(f"record-{i:04d}".encode())
+    while items := spool.read("a", 100):
+        spool.commit("a", items[-1])
+    assert len(list(tmp_path.glob("seg-*.jsonl"))) == 1
+    assert spool.backlog("a") == 0
+
+
+def test_backoff_stays_between_base_and_the_doubling_ceiling_capped() -> None:
+    b = Backoff(0.5, 8.0)
+    rng = random.Random(7)
+    for attempt in range(1, 12):
+        for _ in range(50):
+            d = b.delay(attempt, rng)
+            assert 0.5 <= d <= min(8.0, 0.5 * 2 ** (attempt - 1))
+    assert b.ceiling(20) == 8.0
+
+
+def test_backoff_refuses_a_cap_below_its_base() -> None:
+    with pytest.raises(ValueError, match="base <= cap"):
+        Backoff(5.0, 1.0)
+
+
+def test_the_login_bucket_is_shared_through_its_file(tmp_path: Path) -> None:
+    rate = LoginRate(per_second=1.0, burst=2.0)
+    one = LoginRateLimiter(tmp_path, "Broker-Demo", rate)
+    other = LoginRateLimiter(tmp_path, "Broker-Demo", rate)  # another agent on the same host
+    assert one.try_take(now=100.0) == 0.0
+    assert other.try_take(now=100.0) == 0.0
+    assert one.try_take(now=100.0) == pytest.approx(1.0)  # bucket empty for everyone
+    assert other.try_take(now=101.0) == 0.0  # refilled at one per second
+    assert LoginRateLimiter(tmp_path, "Other-Server", rate).try_take(now=101.0) == 0.0
