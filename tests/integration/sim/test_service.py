@@ -3,6 +3,7 @@ cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -75,8 +76,10 @@ async def test_a_restarted_broker_keeps_its_books_and_resumes_prices(tmp_path: P
     from mtrobot.sim import persistence
     from mtrobot.sim.admin import LocalAdmin
     from mtrobot.sim.broker import SimBroker
+    from mtrobot.sim.clock import VirtualClock
 
-    first = SimBroker()
+    noon = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)  # virtual: no tick may move the quote meanwhile
+    first = SimBroker(clock=VirtualClock(noon))
     admin = LocalAdmin(first)
     login = await admin.create_account(
         server="MTRobot-Demo", password="Master-pass-1", investor_password="Inv-pass-1"
@@ -101,7 +104,7 @@ async def test_a_restarted_broker_keeps_its_books_and_resumes_prices(tmp_path: P
     persistence.save(first, state)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600 and "Master-pass-1" not in state.read_text()
 
-    second = SimBroker()
+    second = SimBroker(clock=VirtualClock(noon + dt.timedelta(minutes=5)))
     assert persistence.load(second, state) == 1
     again = open_terminal("sim-inprocess", broker=second)
     assert await again.initialize(login=login, password="Master-pass-1", server="MTRobot-Demo")
