@@ -66,7 +66,7 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     parts: list[Part] = []
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
-    parts.append(web_part(options))
+    parts.append(web_part(settings, options))
     return parts
 
 
