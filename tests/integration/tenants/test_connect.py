@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from mtrobot.sim.admin import SimAdmin
 
 from mtrobot.bus.server import free_port
 from mtrobot.settings import Settings
-from mtrobot.sim.admin import SimAdmin
 from mtrobot.web.config import ServerInfo
 from tests.e2e.proc_tools import mtrobot_command, wait_until
 from tests.integration.tenants.conftest import Trader, make_client, register
@@ -66,7 +66,9 @@ def connect(trader: Trader, server: str, login: int | str, password: str) -> tup
     return r.status_code, r.json(), time.perf_counter() - started
 
 
-def test_register_then_connect_after_a_typo_and_an_investor_password(web: TestClient, sim_data_dir, capsys) -> None:
+def test_register_then_connect_after_a_typo_and_an_investor_password(
+    web: TestClient, sim_data_dir, capsys
+) -> None:
     started = time.perf_counter()
     trader = register(web)
     server, login = sim_account(sim_data_dir)
@@ -114,7 +116,9 @@ def test_the_fourth_account_is_refused_with_a_clear_message(web: TestClient, sim
     assert len(trader.get("/api/v1/accounts").json()) == 3
 
 
-def test_an_unknown_server_is_refused_before_any_connection_with_a_hint(web: TestClient, sim_data_dir) -> None:
+def test_an_unknown_server_is_refused_before_any_connection_with_a_hint(
+    web: TestClient, sim_data_dir
+) -> None:
     trader = register(web)
     server, login = sim_account(sim_data_dir)
     status, body, _ = connect(trader, server.upper() + "X", login, MASTER)
@@ -123,7 +127,9 @@ def test_an_unknown_server_is_refused_before_any_connection_with_a_hint(web: Tes
     fields = check.json()["fields"]
     assert not fields["server"]["valid"] and f"Did you mean '{server}'" in fields["server"]["message"]
     assert not fields["login"]["valid"] and "digits" in fields["login"]["message"]
-    ok = trader.send("POST", "/api/v1/accounts/validate", json={"server": server, "login": login, "password": "x"})
+    ok = trader.send(
+        "POST", "/api/v1/accounts/validate", json={"server": server, "login": login, "password": "x"}
+    )
     assert ok.json()["valid"] is True
 
 
