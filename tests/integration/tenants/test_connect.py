@@ -89,8 +89,8 @@ def test_register_then_connect_after_a_typo_and_an_investor_password(
     assert set(body) >= {"id", "label", "company", "currency"} and "password" not in json.dumps(body).lower()
     total = time.perf_counter() - started
     with capsys.disabled():
-        print(f"\nconnect flow API time: typo {typo_s:.3f}s, investor {investor_s:.3f}s, right {right_s:.3f}s, "
-              f"whole flow with registration {total:.3f}s")  # fmt: skip
+        print(f"\nconnect flow API time: typo {typo_s:.3f}s, investor {investor_s:.3f}s, "
+              f"right {right_s:.3f}s, whole flow with registration {total:.3f}s")  # fmt: skip
     assert right_s < 1.0, f"connecting took {right_s:.2f} s of API time"
     assert [a["id"] for a in trader.get("/api/v1/accounts").json()] == [body["id"]]
 
@@ -110,7 +110,7 @@ def test_the_fourth_account_is_refused_with_a_clear_message(web: TestClient, sim
         server, login = sim_account(sim_data_dir)
         assert connect(trader, server, login, MASTER)[0] == 201
     server, login = sim_account(sim_data_dir)
-    status, body, elapsed = connect(trader, server, login, MASTER)
+    status, body, _ = connect(trader, server, login, MASTER)
     assert (status, body["code"]) == (409, "account_limit")
     assert "3 MT5 accounts" in body["detail"] and "remove one" in body["detail"]
     assert len(trader.get("/api/v1/accounts").json()) == 3
