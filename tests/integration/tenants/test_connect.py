@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,28 +15,9 @@ from mtrobot.sim.admin import SimAdmin
 from mtrobot.bus.server import free_port
 from mtrobot.settings import Settings
 from mtrobot.web.config import ServerInfo
-from tests.e2e.proc_tools import mtrobot_command, wait_until
 from tests.integration.tenants.conftest import Trader, make_client, register
 
 MASTER, INVESTOR = "Master-pass-1", "Investor-pass-1"
-
-
-@pytest.fixture(scope="module")
-def sim_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A real ``mtrobot simbroker`` on a free port, announcing itself in DATA_DIR/run/simbroker.json."""
-    data_dir = tmp_path_factory.mktemp("sim") / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
-    log = open(data_dir.parent / "simbroker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(mtrobot_command("simbroker", "--data-dir", str(data_dir), "--seed", "7"),
-                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
-    try:
-        run_file = data_dir / "run" / "simbroker.json"
-        wait_until(run_file.exists, 30, "simbroker.json", proc)
-        yield data_dir
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
 
 
 def sim_account(data_dir: Path, password: str = MASTER) -> tuple[str, int]:
