@@ -8,6 +8,7 @@ at the simulator (same login, a fresh password, sealed again); the trader's logi
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import secrets
@@ -130,9 +131,9 @@ async def ensure_demo(
     try:
         vault = vault or Vault(load_keyring(settings))
         if admin is None:
-            from mtrobot.sim.admin import SimAdmin
-
-            admin = SimAdmin.from_run_file(simbroker_file(settings))
+            # Resolved at run time: the simulator is an optional part of a deployment.
+            sim_admin = importlib.import_module("mtrobot.sim.admin")
+            admin = sim_admin.SimAdmin.from_run_file(simbroker_file(settings))
         trader_id = _ensure_trader(sessions, demo_login(settings))
         with sessions() as db:
             row = account_repo.account_by_id(db, DEMO_ACCOUNT_ID)
