@@ -255,3 +255,16 @@ async def test_a_running_client_keeps_reloading_after_the_bus_restarts(tmp_path)
         if restarted is not None:
             await restarted.stop()
         await server.stop()
+
+
+async def test_a_client_can_share_the_services_own_connection_and_leaves_it_open(nc, store) -> None:
+    service = unique_service()
+    client = ConfigClient(service, safe_defaults=SAFE, nc=nc, heartbeat_interval=0.2)
+    await client.init_async()
+    try:
+        revision = await store.put(service, {"order_settings": {"max_retries": 4}})
+        await eventually(lambda: client.revision == revision, 5, "the put over the shared connection")
+    finally:
+        await client.close()
+    assert nc.is_connected
+    assert (await store.get(service)).revision == revision

@@ -48,7 +48,13 @@ POLL_S = 0.5
 
 
 class ConfigClient(Generic[M]):
-    """The configuration of one service, kept current from the hub. See the module docstring."""
+    """The configuration of one service, kept current from the hub. See the module docstring.
+
+    ``nats_url`` defaults to the bus of ``Settings`` (``MTROBOT_NATS_URL`` or a running ``mtrobot up``).
+    Pass ``nc`` to share a connection the service already has (it is not closed by :meth:`close`).
+    ``instance_id`` names this process in the service registry (default: random); ``register=False``
+    keeps it out of the registry.
+    """
 
     def __init__(
         self,
@@ -63,12 +69,13 @@ class ConfigClient(Generic[M]):
         retry_delay: float = 0.5,
         max_retry_delay: float = 5.0,
         resync_interval: float = 30.0,
+        nc: Client | None = None,
     ) -> None:
         self.service_name = subjects.hub_config_key(service_name)
         self.instance_id = instance_id or new_instance_id()
         self._defaults = safe_defaults
         self._schema: type[M] = type(safe_defaults)
-        self._url = nats_url if nats_url is not None else Settings().discover_nats_url()
+        self._url = nats_url if nats_url is not None or nc is not None else Settings().discover_nats_url()
         self._connect_timeout = connect_timeout
         self._retry = (retry_delay, max_retry_delay)
         self._resync_interval = resync_interval
@@ -77,8 +84,8 @@ class ConfigClient(Generic[M]):
         self._seen: int | None = None  # the last revision looked at, applied or refused
         self._source: Source = "defaults"
         self._callbacks: list[Callback[M]] = []
-        self._nc: Client | None = None
-        self._rewatch = asyncio.Event()
+        self._nc: Client | None = nc
+        self._owns_nc = nc is None
         self._synced = asyncio.Event()
         self._unreachable = asyncio.Event()
         self._refused: int | None = None
@@ -105,7 +112,7 @@ class ConfigClient(Generic[M]):
         """
         if self._task is not None:
             return
-        if self._url is None:
+        if self._url is None and self._nc is None:
             log.warning("no bus configured: running on safe defaults", service=self.service_name)
             return
         self._task = asyncio.create_task(self._run(), name=f"config-{self.service_name}")
@@ -150,13 +157,13 @@ class ConfigClient(Generic[M]):
 
     async def close(self) -> None:
         """Stop watching, deregister from the service registry and close the bus connection."""
+        self._closing = True
         task, self._task = self._task, None
         if self._registration is not None:
             await self._registration.stop()
-        self._closing = True
         await stop_task(task)
         nc, self._nc = self._nc, None
-        if nc is not None:
+        if nc is not None and self._owns_nc:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5)
 
@@ -165,24 +172,20 @@ class ConfigClient(Generic[M]):
     def _status(self) -> dict[str, Any]:
         return {"config_revision": self.revision, "config_source": self._source}
 
-    async def _on_state(self, state: str) -> None:
-        if state == "reconnected":
-            # The server may have restarted and lost our watch consumer: watch afresh.
-            self._rewatch.set()
-
     async def _run(self) -> None:
-        assert self._url is not None
         first, cap = self._retry
-        self._nc = await connect_when_reachable(
-            self._url,
-            f"config-{self.service_name}",
-            connect_timeout=self._connect_timeout,
-            first_delay=first,
-            max_delay=cap,
-            on_state=self._on_state,
-            on_first_failure=self._unreachable.set,
-        )
-        js = self._nc.jetstream(timeout=self._connect_timeout)
+        if self._nc is None:
+            assert self._url is not None
+            self._nc = await connect_when_reachable(
+                self._url,
+                f"config-{self.service_name}",
+                connect_timeout=self._connect_timeout,
+                first_delay=first,
+                max_delay=cap,
+                on_first_failure=self._unreachable.set,
+            )
+        nc = self._nc
+        js = nc.jetstream(timeout=self._connect_timeout)
         if self._registration is not None:
             await self._registration.start(js)  # never raises: heartbeats retry by themselves
         delay = first
@@ -190,7 +193,7 @@ class ConfigClient(Generic[M]):
             try:
                 kv = await open_bucket(js, subjects.HUB_BUCKET)
                 await self._read_current(js)
-                await self._watch(kv, js)
+                await self._watch(nc, kv, js)
                 delay = first
             except asyncio.CancelledError:
                 raise
@@ -210,14 +213,15 @@ class ConfigClient(Generic[M]):
             await self._apply(msg.seq, operation, msg.data)
         self._mark_synced()
 
-    async def _watch(self, kv: KeyValue, js: JetStreamContext) -> None:
-        """Apply the current value and every later change until a re-watch is due."""
-        self._rewatch.clear()
+    async def _watch(self, nc: Client, kv: KeyValue, js: JetStreamContext) -> None:
+        """Apply every change until a re-watch is due (after a reconnect: the server may have restarted
+        and lost the watch's consumer)."""
+        reconnects = nc.stats["reconnects"]
         watcher = await kv.watch(self.service_name)
         loop = asyncio.get_running_loop()
         resync_at = loop.time() + self._resync_interval
         try:
-            while not (self._rewatch.is_set() or self._closing):
+            while not self._closing and nc.stats["reconnects"] == reconnects:
                 try:
                     entry = await watcher.updates(timeout=POLL_S)  # type: ignore[no-untyped-call]
                 except nats.errors.TimeoutError:
