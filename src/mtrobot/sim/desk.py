@@ -77,6 +77,8 @@ class Desk:
             faults = self.server.faults
             if faults.reject_next > 0:
                 faults.reject_next -= 1
+                if faults.reject_execute:  # executed, but the server answers as if it might not have been
+                    self._execute(account, req)
                 raise Refuse(faults.reject_retcode)
             return self._execute(account, req)
         except Refuse as refusal:
