@@ -353,7 +353,12 @@ class Connector:
                 await asyncio.sleep(0.5)
                 continue
             for msg in msgs:
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # not acknowledged: JetStream redelivers it, the journal resumes it
+                    log.exception("order message not finished, left for redelivery", account=self.account)
 
     async def _handle(self, msg: Any) -> None:
         token = msg.subject.split(".", 3)[3] if msg.subject.count(".") >= 3 else "_"
@@ -370,7 +375,10 @@ class Connector:
         with contextlib.suppress(Exception):
             await self.flush_outbox()
         self._failpoints.hit("after_publish")
-        await msg.ack()
+        try:
+            await msg.ack()
+        except Exception as exc:  # NATS away: the redelivered copy will find the order finished
+            log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
         self._outbox_wake.set()
 
     async def _keep_in_progress(self, msg: Any) -> None:
@@ -388,6 +396,8 @@ class Connector:
     async def _reconcile(self, trigger: str) -> None:
         try:
             await self.reconciler.reconcile(trigger)
+        except Exception as exc:  # the next interval or reconnect tries again
+            log.warning("reconciliation failed", account=self.account, trigger=trigger, error=str(exc))
         finally:
             self._outbox_wake.set()
 
