@@ -342,7 +342,7 @@ class Connector:
                 if sub is None:
                     sub = await self._subscribe()
                     self.intake_running = True
-                msgs = await sub.fetch(16, timeout=1.0)
+                msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:
                 continue
             except asyncio.CancelledError:

@@ -54,3 +54,6 @@ def kafka_bootstrap() -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+from .simfixtures import simbroker  # noqa: E402,F401 - a fixture for every connector test
