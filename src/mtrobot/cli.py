@@ -92,6 +92,44 @@ def hub(
 
 
 @app.command()
+def conformance(
+    backend: Annotated[
+        str, typer.Option(help="metatrader5 (Windows) or mt5linux (Linux, terminal under Wine)")
+    ],
+    terminal_path: Annotated[
+        str | None, typer.Option(help="metatrader5: this account's terminal64.exe (default: the running one)")
+    ] = None,
+    portable: Annotated[bool, typer.Option(help="metatrader5: start the terminal with /portable")] = False,
+    bridge_host: Annotated[str, typer.Option(help="mt5linux: host of the mt5linux server")] = "127.0.0.1",
+    bridge_port: Annotated[int, typer.Option(help="mt5linux: port of the mt5linux server")] = 18812,
+    symbol: Annotated[str, typer.Option(help="symbol to read bars, ticks and margins of")] = "EURUSD",
+    trade: Annotated[
+        bool, typer.Option(help="also open and close a minimum position (demo accounts only)")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="only print what the run needs and what it would check")
+    ] = False,
+) -> None:
+    """Check a real MT5 terminal against mtrobot's terminal interface. The account comes from
+    MTROBOT_MT5_LOGIN, MTROBOT_MT5_PASSWORD and MTROBOT_MT5_SERVER; without them the run is skipped."""
+    from mtrobot.broker.conformance import backend_options, conformance_command
+
+    configure_logging(level="WARNING", service="conformance")
+    try:
+        options = backend_options(
+            backend,
+            terminal_path=terminal_path,
+            portable=portable,
+            bridge_host=bridge_host,
+            bridge_port=bridge_port,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend") from exc
+    command = conformance_command(backend, options, symbol=symbol, trade=trade, dry_run=dry_run, echo=_echo)
+    raise typer.Exit(run_async(command))
+
+
+@app.command()
 def connector(
     account: Annotated[str, typer.Option("--account", help="the platform account id this connector serves")],
     data_dir: DataDirOption = None,

@@ -223,3 +223,48 @@ async def test_a_client_started_with_the_bus_down_runs_on_safe_defaults_then_con
             await server.stop()
     finally:
         await client.close()
+
+
+async def test_a_running_client_keeps_reloading_after_the_bus_restarts(tmp_path) -> None:
+    server = EmbeddedNats(tmp_path / "nats")
+    url = await server.start()
+    service = unique_service()
+    writer = await connect(url, "restart-writer")
+    js = writer.jetstream(timeout=5)
+    await provision(js)
+    await HubStore(js).put(service, {"order_settings": {"max_retries": 2}})
+    client = ConfigClient(service, safe_defaults=SAFE, nats_url=url, heartbeat_interval=0.2)
+    await client.init_async()
+    restarted = None
+    try:
+        assert (await client.get_config()).order_settings.max_retries == 2
+        await server.stop()
+        restarted = EmbeddedNats(tmp_path / "nats", port=server.port)
+        await restarted.start()
+        await eventually(lambda: client.connected and writer.is_connected, 10, "both clients to reconnect")
+
+        await HubStore(writer.jetstream(timeout=5)).put(service, {"order_settings": {"max_retries": 8}})
+
+        async def reloaded() -> bool:
+            return (await client.get_config()).order_settings.max_retries == 8
+
+        await eventually(reloaded, 10, "the put after the restart")
+    finally:
+        await client.close()
+        await writer.close()
+        if restarted is not None:
+            await restarted.stop()
+        await server.stop()
+
+
+async def test_a_client_can_share_the_services_own_connection_and_leaves_it_open(nc, store) -> None:
+    service = unique_service()
+    client = ConfigClient(service, safe_defaults=SAFE, nc=nc, heartbeat_interval=0.2)
+    await client.init_async()
+    try:
+        revision = await store.put(service, {"order_settings": {"max_retries": 4}})
+        await eventually(lambda: client.revision == revision, 5, "the put over the shared connection")
+    finally:
+        await client.close()
+    assert nc.is_connected
+    assert (await store.get(service)).revision == revision

@@ -119,7 +119,7 @@ BUCKETS: tuple[KeyValueConfig, ...] = (
         ttl=REGISTRY_TTL_S,
         max_value_size=4 * 1024,
         max_bytes=16 * 1024**2,
-        storage=StorageType.MEMORY,
+        storage=StorageType.FILE,
     ),
 )
 

@@ -24,14 +24,16 @@ from typing import Any, Generic, Literal, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from mtrobot.bus import subjects
-from mtrobot.hub.connection import connect_when_reachable
+from mtrobot.hub.connection import connect_when_reachable, stop_task
 from mtrobot.hub.documents import ConfigDocumentError, parse_document, validate_document
+from mtrobot.hub.kvread import DELETE_OPERATIONS, is_deletion, last_entry
 from mtrobot.hub.registry import DEFAULT_HEARTBEAT_S, ServiceRegistration, new_instance_id
-from mtrobot.hub.store import DELETE_OPERATIONS, open_bucket
+from mtrobot.hub.store import open_bucket
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -46,7 +48,13 @@ POLL_S = 0.5
 
 
 class ConfigClient(Generic[M]):
-    """The configuration of one service, kept current from the hub. See the module docstring."""
+    """The configuration of one service, kept current from the hub. See the module docstring.
+
+    ``nats_url`` defaults to the bus of ``Settings`` (``MTROBOT_NATS_URL`` or a running ``mtrobot up``).
+    Pass ``nc`` to share a connection the service already has (it is not closed by :meth:`close`).
+    ``instance_id`` names this process in the service registry (default: random); ``register=False``
+    keeps it out of the registry.
+    """
 
     def __init__(
         self,
@@ -61,12 +69,13 @@ class ConfigClient(Generic[M]):
         retry_delay: float = 0.5,
         max_retry_delay: float = 5.0,
         resync_interval: float = 30.0,
+        nc: Client | None = None,
     ) -> None:
         self.service_name = subjects.hub_config_key(service_name)
         self.instance_id = instance_id or new_instance_id()
         self._defaults = safe_defaults
         self._schema: type[M] = type(safe_defaults)
-        self._url = nats_url if nats_url is not None else Settings().discover_nats_url()
+        self._url = nats_url if nats_url is not None or nc is not None else Settings().discover_nats_url()
         self._connect_timeout = connect_timeout
         self._retry = (retry_delay, max_retry_delay)
         self._resync_interval = resync_interval
@@ -75,11 +84,12 @@ class ConfigClient(Generic[M]):
         self._seen: int | None = None  # the last revision looked at, applied or refused
         self._source: Source = "defaults"
         self._callbacks: list[Callback[M]] = []
-        self._nc: Client | None = None
-        self._rewatch = asyncio.Event()
+        self._nc: Client | None = nc
+        self._owns_nc = nc is None
         self._synced = asyncio.Event()
         self._unreachable = asyncio.Event()
         self._refused: int | None = None
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._registration = (
             ServiceRegistration(
@@ -102,7 +112,7 @@ class ConfigClient(Generic[M]):
         """
         if self._task is not None:
             return
-        if self._url is None:
+        if self._url is None and self._nc is None:
             log.warning("no bus configured: running on safe defaults", service=self.service_name)
             return
         self._task = asyncio.create_task(self._run(), name=f"config-{self.service_name}")
@@ -147,15 +157,13 @@ class ConfigClient(Generic[M]):
 
     async def close(self) -> None:
         """Stop watching, deregister from the service registry and close the bus connection."""
+        self._closing = True
         task, self._task = self._task, None
         if self._registration is not None:
             await self._registration.stop()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         nc, self._nc = self._nc, None
-        if nc is not None:
+        if nc is not None and self._owns_nc:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5)
 
@@ -164,32 +172,28 @@ class ConfigClient(Generic[M]):
     def _status(self) -> dict[str, Any]:
         return {"config_revision": self.revision, "config_source": self._source}
 
-    async def _on_state(self, state: str) -> None:
-        if state == "reconnected":
-            # The server may have restarted and lost our watch consumer: watch afresh.
-            self._rewatch.set()
-
     async def _run(self) -> None:
-        assert self._url is not None
         first, cap = self._retry
-        self._nc = await connect_when_reachable(
-            self._url,
-            f"config-{self.service_name}",
-            connect_timeout=self._connect_timeout,
-            first_delay=first,
-            max_delay=cap,
-            on_state=self._on_state,
-            on_first_failure=self._unreachable.set,
-        )
-        js = self._nc.jetstream(timeout=self._connect_timeout * 2)
+        if self._nc is None:
+            assert self._url is not None
+            self._nc = await connect_when_reachable(
+                self._url,
+                f"config-{self.service_name}",
+                connect_timeout=self._connect_timeout,
+                first_delay=first,
+                max_delay=cap,
+                on_first_failure=self._unreachable.set,
+            )
+        nc = self._nc
+        js = nc.jetstream(timeout=self._connect_timeout)
         if self._registration is not None:
-            with contextlib.suppress(Exception):  # heartbeats retry by themselves
-                await self._registration.start(js)
+            await self._registration.start(js)  # never raises: heartbeats retry by themselves
         delay = first
-        while True:
+        while not self._closing:
             try:
                 kv = await open_bucket(js, subjects.HUB_BUCKET)
-                await self._watch(kv)
+                await self._read_current(js)
+                await self._watch(nc, kv, js)
                 delay = first
             except asyncio.CancelledError:
                 raise
@@ -198,19 +202,33 @@ class ConfigClient(Generic[M]):
                 await asyncio.sleep(delay)
                 delay = min(cap, delay * 2)
 
-    async def _watch(self, kv: KeyValue) -> None:
-        """Apply the current value and every later change until a re-watch is due."""
-        self._rewatch.clear()
+    async def _read_current(self, js: JetStreamContext) -> None:
+        """Apply the stored value before watching: the watch's first "caught up" marker can overtake it."""
+        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        if msg is None:
+            if self._source == "hub":  # the stream lost the key entirely (bucket recreated)
+                await self._apply(None, "PURGE", None)
+        else:
+            operation = "DEL" if is_deletion(msg.headers) else None
+            await self._apply(msg.seq, operation, msg.data)
+        self._mark_synced()
+
+    async def _watch(self, nc: Client, kv: KeyValue, js: JetStreamContext) -> None:
+        """Apply every change until a re-watch is due (after a reconnect: the server may have restarted
+        and lost the watch's consumer)."""
+        reconnects = nc.stats["reconnects"]
         watcher = await kv.watch(self.service_name)
         loop = asyncio.get_running_loop()
         resync_at = loop.time() + self._resync_interval
         try:
-            while not self._rewatch.is_set():
+            while not self._closing and nc.stats["reconnects"] == reconnects:
                 try:
                     entry = await watcher.updates(timeout=POLL_S)  # type: ignore[no-untyped-call]
                 except nats.errors.TimeoutError:
                     if loop.time() >= resync_at:
-                        return  # a fresh watch re-reads the current value: a cheap safety net
+                        if await self._missed_an_update(js):
+                            return  # a fresh watch re-reads the current value
+                        resync_at = loop.time() + self._resync_interval
                     continue
                 if entry is None:
                     self._mark_synced()
@@ -219,6 +237,11 @@ class ConfigClient(Generic[M]):
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _missed_an_update(self, js: JetStreamContext) -> bool:
+        """A cheap safety net behind the watch: does the stored revision differ from the last one seen?"""
+        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        return (msg.seq if msg is not None else None) != self._seen
 
     def _mark_synced(self) -> None:
         if not self._synced.is_set():

@@ -83,3 +83,18 @@ async def connect_when_reachable(
         attempt += 1
         await asyncio.sleep(delay * random.uniform(0.5, 1.0))
         delay = min(max_delay, delay * 2)
+
+
+async def stop_task(task: asyncio.Task[None] | None, grace: float = 0.5) -> None:
+    """Cancel ``task`` and wait until it has ended.
+
+    ``asyncio.wait_for`` on Python 3.11 can swallow a cancellation that races with its own result (nats-py
+    uses it inside watchers and requests), so cancel again until the task is really done.
+    """
+    if task is None:
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=grace)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("task ended with an error", task=task.get_name(), error=repr(task.exception()))

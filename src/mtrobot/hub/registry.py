@@ -8,7 +8,6 @@ and its entry expires from the bucket (TTL) shortly after.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import uuid
@@ -16,13 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import REGISTRY_TTL_S
+from mtrobot.hub.connection import stop_task
+from mtrobot.hub.kvread import live_entries
 from mtrobot.hub.store import open_bucket
 from mtrobot.logging import get_logger
 
@@ -81,6 +81,7 @@ class ServiceRegistration:
         self.interval = interval
         self.started_at = datetime.now(UTC)
         self._status = status
+        self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._failing = False
@@ -101,19 +102,23 @@ class ServiceRegistration:
         """Put the first entry now (best effort) and keep heartbeating in a background task."""
         if self._task is not None:
             return
-        self._kv = await asyncio.wait_for(open_bucket(js, subjects.REGISTRY_BUCKET), PUT_TIMEOUT_S * 2)
+        self._js = js
         await self.beat()
         self._task = asyncio.create_task(self._loop(), name=f"registry-{self.key}")
 
     async def beat(self) -> bool:
         """Put the entry once; False (and logged once per outage) when the bus refuses."""
-        if self._kv is None:
+        if self._js is None:
             return False
         try:
-            await asyncio.wait_for(
-                self._kv.put(self.key, self.entry().model_dump_json().encode()), PUT_TIMEOUT_S
-            )
+            if self._kv is None:
+                self._kv = await asyncio.wait_for(
+                    open_bucket(self._js, subjects.REGISTRY_BUCKET), PUT_TIMEOUT_S
+                )
+            value = self.entry().model_dump_json().encode()
+            await asyncio.wait_for(self._kv.put(self.key, value), PUT_TIMEOUT_S)
         except Exception as exc:
+            self._kv = None  # the bucket may be gone (bus restarted empty): re-open or re-create it
             if not self._failing:
                 log.warning("registry heartbeat failed", service=self.service, error=repr(exc))
             self._failing = True
@@ -131,10 +136,7 @@ class ServiceRegistration:
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop heartbeating and (by default) remove the entry so listings drop it at once."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         if deregister and self._kv is not None:
             try:
                 await asyncio.wait_for(self._kv.delete(self.key), PUT_TIMEOUT_S)
@@ -147,24 +149,20 @@ class ServiceDirectory:
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
-        self._kv: KeyValue | None = None
+        self._opened = False
 
     async def running(self, service: str | None = None) -> list[ServiceInstance]:
         """Live instances (optionally of one service), sorted by service and start time."""
-        if self._kv is None:
-            self._kv = await open_bucket(self._js, subjects.REGISTRY_BUCKET)
-        try:
-            keys = await self._kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
+        if not self._opened:
+            await open_bucket(self._js, subjects.REGISTRY_BUCKET)
+            self._opened = True
         now = datetime.now(UTC)
         found = []
-        for key in keys:
+        for _key, msg in await live_entries(self._js, subjects.REGISTRY_BUCKET):
             try:
-                entry = await self._kv.get(key)
-                instance = ServiceInstance.model_validate_json(entry.value or b"")
-            except (nats.js.errors.KeyNotFoundError, ValidationError):
-                continue  # gone since the listing, or not ours
+                instance = ServiceInstance.model_validate_json(msg.data or b"")
+            except ValidationError:
+                continue  # not an entry of ours
             if instance.is_stale(now) or (service is not None and instance.service != service):
                 continue
             found.append(instance)

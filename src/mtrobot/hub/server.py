@@ -19,7 +19,7 @@ from nats.aio.client import Client
 
 from mtrobot.core.errors import FatalError
 from mtrobot.hub.api import HubContext, create_app
-from mtrobot.hub.connection import connect_when_reachable
+from mtrobot.hub.connection import connect_when_reachable, stop_task
 from mtrobot.hub.registry import ServiceDirectory, ServiceRegistration
 from mtrobot.hub.schemas import shared_registry
 from mtrobot.hub.store import HubStore
@@ -110,9 +110,7 @@ class HubServer:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 info.unlink()
-            bus.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await bus
+            await stop_task(bus)
             await self._registration.stop()
             if self._nc is not None:
                 with contextlib.suppress(Exception):

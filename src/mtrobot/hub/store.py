@@ -27,9 +27,8 @@ from mtrobot.hub.documents import (
     validate_document,
 )
 from mtrobot.hub.errors import BusUnavailable, NotConfigured, RevisionConflict, UnknownRevision
+from mtrobot.hub.kvread import is_deletion, key_history, last_entry, live_entries
 from mtrobot.hub.schemas import SchemaRegistry, shared_registry
-
-DELETE_OPERATIONS = frozenset({"DEL", "PURGE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +108,10 @@ class HubStore:
     async def get(self, service: str) -> StoredConfig:
         """The current document of ``service``; :class:`NotConfigured` when there is none."""
         await self._bucket()
-        key = service_key(service)
-        bucket = subjects.HUB_BUCKET
-        try:
-            # A stream read (not kv.get) because it also returns when the revision was written.
-            msg = await self._js.get_msg(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
-        except nats.js.errors.NotFoundError:
-            raise NotConfigured(f"no configuration stored for {service!r}") from None
-        headers = msg.headers or {}
-        if headers.get("KV-Operation") in DELETE_OPERATIONS or "Nats-Marker-Reason" in headers:
+        msg = await last_entry(self._js, subjects.HUB_BUCKET, service_key(service))
+        if msg is None:
+            raise NotConfigured(f"no configuration stored for {service!r}")
+        if is_deletion(msg.headers):
             raise NotConfigured(f"the configuration of {service!r} was deleted")
         return StoredConfig(service, int(msg.seq or 0), json.loads(msg.data or b"{}"), msg.time)
 
@@ -158,17 +152,15 @@ class HubStore:
 
     async def history(self, service: str) -> list[HistoryEntry]:
         """Every revision still kept for ``service``, oldest first (empty if it was never configured)."""
-        kv = await self._bucket()
-        try:
-            entries = await kv.history(service_key(service))
-        except nats.js.errors.NoKeysError:
-            return []
+        await self._bucket()
         result = []
-        for e in entries:
-            deleted = e.operation in DELETE_OPERATIONS
-            document = None if deleted or not e.value else json.loads(e.value)
-            created = e.created if isinstance(e.created, datetime) else None  # typed int, is a datetime
-            result.append(HistoryEntry(int(e.revision or 0), e.operation or "PUT", created, document))
+        for msg in await key_history(self._js, subjects.HUB_BUCKET, service_key(service)):
+            headers = msg.headers or {}
+            deleted = is_deletion(headers)
+            document = None if deleted or not msg.data else json.loads(msg.data)
+            operation = headers.get("KV-Operation", "DEL" if deleted else "PUT")
+            meta = msg.metadata
+            result.append(HistoryEntry(meta.sequence.stream, operation, meta.timestamp, document))
         return result
 
     async def rollback(self, service: str, revision: int) -> int:
@@ -188,15 +180,8 @@ class HubStore:
 
     async def services(self) -> list[StoredConfig]:
         """Every service with a stored document, sorted by name."""
-        kv = await self._bucket()
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
-        found = []
-        for key in sorted(keys):
-            try:
-                found.append(await self.get(key))
-            except NotConfigured:  # deleted between the listing and the read
-                continue
-        return found
+        await self._bucket()
+        return [
+            StoredConfig(key, int(msg.seq or 0), json.loads(msg.data or b"{}"), msg.time)
+            for key, msg in await live_entries(self._js, subjects.HUB_BUCKET)
+        ]

@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from mtrobot.core.ids import ORDER_ID_PATTERN, SYMBOL_PATTERN
 from mtrobot.core.orders import Filling, OrderType
 
-Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$"
-    ),
-]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+# ASCII only: a JSON-schema pattern and Python's re must agree on every character class used here.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)]
+Name = Annotated[str, StringConstraints(max_length=100)]
 Password = Annotated[SecretStr, Field(min_length=10, max_length=256)]
 SymbolStr = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
 OrderIdStr = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
@@ -31,7 +31,7 @@ Scope = Literal["read", "trade"]
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Out(BaseModel):
@@ -74,7 +74,7 @@ class SessionPublic(BaseModel):
 
 
 class TokenCreate(In):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     scope: Scope = "read"
 
 
@@ -118,7 +118,7 @@ class DraftCheck(BaseModel):
 
 
 class AccountCreate(In):
-    server: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    server: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     login: Annotated[int, Field(gt=0, lt=2**63)]
     password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
     label: Name = ""

@@ -81,7 +81,7 @@ def login(
 ) -> SessionPublic:
     opts = state.options
     client = request.client.host if request.client else "unknown"
-    keys = [f"email:{body.email}", f"ip:{client}"]
+    keys = [f"email:{body.email.lower()}", f"ip:{client}"]
     lock = trader_repo.locked_until(db, keys)
     if lock is not None:
         wait = int((lock - datetime.now(UTC)).total_seconds()) + 1
