@@ -231,7 +231,7 @@ class Connector:
         from .options import options_from_hub
 
         self._hub = ConfigClient(
-            f"connector.{self.account}", safe_defaults=ConnectorConfig(), nats_url=self.nats_url
+            f"connector.{self.account}", safe_defaults=ConnectorConfig(), nats_url=self.nats_url, nc=self.nc
         )
         await self._hub.init_async(timeout=5.0)
         base = self.options.current

@@ -41,8 +41,11 @@ def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerPro
     log = open(data / "simbroker.log", "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen(
         [sys.executable, "-m", "mtrobot", "simbroker", "--data-dir", str(data), "--port", "0"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ),
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
     run_file = data / "run" / "simbroker.json"
     deadline = time.monotonic() + 30
     while not run_file.exists():

@@ -48,19 +48,38 @@ class Lane:
         self.kills: Counter[str] = Counter()
 
     def config(self) -> bytes:
-        return (json.dumps({
-            "account": self.account, "login": self.login, "server": self.sim.servers[0], "password": "Crash-pw1",
-            "host": self.sim.host, "port": self.sim.port, "nats_url": self.nats_url,
-            "data_dir": str(self.data_dir), "settle_s": 1.0, "ack_wait_s": 2.0, "fetch_batch": 2,
-        }) + "\n").encode()  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "account": self.account,
+                    "login": self.login,
+                    "server": self.sim.servers[0],
+                    "password": "Crash-pw1",
+                    "host": self.sim.host,
+                    "port": self.sim.port,
+                    "nats_url": self.nats_url,
+                    "data_dir": str(self.data_dir),
+                    "settle_s": 1.0,
+                    "ack_wait_s": 2.0,
+                    "fetch_batch": 2,
+                }
+            )
+            + "\n"
+        ).encode()
 
     async def spawn(self, failpoints: str) -> asyncio.subprocess.Process:
         env = dict(os.environ, MTROBOT_FAILPOINTS=failpoints)
-        log = open(self.data_dir / f"child-{self.account}.log", "ab")  # noqa: SIM115, ASYNC230
+        log = open(self.data_dir / f"child-{self.account}.log", "ab")  # noqa: SIM115
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.connector.crash_child", cwd=str(REPO), env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.integration.connector.crash_child",
+            cwd=str(REPO),
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
         log.close()
         assert proc.stdin is not None
         proc.stdin.write(self.config())
@@ -72,8 +91,13 @@ class Lane:
         for j in range(ORDERS_PER_CYCLE):
             oid = f"c{self.index}-{cycle}-{j}"
             side = self.rng.choice(["buy", "sell"])
-            body = {"order_id": oid, "account": self.account, "symbol": "EURUSD", "order_type": side,
-                    "volume": 0.01}  # fmt: skip
+            body = {
+                "order_id": oid,
+                "account": self.account,
+                "symbol": "EURUSD",
+                "order_type": side,
+                "volume": 0.01,
+            }
             await js.publish(subjects.orders_submitted(self.account, "EURUSD"), json.dumps(body).encode())
             self.order_ids.append(oid)
 
@@ -137,8 +161,12 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
 
     lanes = []
     for i in range(LANES):
-        login = await admin.create_account(server=simbroker.servers[0], password="Crash-pw1",
-                                           investor_password="Crash-inv1", balance=10_000_000.0)  # fmt: skip
+        login = await admin.create_account(
+            server=simbroker.servers[0],
+            password="Crash-pw1",
+            investor_password="Crash-inv1",
+            balance=10_000_000.0,
+        )
         lane = Lane(i, simbroker, login, nats_url, tmp_path / f"lane{i}")
         lane.data_dir.mkdir()
         await nc.subscribe(f"broker.order.{lane.account}.>", cb=on_update)
@@ -172,8 +200,10 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
         assert journal.open_entries() == []
         journal.close()
 
-    print(f"\ncrash test: {sum(kills.values())} SIGKILLs {dict(kills)}; {len(orders)} orders, {executed} executed "
-          f"once at the broker, outcomes {dict(outcomes)}; {elapsed:.1f} s")  # fmt: skip
+    print(
+        f"\ncrash test: {sum(kills.values())} SIGKILLs {dict(kills)}; {len(orders)} orders, "
+        f"{executed} executed once at the broker, outcomes {dict(outcomes)}; {elapsed:.1f} s"
+    )
     assert sum(kills.values()) == LANES * KILLS_PER_LANE
     assert duplicates == {}
     assert not_terminal == []
