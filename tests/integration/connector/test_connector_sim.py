@@ -6,7 +6,6 @@ dropped mid-order, a requote storm, a maintenance window. NATS restarts and cras
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -50,10 +49,16 @@ class Rig:
 
     async def submit(self, **fields: Any) -> str:
         oid = fields.pop("order_id", None) or "t" + uuid.uuid4().hex[:10]
-        body = {"order_id": oid, "account": self.account, "symbol": "EURUSD", "order_type": "buy",
-                "volume": 0.01} | fields  # fmt: skip
-        await self.nc.jetstream().publish(subjects.orders_submitted(self.account, body["symbol"]),
-                                          json.dumps(body).encode())  # fmt: skip
+        body = {
+            "order_id": oid,
+            "account": self.account,
+            "symbol": "EURUSD",
+            "order_type": "buy",
+            "volume": 0.01,
+        } | fields
+        await self.nc.jetstream().publish(
+            subjects.orders_submitted(self.account, body["symbol"]), json.dumps(body).encode()
+        )
         return oid
 
     def states(self, oid: str) -> list[str]:
@@ -82,25 +87,47 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(nats_url: str, nc: Client, tmp_path: Path, simbroker: SimBrokerProcess, chdb_store: ChdbExecutions,
-              request: pytest.FixtureRequest) -> AsyncIterator[Rig]:  # fmt: skip
+async def rig(
+    nats_url: str,
+    nc: Client,
+    tmp_path: Path,
+    simbroker: SimBrokerProcess,
+    chdb_store: ChdbExecutions,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Rig]:
     admin = simbroker.admin()
     server = simbroker.servers[0]
     await admin.reset_faults(server=server)
-    login = await admin.create_account(server=server, password=PASSWORD, investor_password="Sim-inv1",
-                                       balance=100_000.0)  # fmt: skip
+    login = await admin.create_account(
+        server=server, password=PASSWORD, investor_password="Sim-inv1", balance=100_000.0
+    )
     account = "sim-" + uuid.uuid4().hex[:8]
     out = Outputs()
     await out.subscribe(nc, account)
-    options = ConnectorOptions(login=login, server=server, retry_backoff=Backoff(0.01, 0.05),
-                               reconnect_backoff=Backoff(0.05, 0.4), pending_poll_s=0.2, keepalive_s=1.0,
-                               unknown_settle_s=2.0, max_retries=3, send_timeout_s=3.0)  # fmt: skip
+    options = ConnectorOptions(
+        login=login,
+        server=server,
+        retry_backoff=Backoff(0.01, 0.05),
+        reconnect_backoff=Backoff(0.05, 0.4),
+        pending_poll_s=0.2,
+        keepalive_s=1.0,
+        unknown_settle_s=2.0,
+        max_retries=3,
+        send_timeout_s=3.0,
+    )
 
     def factory() -> Any:
         return open_terminal("sim", host=simbroker.host, port=simbroker.port)
 
-    connector = Connector(account, Settings(data_dir=tmp_path / "data"), SecretStr(PASSWORD), options,
-                          ConnectorParts(factory, executions=chdb_store), nats_url=nats_url, use_hub=False)  # fmt: skip
+    connector = Connector(
+        account,
+        Settings(data_dir=tmp_path / "data"),
+        SecretStr(PASSWORD),
+        options,
+        ConnectorParts(factory, executions=chdb_store),
+        nats_url=nats_url,
+        use_hub=False,
+    )
     await connector.start()
     assert await connector.session.wait_ready(10)
     yield Rig(connector, out, simbroker, admin, server, login, nc)
@@ -128,8 +155,14 @@ async def test_sell_with_sl_and_tp_then_modify_then_partial_close_then_close(rig
     assert await rig.final(opened) == "filled"
     position = rig.fills(opened)[0]["position"]
     price = rig.fills(opened)[0]["price"]
-    modify = await rig.submit(action="modify", position=position, sl=round(price + 0.01, 5),
-                              tp=round(price - 0.01, 5), order_type=None, volume=None)  # fmt: skip
+    modify = await rig.submit(
+        action="modify",
+        position=position,
+        sl=round(price + 0.01, 5),
+        tp=round(price - 0.01, 5),
+        order_type=None,
+        volume=None,
+    )
     assert await rig.final(modify) == "filled"
     part = await rig.submit(action="close", position=position, volume=0.02, order_type=None)
     assert await rig.final(part) == "filled" and rig.fills(part)[0]["volume"] == 0.02
@@ -144,8 +177,9 @@ async def test_a_pending_order_is_accepted_modified_and_cancelled(rig: Rig) -> N
     placed = await rig.submit(order_type="buy_limit", price=round(tick - 0.01, 5))
     assert await rig.final(placed) == "accepted"
     ticket = [u for u in rig.out.got["order"] if u["order_id"] == placed][-1]["ticket"]
-    moved = await rig.submit(action="modify", ticket=ticket, price=round(tick - 0.02, 5), order_type=None,
-                             volume=None)  # fmt: skip
+    moved = await rig.submit(
+        action="modify", ticket=ticket, price=round(tick - 0.02, 5), order_type=None, volume=None
+    )
     assert await rig.final(moved) == "filled"
     cancel = await rig.submit(action="cancel", ticket=ticket, order_type=None, volume=None)
     assert await rig.final(cancel) == "cancelled"
@@ -308,12 +342,30 @@ async def test_reconciliation_reports_positions_closed_and_opened_outside_the_pl
     outside = rig.sim.terminal()
     assert await outside.initialize(login=rig.login, password=PASSWORD, server=rig.server)
     tick = await outside.symbol_info_tick("EURUSD")
-    await outside.order_send({"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.01,
-                              "type": mt5.ORDER_TYPE_SELL, "price": tick.bid, "deviation": 50,
-                              "type_filling": mt5.ORDER_FILLING_FOK, "magic": 0})  # fmt: skip
-    await outside.order_send({"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.01,
-                              "type": mt5.ORDER_TYPE_SELL, "position": position, "price": tick.bid,
-                              "deviation": 50, "type_filling": mt5.ORDER_FILLING_FOK})  # fmt: skip
+    await outside.order_send(
+        {
+            "action": mt5.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": 0.01,
+            "type": mt5.ORDER_TYPE_SELL,
+            "price": tick.bid,
+            "deviation": 50,
+            "type_filling": mt5.ORDER_FILLING_FOK,
+            "magic": 0,
+        }
+    )
+    await outside.order_send(
+        {
+            "action": mt5.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": 0.01,
+            "type": mt5.ORDER_TYPE_SELL,
+            "position": position,
+            "price": tick.bid,
+            "deviation": 50,
+            "type_filling": mt5.ORDER_FILLING_FOK,
+        }
+    )
     await outside.shutdown()
     reports: list[dict[str, Any]] = []
 

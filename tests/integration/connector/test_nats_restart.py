@@ -34,8 +34,9 @@ async def test_nats_restarted_mid_stream_loses_no_order_and_duplicates_none(
     url = await nats.start()
     admin = simbroker.admin()
     server = simbroker.servers[0]
-    login = await admin.create_account(server=server, password="Nats-pw1", investor_password="Nats-inv1",
-                                       balance=100_000.0)  # fmt: skip
+    login = await admin.create_account(
+        server=server, password="Nats-pw1", investor_password="Nats-inv1", balance=100_000.0
+    )
     account = "natsrestart-" + uuid.uuid4().hex[:6]
     nc = await connect(url, "test-nats-restart")
     await provision(nc.jetstream(timeout=10))
@@ -43,18 +44,24 @@ async def test_nats_restarted_mid_stream_loses_no_order_and_duplicates_none(
     await out.subscribe(nc, account)
     options = ConnectorOptions(login=login, server=server, retry_backoff=Backoff(0.01, 0.05), ack_wait_s=3.0)
     connector = Connector(
-        account, Settings(data_dir=tmp_path / "data"), SecretStr("Nats-pw1"), options,
-        ConnectorParts(lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port),
-                       executions=chdb_store),
-        nats_url=url, use_hub=False,
-    )  # fmt: skip
+        account,
+        Settings(data_dir=tmp_path / "data"),
+        SecretStr("Nats-pw1"),
+        options,
+        ConnectorParts(
+            lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port), executions=chdb_store
+        ),
+        nats_url=url,
+        use_hub=False,
+    )
     await connector.start()
     js = nc.jetstream(timeout=5)
     ids = [f"n{i}-{uuid.uuid4().hex[:6]}" for i in range(20)]
 
     def body(oid: str) -> bytes:
-        return json.dumps({"order_id": oid, "account": account, "symbol": "EURUSD", "order_type": "buy",
-                           "volume": 0.01}).encode()  # fmt: skip
+        return json.dumps(
+            {"order_id": oid, "account": account, "symbol": "EURUSD", "order_type": "buy", "volume": 0.01}
+        ).encode()
 
     def finished(g: dict[str, list[dict[str, Any]]]) -> set[str]:
         return {u["order_id"] for u in g["order"] if u["state"] in TERMINAL}
