@@ -39,7 +39,7 @@ from .metrics import ConnectorMetrics
 from .options import ConnectorOptions, OptionsHolder
 from .ratelimit import LoginRateLimiter
 from .reconcile import Reconciler
-from .session import Session, TerminalFactory
+from .session import CredentialsRefresh, Session, TerminalFactory
 
 log = get_logger(__name__)
 
@@ -100,8 +100,10 @@ class Connector:
         use_hub: bool = True,
         failpoints: Failpoints | None = None,
         rng: random.Random | None = None,
+        refresh: CredentialsRefresh | None = None,
     ) -> None:
         self.account = account
+        self._refresh = refresh
         self.settings = settings
         self.nats_url = nats_url or settings.discover_nats_url()
         self.options = OptionsHolder(options)
@@ -160,6 +162,7 @@ class Connector:
             self._password,
             limiter,
             rng=self._rng,
+            refresh=self._refresh,
         )
         self.executor = OrderExecutor(
             self.account,
