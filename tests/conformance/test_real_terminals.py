@@ -50,12 +50,12 @@ def standin_terminal(backend: str, bridge: BridgeProcess, module: Any = None) ->
     return open_terminal("mt5linux", port=bridge.port)
 
 
-@pytest.mark.parametrize("backend", REAL_BACKENDS)
+@pytest.mark.parametrize("real_backend", REAL_BACKENDS)
 async def test_every_check_passes_on_the_standin_including_a_demo_trade(
-    backend: str, bridge: BridgeProcess
+    real_backend: str, bridge: BridgeProcess
 ) -> None:
     assert STANDIN is not None
-    outcomes = await run_checks(standin_terminal(backend, bridge), STANDIN, trade=True)
+    outcomes = await run_checks(standin_terminal(real_backend, bridge), STANDIN, trade=True)
     assert [(o.name, o.status) for o in outcomes if o.status != "pass"] == []
     assert len(outcomes) == 9
 
@@ -97,12 +97,12 @@ def real_terminal_options(backend: str) -> dict[str, Any]:
     return {"host": host or "127.0.0.1", "port": int(port)}
 
 
-@pytest.mark.parametrize("backend", REAL_BACKENDS)
-async def test_a_real_terminal_conforms(backend: str) -> None:
-    options = real_terminal_options(backend)
+@pytest.mark.parametrize("real_backend", REAL_BACKENDS)
+async def test_a_real_terminal_conforms(real_backend: str) -> None:
+    options = real_terminal_options(real_backend)
     credentials = credentials_from_env()
     assert credentials is not None
-    outcomes = await run_checks(open_terminal(backend, **options), credentials,
+    outcomes = await run_checks(open_terminal(real_backend, **options), credentials,
                                 trade=os.environ.get("MTROBOT_MT5_TRADE") == "1")  # fmt: skip
     assert [(o.name, o.detail) for o in outcomes if o.status == "fail"] == []
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import typing
+import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -117,6 +118,8 @@ class ThreadedTerminal:
         self._label = label
         self._error: tuple[int, str] = SUCCESS
         self._stuck: concurrent.futures.Future[Any] | None = None
+        if owns_worker:  # a reconnect builds a new terminal: the old one's thread must not linger
+            weakref.finalize(self, worker.stop)
 
     @property
     def worker_thread_id(self) -> int | None:

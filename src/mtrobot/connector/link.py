@@ -45,6 +45,10 @@ class BrokerLink:
         self.timeout_s = timeout_s
         self.calls = 0
         self.failures = 0
+        # A call and the last_error() that explains it must not be torn apart by another coroutine's call on
+        # the same terminal: last_error() describes the terminal's *latest* call (as in the MT5 module), so a
+        # tick read finishing in between would turn an ambiguous order_send None into "Success".
+        self._pair_lock = asyncio.Lock()
 
     async def call(
         self,
@@ -64,11 +68,12 @@ class BrokerLink:
         try:
             if terminal is None:
                 raise ConnectionError("no terminal session")
-            value = await asyncio.wait_for(
-                getattr(terminal, operation)(*args, **kwargs), call_timeout or self.timeout_s
-            )
-            if value is None or value is False:
-                error = await self._last_error(terminal)
+            async with self._pair_lock:
+                value = await asyncio.wait_for(
+                    getattr(terminal, operation)(*args, **kwargs), call_timeout or self.timeout_s
+                )
+                if value is None or value is False:
+                    error = await self._last_error(terminal)
         except TimeoutError:
             error = (
                 LINK_TIMEOUT,

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
+from mtrobot.broker.backends import options_from_connection
+
 from .backoff import Backoff
 from .ratelimit import LoginRate
 from .validation import TradingSession
@@ -76,6 +78,7 @@ def options_from_hub(config: Any, base: ConnectorOptions) -> ConnectorOptions:
     reconnect_base = float(errors.reconnect_interval_seconds)
     return base.with_changes(
         backend=conn.backend,
+        terminal_options=options_from_connection(conn) or base.terminal_options,
         server=conn.server or base.server,
         login=conn.login or base.login,
         login_timeout_s=float(conn.timeout_seconds),

@@ -122,10 +122,9 @@ class HubStore:
         (0 means: only if nothing is stored yet); otherwise :class:`RevisionConflict`.
         """
         self.validate(service, document)
-        assert isinstance(document, dict)
+        value = encode_document(require_object(service, document))
         kv = await self._bucket()
         key = service_key(service)
-        value = encode_document(document)
         try:
             if expected_revision is None:
                 return await kv.put(key, value)

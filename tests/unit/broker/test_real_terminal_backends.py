@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
 import structlog
 
-from mtrobot.broker.backends import UnknownBackend, open_terminal
+from mtrobot.broker.backends import UnknownBackend, open_terminal, options_from_connection
 from mtrobot.broker.results import MalformedResult, to_structure
 from mtrobot.broker.structures import Tick, TradeOrder
 from mtrobot.broker.terminal import Terminal
 from tests.standin.ctypes_like import build, c_type, defaults
-from tests.standin.fake_mt5 import FakeMT5
+from tests.standin.fake_mt5 import FakeMT5, wait_until
 
 TERMINAL_EXE = "C:\\MT5\\acc-1\\terminal64.exe"
 
@@ -120,3 +122,23 @@ async def test_a_caller_cancelled_mid_call_leaves_the_terminal_failing_fast_unti
     fake.standin_release("positions_get")
     assert await terminal.wait_idle(10)
     assert await terminal.account_info() is not None
+
+
+def test_the_hub_connection_section_selects_each_accounts_terminal() -> None:
+    from mtrobot.hub.schemas import MT5Connection
+
+    windows = MT5Connection(backend="metatrader5", terminal_path=TERMINAL_EXE, portable=True, login=5001)
+    wine = MT5Connection(backend="mt5linux", bridge_host="10.0.0.5", bridge_port=18900)
+    assert options_from_connection(windows) == {"path": TERMINAL_EXE, "portable": True}
+    assert options_from_connection(wine) == {"host": "10.0.0.5", "port": 18900}
+    assert options_from_connection(MT5Connection()) == {}
+    assert isinstance(open_terminal("mt5linux", **options_from_connection(wine)), Terminal)
+
+
+async def test_a_dropped_bridge_terminal_frees_its_worker_thread() -> None:
+    terminal = open_terminal("mt5linux", port=18812)
+    await terminal.shutdown()  # runs on the worker: the thread exists
+    ident = terminal.worker_thread_id  # type: ignore[attr-defined]
+    del terminal
+    gc.collect()
+    assert wait_until(lambda: ident not in {t.ident for t in threading.enumerate()})
