@@ -125,8 +125,9 @@ class Session:
                 await self._serve()
                 continue
             failures += 1
-            if self.last_error and self.last_error[0] == AUTH_FAILED and self._refresh is not None:
-                await self._refresh_credentials()
+            refused = bool(self.last_error and self.last_error[0] == AUTH_FAILED)
+            if refused and self._refresh is not None and await self._refresh_credentials():
+                continue  # a new password: try it at once (the login bucket still applies)
             delay = self.options.current.reconnect_backoff.delay(failures, self._rng)
             self.backoff_delays.append(delay)
             self.state = ConnectionState.BACKOFF
@@ -139,18 +140,20 @@ class Session:
             )
             await self._sleep(delay)
 
-    async def _refresh_credentials(self) -> None:
-        """The stored password may have been replaced since we read it: read it again."""
+    async def _refresh_credentials(self) -> bool:
+        """The stored password may have been replaced since we read it: read it again. True if it changed."""
         assert self._refresh is not None
         try:
             creds = await self._refresh()
         except Exception as exc:
             log.warning("credentials could not be read again", account=self.account, error=str(exc))
-            return
+            return False
+        changed = creds.password.get_secret_value() != self._password.get_secret_value()
         self._password = creds.password
         changes = {k: v for k, v in (("login", creds.login), ("server", creds.server)) if v is not None}
         if changes:
             self.options.replace(self.options.current.with_changes(**changes))
+        return changed
 
     def _maintenance_left(self) -> float:
         now = self._now()
