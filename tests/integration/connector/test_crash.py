@@ -60,6 +60,7 @@ class Lane:
                     "nats_url": self.nats_url,
                     "data_dir": str(self.data_dir),
                     "settle_s": 1.0,
+                    "chdb_dir": str(self.data_dir / "chdb"),
                     "ack_wait_s": 2.0,
                     "fetch_batch": 2,
                 }
@@ -136,6 +137,25 @@ class Lane:
             await asyncio.wait_for(final.wait(), 15)
 
 
+async def executions_rows(chdb_dir: Path) -> list[dict[str, Any]]:
+    """Read a lane's chDB in a child process (chDB holds one directory per process)."""
+    code = (
+        "import json,sys; from pathlib import Path; from mtrobot.storage.executions import ChdbExecutions;"
+        "s=ChdbExecutions(Path(sys.argv[1])); print(json.dumps(s.rows(sys.argv[2]))); s.close()"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        str(chdb_dir),
+        chdb_dir.parent.name.replace("lane", "crash"),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=str(REPO),
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return list(json.loads(out))
+
+
 async def broker_deals(sim: SimBrokerProcess, login: int) -> list[Any]:
     terminal = sim.terminal()
     assert await terminal.initialize(login=login, password="Crash-pw1", server=sim.servers[0])
@@ -196,6 +216,11 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
             assert (n == 1) == filled_on_bus, (
                 f"{oid}: {n} executions at the broker, bus says {last_state.get(oid)}"
             )
+        rows = await executions_rows(lane.data_dir / "chdb")
+        deals_in_table = [r["deal"] for r in rows]
+        assert len(deals_in_table) == len(set(deals_in_table)), "a deal written twice into executions"
+        filled_ids = {o for o in lane.order_ids if last_state.get(o) == "filled"}
+        assert {r["order_id"] for r in rows} == filled_ids
         journal = Journal(lane.data_dir / "connector" / lane.account / "journal.sqlite3", lane.account)
         assert journal.open_entries() == []
         journal.close()
