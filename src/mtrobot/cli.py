@@ -76,6 +76,24 @@ def status(
 
 
 @app.command()
+def simbroker(
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="address to listen on (keep it on loopback)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one")] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="broker configuration (JSON); default: built-in")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the synthetic prices")] = None,
+) -> None:
+    """Serve the simulated MT5 broker; writes DATA_DIR/run/simbroker.json once listening."""
+    from mtrobot.sim.service import load_config, run_simbroker
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="simbroker")
+    raise typer.Exit(run_async(run_simbroker(settings, host, port, load_config(config, seed))))
+
+
+@app.command()
 def hub(
     data_dir: DataDirOption = None,
     host: Annotated[

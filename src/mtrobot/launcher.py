@@ -63,7 +63,7 @@ PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
 
 def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
-    parts: list[Part] = []
+    parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
     parts.append(web_part(options))

@@ -53,19 +53,43 @@ _TRADE: tuple[tuple[int, str, Reaction, str], ...] = (
     (10008, "TRADE_RETCODE_PLACED", _R.OK, "The order was placed."),
     (10009, "TRADE_RETCODE_DONE", _R.OK, "The order was executed."),
     (10010, "TRADE_RETCODE_DONE_PARTIAL", _R.OK, "Only part of the order was filled."),
-    (10011, "TRADE_RETCODE_ERROR", _R.AMBIGUOUS, "The broker reported a processing error; the order may "
-     "or may not have been executed."),
-    (10012, "TRADE_RETCODE_TIMEOUT", _R.AMBIGUOUS, "The broker timed out; the order may or may not have "
-     "been executed."),
+    (
+        10011,
+        "TRADE_RETCODE_ERROR",
+        _R.AMBIGUOUS,
+        "The broker reported a processing error; the order may or may not have been executed.",
+    ),
+    (
+        10012,
+        "TRADE_RETCODE_TIMEOUT",
+        _R.AMBIGUOUS,
+        "The broker timed out; the order may or may not have been executed.",
+    ),
     (10013, "TRADE_RETCODE_INVALID", _R.FATAL, "The broker refused the order as invalid."),
-    (10014, "TRADE_RETCODE_INVALID_VOLUME", _R.FATAL, "The volume is not allowed for this symbol "
-     "(check the minimum, maximum and step)."),
-    (10015, "TRADE_RETCODE_INVALID_PRICE", _R.FATAL, "The price is not valid for this order type or too "
-     "close to the market."),
-    (10016, "TRADE_RETCODE_INVALID_STOPS", _R.FATAL, "The stop loss or take profit is invalid or too close "
-     "to the market."),
-    (10017, "TRADE_RETCODE_TRADE_DISABLED", _R.FATAL, "Trading is disabled for this account or symbol "
-     "(for example a read-only investor login)."),
+    (
+        10014,
+        "TRADE_RETCODE_INVALID_VOLUME",
+        _R.FATAL,
+        "The volume is not allowed for this symbol (check the minimum, maximum and step).",
+    ),
+    (
+        10015,
+        "TRADE_RETCODE_INVALID_PRICE",
+        _R.FATAL,
+        "The price is not valid for this order type or too close to the market.",
+    ),
+    (
+        10016,
+        "TRADE_RETCODE_INVALID_STOPS",
+        _R.FATAL,
+        "The stop loss or take profit is invalid or too close to the market.",
+    ),
+    (
+        10017,
+        "TRADE_RETCODE_TRADE_DISABLED",
+        _R.FATAL,
+        "Trading is disabled for this account or symbol (for example a read-only investor login).",
+    ),
     (10018, "TRADE_RETCODE_MARKET_CLOSED", _R.LATER, "The market is closed."),
     (10019, "TRADE_RETCODE_NO_MONEY", _R.FATAL, "There is not enough free margin for this order."),
     (10020, "TRADE_RETCODE_PRICE_CHANGED", _R.RETRY, "Prices changed before the order was filled."),
@@ -73,37 +97,68 @@ _TRADE: tuple[tuple[int, str, Reaction, str], ...] = (
     (10022, "TRADE_RETCODE_INVALID_EXPIRATION", _R.FATAL, "The expiration date is not allowed."),
     (10023, "TRADE_RETCODE_ORDER_CHANGED", _R.RETRY, "The order changed meanwhile; it will be re-read."),
     (10024, "TRADE_RETCODE_TOO_MANY_REQUESTS", _R.RETRY, "Too many requests; slowing down."),
-    (10025, "TRADE_RETCODE_NO_CHANGES", _R.OK_IDEMPOTENT, "Nothing to change: the order already has these "
-     "values."),
-    (10026, "TRADE_RETCODE_SERVER_DISABLES_AT", _R.FATAL, "The broker has disabled automated trading for "
-     "this account."),
-    (10027, "TRADE_RETCODE_CLIENT_DISABLES_AT", _R.FATAL, "Algo trading is switched off in the MetaTrader "
-     "terminal."),
+    (
+        10025,
+        "TRADE_RETCODE_NO_CHANGES",
+        _R.OK_IDEMPOTENT,
+        "Nothing to change: the order already has these values.",
+    ),
+    (
+        10026,
+        "TRADE_RETCODE_SERVER_DISABLES_AT",
+        _R.FATAL,
+        "The broker has disabled automated trading for this account.",
+    ),
+    (
+        10027,
+        "TRADE_RETCODE_CLIENT_DISABLES_AT",
+        _R.FATAL,
+        "Algo trading is switched off in the MetaTrader terminal.",
+    ),
     (10028, "TRADE_RETCODE_LOCKED", _R.RETRY, "The order is locked for processing."),
-    (10029, "TRADE_RETCODE_FROZEN", _R.LATER, "The order or position is too close to the market to be "
-     "changed (freeze level)."),
+    (
+        10029,
+        "TRADE_RETCODE_FROZEN",
+        _R.LATER,
+        "The order or position is too close to the market to be changed (freeze level).",
+    ),
     (10030, "TRADE_RETCODE_INVALID_FILL", _R.FATAL, "This filling mode is not supported for the symbol."),
-    (10031, "TRADE_RETCODE_CONNECTION", _R.AMBIGUOUS, "No connection to the broker's trade server; the "
-     "order's fate will be checked."),
+    (
+        10031,
+        "TRADE_RETCODE_CONNECTION",
+        _R.AMBIGUOUS,
+        "No connection to the broker's trade server; the order's fate will be checked.",
+    ),
     (10032, "TRADE_RETCODE_ONLY_REAL", _R.FATAL, "This operation is only allowed on live accounts."),
     (10033, "TRADE_RETCODE_LIMIT_ORDERS", _R.FATAL, "The limit of pending orders has been reached."),
     (10034, "TRADE_RETCODE_LIMIT_VOLUME", _R.FATAL, "The volume limit for this symbol has been reached."),
     (10035, "TRADE_RETCODE_INVALID_ORDER", _R.FATAL, "This order type is not allowed for the symbol."),
     (10036, "TRADE_RETCODE_POSITION_CLOSED", _R.OK_IDEMPOTENT, "The position is already closed."),
-    (10038, "TRADE_RETCODE_INVALID_CLOSE_VOLUME", _R.FATAL, "The close volume is larger than the "
-     "position."),
-    (10039, "TRADE_RETCODE_CLOSE_ORDER_EXIST", _R.OK_IDEMPOTENT, "A close order for this position already "
-     "exists."),
+    (10038, "TRADE_RETCODE_INVALID_CLOSE_VOLUME", _R.FATAL, "The close volume is larger than the position."),
+    (
+        10039,
+        "TRADE_RETCODE_CLOSE_ORDER_EXIST",
+        _R.OK_IDEMPOTENT,
+        "A close order for this position already exists.",
+    ),
     (10040, "TRADE_RETCODE_LIMIT_POSITIONS", _R.FATAL, "The limit of open positions has been reached."),
-    (10041, "TRADE_RETCODE_REJECT_CANCEL", _R.FATAL, "The pending order's activation was rejected and the "
-     "order cancelled."),
+    (
+        10041,
+        "TRADE_RETCODE_REJECT_CANCEL",
+        _R.FATAL,
+        "The pending order's activation was rejected and the order cancelled.",
+    ),
     (10042, "TRADE_RETCODE_LONG_ONLY", _R.FATAL, "Only buy positions are allowed for this symbol."),
     (10043, "TRADE_RETCODE_SHORT_ONLY", _R.FATAL, "Only sell positions are allowed for this symbol."),
     (10044, "TRADE_RETCODE_CLOSE_ONLY", _R.FATAL, "Only closing positions is allowed for this symbol."),
     (10045, "TRADE_RETCODE_FIFO_CLOSE", _R.FATAL, "Positions must be closed oldest first (FIFO rule)."),
-    (10046, "TRADE_RETCODE_HEDGE_PROHIBITED", _R.FATAL, "Opposite positions on one symbol are not allowed "
-     "on this account."),
-)  # fmt: skip
+    (
+        10046,
+        "TRADE_RETCODE_HEDGE_PROHIBITED",
+        _R.FATAL,
+        "Opposite positions on one symbol are not allowed on this account.",
+    ),
+)
 
 _RES: tuple[tuple[int, str, Reaction, str, Reaction | None], ...] = (
     (1, "RES_S_OK", _R.OK, "Success.", None),
@@ -111,19 +166,29 @@ _RES: tuple[tuple[int, str, Reaction, str, Reaction | None], ...] = (
     (-2, "RES_E_INVALID_PARAMS", _R.FATAL, "The request has an invalid field; it was not sent.", None),
     (-3, "RES_E_NO_MEMORY", _R.FATAL, "The terminal ran out of memory.", None),
     (-4, "RES_E_NOT_FOUND", _R.FATAL, "Not found (unknown symbol, or no history).", None),
-    (-5, "RES_E_INVALID_VERSION", _R.FATAL, "The terminal and its Python module are incompatible "
-     "versions.", None),
+    (
+        -5,
+        "RES_E_INVALID_VERSION",
+        _R.FATAL,
+        "The terminal and its Python module are incompatible versions.",
+        None,
+    ),
     (-6, "RES_E_AUTH_FAILED", _R.FATAL, "Login failed: wrong account number, password or server.", None),
     (-7, "RES_E_UNSUPPORTED", _R.FATAL, "The terminal does not support this function.", None),
-    (-8, "RES_E_AUTO_TRADING_DISABLED", _R.FATAL, "Trading through the Python API is disabled in the "
-     "terminal.", None),
+    (
+        -8,
+        "RES_E_AUTO_TRADING_DISABLED",
+        _R.FATAL,
+        "Trading through the Python API is disabled in the terminal.",
+        None,
+    ),
     (-10000, "RES_E_INTERNAL_FAIL", _R.RETRY, "The connection to the terminal failed.", _R.AMBIGUOUS),
     (-10001, "RES_E_INTERNAL_FAIL_SEND", _R.RETRY, "Sending to the terminal failed.", _R.AMBIGUOUS),
     (-10002, "RES_E_INTERNAL_FAIL_RECEIVE", _R.RETRY, "The terminal's answer was lost.", _R.AMBIGUOUS),
     (-10003, "RES_E_INTERNAL_FAIL_INIT", _R.FATAL, "The terminal could not be started or found.", None),
     (-10004, "RES_E_INTERNAL_FAIL_CONNECT", _R.RETRY, "Not connected to the terminal.", None),
     (-10005, "RES_E_INTERNAL_FAIL_TIMEOUT", _R.RETRY, "The terminal did not answer in time.", _R.AMBIGUOUS),
-)  # fmt: skip
+)
 
 TRADE_RETCODES: dict[int, CodeInfo] = {c: CodeInfo(c, n, r, m) for c, n, r, m in _TRADE}
 """Every trade server return code, by value."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,7 @@ async def exercise_every_function(t: Terminal) -> None:
     assert [type(o) for o in await t.orders_get(symbol="EURUSD") or ()] == [s.TradeOrder]
     assert await t.positions_total() == 1
     assert [p.ticket for p in await t.positions_get(group="*USD*") or ()] == [sent.order]
-    window = (START_TIME - 7 * 86_400, START_TIME + 3_600)
+    window = WINDOW
     assert await t.history_orders_total(*window) == 1
     assert [o.ticket for o in await t.history_orders_get(*window) or ()] == [sent.order]
     assert await t.history_deals_total(*window) == 2  # the opening balance and the buy
@@ -158,23 +159,77 @@ async def test_algo_trading_off_comes_back_as_a_result_not_a_failure(ready: Rig)
     assert sent is not None and sent.retcode == 10027 and sent.request_id == 0
 
 
-@pytest.mark.parametrize("function", ["positions_get", "account_info", "copy_ticks_from"])
+WINDOW = (START_TIME - 7 * 86_400, START_TIME + 3_600)
+VALID_CALLS: dict[str, Callable[[Terminal], Awaitable[Any]]] = {
+    "initialize": lambda t: t.initialize(login=LOGIN, password="master-pw", server=SERVER),
+    "login": lambda t: t.login(LOGIN, password="master-pw", server=SERVER),
+    "version": lambda t: t.version(),
+    "account_info": lambda t: t.account_info(),
+    "terminal_info": lambda t: t.terminal_info(),
+    "symbols_total": lambda t: t.symbols_total(),
+    "symbols_get": lambda t: t.symbols_get(),
+    "symbol_info": lambda t: t.symbol_info("EURUSD"),
+    "symbol_info_tick": lambda t: t.symbol_info_tick("EURUSD"),
+    "symbol_select": lambda t: t.symbol_select("EURUSD", True),
+    "orders_total": lambda t: t.orders_total(),
+    "orders_get": lambda t: t.orders_get(),
+    "positions_total": lambda t: t.positions_total(),
+    "positions_get": lambda t: t.positions_get(),
+    "history_orders_total": lambda t: t.history_orders_total(*WINDOW),
+    "history_orders_get": lambda t: t.history_orders_get(*WINDOW),
+    "history_deals_total": lambda t: t.history_deals_total(*WINDOW),
+    "history_deals_get": lambda t: t.history_deals_get(*WINDOW),
+    "order_calc_margin": lambda t: t.order_calc_margin(mt5.ORDER_TYPE_BUY, "EURUSD", 0.1, 1.1),
+    "order_calc_profit": lambda t: t.order_calc_profit(mt5.ORDER_TYPE_BUY, "EURUSD", 0.1, 1.1, 1.2),
+    "order_check": lambda t: t.order_check(BUY),
+    "order_send": lambda t: t.order_send(BUY),
+    "copy_rates_from": lambda t: t.copy_rates_from("EURUSD", H1, START_TIME, 3),
+    "copy_rates_from_pos": lambda t: t.copy_rates_from_pos("EURUSD", H1, 0, 3),
+    "copy_rates_range": lambda t: t.copy_rates_range("EURUSD", H1, HOUR - 7_200, HOUR),
+    "copy_ticks_from": lambda t: t.copy_ticks_from("EURUSD", START_TIME, 3, mt5.COPY_TICKS_ALL),
+    "copy_ticks_range": lambda t: t.copy_ticks_range(
+        "EURUSD", START_TIME, START_TIME + 1, mt5.COPY_TICKS_ALL
+    ),
+}
+"""One valid call of every function the terminal forwards (``last_error`` is answered locally, and
+``shutdown`` cannot fail)."""
+FAILED = {"initialize": False, "login": False, "symbol_select": False, "symbols_total": 0, "orders_total": 0,
+          "positions_total": 0, "history_orders_total": 0, "history_deals_total": 0}  # fmt: skip
+
+
+async def expect_success(terminal: Terminal, function: str) -> None:
+    value = await VALID_CALLS[function](terminal)
+    assert value is not None and value is not False
+    assert await terminal.last_error() == (1, "Success")  # a count of 0 is only trusted with this
+
+
+def test_the_table_of_valid_calls_names_every_forwarded_function() -> None:
+    assert set(VALID_CALLS) == set(TERMINAL_FUNCTIONS) - {"last_error", "shutdown"}
+
+
+@pytest.mark.parametrize("function", sorted(VALID_CALLS))
 async def test_a_terminal_that_disconnects_mid_call_surfaces_an_ipc_error_then_initialize_recovers(
     ready: Rig, function: str
 ) -> None:
     ready.mt5.standin_drop(function, -10002, "IPC recv failed")
-    calls = {
-        "positions_get": ready.terminal.positions_get,
-        "account_info": ready.terminal.account_info,
-        "copy_ticks_from": lambda: ready.terminal.copy_ticks_from("EURUSD", START_TIME, 3, -1),
-    }
-    assert await calls[function]() is None
+    assert await VALID_CALLS[function](ready.terminal) == FAILED.get(function)
     assert await ready.terminal.last_error() == (-10002, "IPC recv failed")
-    assert last_error_code(-10002).reaction_for(function) is Reaction.RETRY
-    assert await ready.terminal.symbols_total() == 0  # the link stays down ...
+    expected = Reaction.AMBIGUOUS if function == "order_send" else Reaction.RETRY
+    assert last_error_code(-10002).reaction_for(function) is expected
+    assert await ready.terminal.account_info() is None  # the link stays down ...
     assert (await ready.terminal.last_error())[0] == -10004
     await ready.attach()  # ... until the connector's reconnect path initializes again
-    assert await calls[function]() is not None
+    await expect_success(ready.terminal, function)
+
+
+@pytest.mark.parametrize("function", sorted(VALID_CALLS))
+async def test_every_function_returns_its_failure_value_and_the_terminals_reason(
+    ready: Rig, function: str
+) -> None:
+    ready.mt5.standin_fail(function, -1, "Terminal: Call failed")
+    assert await VALID_CALLS[function](ready.terminal) == FAILED.get(function)
+    assert await ready.terminal.last_error() == (-1, "Terminal: Call failed")
+    await expect_success(ready.terminal, function)  # the next one works again
 
 
 async def test_order_send_lost_mid_call_is_ambiguous_and_the_order_is_found_after_reconnecting(

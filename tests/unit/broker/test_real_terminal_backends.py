@@ -142,3 +142,17 @@ async def test_a_dropped_bridge_terminal_frees_its_worker_thread() -> None:
     del terminal
     gc.collect()
     assert wait_until(lambda: ident not in {t.ident for t in threading.enumerate()})
+
+
+async def test_a_call_queued_behind_a_slow_one_that_times_out_was_never_made() -> None:
+    fake = FakeMT5()
+    terminal = open_terminal("metatrader5", module=fake, call_timeout=0.2)
+    fake.standin_block("initialize")
+    slow = asyncio.create_task(terminal.initialize())  # initialize has its own, longer limit
+    assert await asyncio.to_thread(fake.standin_wait_entered, "initialize")
+    assert await terminal.account_info() is None
+    code, description = await terminal.last_error()
+    assert code == -10004 and "not made" in description
+    fake.standin_release("initialize")
+    assert await slow is True
+    assert [call.name for call in fake.standin_call_log()] == ["initialize"]  # account_info never ran

@@ -1,0 +1,232 @@
+"""Configuration of the simulated broker: trade servers, their symbols, sessions and policies.
+
+Plain pydantic models, so a JSON config file is validated with errors that name the field. The default
+configuration (:func:`default_config`) has two brokers that differ where real brokers differ: a hedging demo
+server with instant execution and a netting live server with market execution, commissions and slippage.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mtrobot.broker import constants as mt5
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SymbolSpec(Frozen):
+    """What the broker publishes about one symbol, plus the parameters of its synthetic price model."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._#+-]{1,32}$")
+    description: str = ""
+    path: str = ""
+    currency_base: str
+    currency_profit: str
+    currency_margin: str
+    digits: int = Field(ge=0, le=8)
+    contract_size: float = Field(gt=0)
+    calc_mode: int = mt5.SYMBOL_CALC_MODE_FOREX
+    margin_rate: float = Field(default=1.0, gt=0, description="multiplier of the calc-mode margin formula")
+    trade_mode: int = mt5.SYMBOL_TRADE_MODE_FULL
+    execution: int = mt5.SYMBOL_TRADE_EXECUTION_INSTANT
+    filling_mode: int = mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC
+    expiration_mode: int = 15
+    order_mode: int = 127
+    order_gtc_mode: int = mt5.SYMBOL_ORDERS_GTC
+    stops_level: int = Field(default=0, ge=0, description="points")
+    freeze_level: int = Field(default=0, ge=0, description="points")
+    volume_min: float = Field(default=0.01, gt=0)
+    volume_max: float = Field(default=100.0, gt=0)
+    volume_step: float = Field(default=0.01, gt=0)
+    volume_limit: float = Field(default=0.0, ge=0)
+    margin_hedged: float | None = Field(default=None, description="default: the contract size")
+    swap_long: float = 0.0
+    swap_short: float = 0.0
+    commission_per_lot: float = Field(default=0.0, ge=0, description="account currency, per side")
+    liquidity_lots: float = Field(default=50.0, gt=0, description="volume available per quote")
+    selected: bool = Field(default=True, description="in Market Watch after login")
+    # synthetic price model
+    start_price: float = Field(gt=0)
+    spread_points: int = Field(default=10, ge=0)
+    volatility: float = Field(default=0.00006, ge=0, description="stdev of log-return per second")
+
+    @property
+    def point(self) -> float:
+        return float(10.0**-self.digits)
+
+    @model_validator(mode="after")
+    def _volumes_consistent(self) -> SymbolSpec:
+        if self.volume_min > self.volume_max:
+            raise ValueError("volume_min must not exceed volume_max")
+        return self
+
+
+class ServerConfig(Frozen):
+    """One named trade server of a broker company."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._ -]{1,64}$")
+    company: str
+    timezone: str = Field(default="fx", description="'fx' = GMT+2/+3 following US DST, or '+02:00'")
+    margin_mode: int = mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+    trade_mode: int = mt5.ACCOUNT_TRADE_MODE_DEMO
+    maintenance_start: str = Field(default="00:00", pattern=r"^\d\d:\d\d$", description="server time")
+    maintenance_minutes: int = Field(default=5, ge=0, le=24 * 60)
+    weekend_close: str = Field(default="23:55", pattern=r"^\d\d:\d\d$", description="Friday, server time")
+    weekend_open: str = Field(default="00:00", pattern=r"^\d\d:\d\d$", description="Monday, server time")
+    margin_so_mode: int = mt5.ACCOUNT_STOPOUT_MODE_PERCENT
+    margin_call: float = 100.0
+    margin_stopout: float = 50.0
+    limit_orders: int = Field(default=200, ge=0)
+    limit_positions: int = Field(default=0, ge=0, description="0 = unlimited")
+    fifo_close: bool = False
+    hedge_prohibited: bool = False
+    requote_both_ways: bool = False
+    slippage_points: int = Field(default=0, ge=0, description="max adverse slippage under market execution")
+    comment_length: int = Field(default=16, ge=0, le=31, description="characters the server keeps")
+    stops_strict: bool = Field(default=True, description="stops level compared with > rather than >=")
+    inactivity_timeout_s: float = Field(default=30.0, gt=0)
+    max_requests_per_second: int = Field(default=100, ge=0, description="per session; 0 = unlimited")
+    login_base: int = Field(default=5_000_000, ge=1)
+    tick_interval_ms: int = Field(default=1000, ge=10)
+    symbols: tuple[SymbolSpec, ...]
+
+    def symbol(self, name: str) -> SymbolSpec | None:
+        return next((s for s in self.symbols if s.name == name), None)
+
+
+class BrokerConfig(Frozen):
+    seed: int = 42
+    servers: tuple[ServerConfig, ...]
+    history_minutes: int = Field(default=20_000, ge=0, description="M1 bars of history before start")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> BrokerConfig:
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise ValueError("servers: names must be unique")
+        return self
+
+
+ExecutionName = Literal["instant", "market"]
+
+
+def default_symbols(execution: ExecutionName = "instant", *, live: bool = False) -> tuple[SymbolSpec, ...]:
+    """Majors, gold and an index, with typical retail specifications."""
+    exe = mt5.SYMBOL_TRADE_EXECUTION_MARKET if execution == "market" else mt5.SYMBOL_TRADE_EXECUTION_INSTANT
+    filling = (
+        mt5.SYMBOL_FILLING_IOC if execution == "market" else mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC
+    )
+    commission = 3.5 if live else 0.0
+    fx = dict(
+        contract_size=100_000.0,
+        execution=exe,
+        filling_mode=filling,
+        commission_per_lot=commission,
+        path="Forex\\Majors",
+    )
+
+    def pair(name: str, price: float, digits: int, spread: int, vol: float, **extra: object) -> SymbolSpec:
+        base, quote = name[:3], name[3:]
+        return SymbolSpec.model_validate(
+            fx
+            | dict(
+                name=name,
+                description=f"{base} vs {quote}",
+                currency_base=base,
+                currency_profit=quote,
+                currency_margin=base,
+                digits=digits,
+                start_price=price,
+                spread_points=spread,
+                volatility=vol,
+            )
+            | extra
+        )
+
+    return (
+        pair("EURUSD", 1.08500, 5, 8, 0.00004),
+        pair("GBPUSD", 1.27000, 5, 12, 0.00005),
+        pair("USDJPY", 150.000, 3, 10, 0.00004),
+        pair("USDCHF", 0.88000, 5, 14, 0.00004),
+        pair("AUDUSD", 0.66000, 5, 12, 0.00005, selected=False),
+        SymbolSpec(
+            name="XAUUSD",
+            description="Gold vs US Dollar",
+            path="Metals",
+            currency_base="XAU",
+            currency_profit="USD",
+            currency_margin="USD",
+            digits=2,
+            contract_size=100.0,
+            calc_mode=mt5.SYMBOL_CALC_MODE_CFDLEVERAGE,
+            execution=exe,
+            filling_mode=filling,
+            commission_per_lot=commission,
+            volume_max=50.0,
+            stops_level=20,
+            freeze_level=5,
+            liquidity_lots=10.0,
+            start_price=2350.00,
+            spread_points=25,
+            volatility=0.00007,
+        ),
+        SymbolSpec(
+            name="US500",
+            description="US 500 Index CFD",
+            path="Indices",
+            currency_base="USD",
+            currency_profit="USD",
+            currency_margin="USD",
+            digits=2,
+            contract_size=1.0,
+            calc_mode=mt5.SYMBOL_CALC_MODE_CFD,
+            margin_rate=0.05,
+            execution=exe,
+            filling_mode=filling,
+            volume_min=0.1,
+            volume_step=0.1,
+            volume_max=500.0,
+            stops_level=50,
+            liquidity_lots=200.0,
+            start_price=5200.00,
+            spread_points=50,
+            volatility=0.00006,
+            selected=False,
+        ),
+    )
+
+
+def default_config(seed: int = 42) -> BrokerConfig:
+    """Two brokers: "MTRobot-Demo" (hedging, instant execution) and "Northwind-Live" (netting, market)."""
+    return BrokerConfig(
+        seed=seed,
+        servers=(
+            ServerConfig(
+                name="MTRobot-Demo",
+                company="MTRobot Simulated Markets Ltd",
+                timezone="fx",
+                margin_mode=mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
+                trade_mode=mt5.ACCOUNT_TRADE_MODE_DEMO,
+                margin_call=100.0,
+                margin_stopout=50.0,
+                login_base=5_000_000,
+                symbols=default_symbols("instant"),
+            ),
+            ServerConfig(
+                name="Northwind-Live",
+                company="Northwind Brokerage Corp",
+                timezone="fx",
+                margin_mode=mt5.ACCOUNT_MARGIN_MODE_RETAIL_NETTING,
+                trade_mode=mt5.ACCOUNT_TRADE_MODE_REAL,
+                margin_call=70.0,
+                margin_stopout=50.0,
+                slippage_points=3,
+                login_base=7_000_000,
+                symbols=default_symbols("market", live=True),
+            ),
+        ),
+    )

@@ -1,0 +1,77 @@
+"""``mtrobot simbroker``: the simulated broker as a service on loopback.
+
+Once listening it writes ``DATA_DIR/run/simbroker.json`` = ``{"host", "port", "servers", "admin_token",
+"pid"}`` (mode 0600: the admin token lets its holder create accounts and inject faults), so other parts find
+it; on SIGTERM or SIGINT it stops cleanly and removes the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+from pathlib import Path
+
+from mtrobot.core.errors import ConfigError
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+from mtrobot.sim.broker import SimBroker
+from mtrobot.sim.config import BrokerConfig, default_config
+from mtrobot.sim.tcp import SimServer
+
+log = get_logger(__name__)
+
+RUN_FILE = "simbroker.json"
+
+
+def run_file(settings: Settings) -> Path:
+    return settings.run_dir / RUN_FILE
+
+
+def load_config(path: Path | None, seed: int | None) -> BrokerConfig:
+    if path is None:
+        return default_config(seed if seed is not None else 42)
+    try:
+        config = BrokerConfig.model_validate_json(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config: {path}: {exc}") from exc
+    return config.model_copy(update={"seed": seed}) if seed is not None else config
+
+
+def write_private_json(path: Path, data: dict[str, object]) -> None:
+    """Write atomically, readable by this user only."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+async def run_simbroker(settings: Settings, host: str, port: int, config: BrokerConfig) -> int:
+    settings.ensure_dirs()
+    broker = SimBroker(config)
+    token = secrets.token_urlsafe(24)
+    server = SimServer(broker, host, port, admin_token=token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    path = run_file(settings)
+    info = {
+        "host": host,
+        "port": server.port,
+        "servers": list(broker.servers),
+        "admin_token": token,
+        "pid": os.getpid(),
+    }
+    write_private_json(path, info)
+    try:
+        await stop.wait()
+    finally:
+        log.info("simbroker stopping")
+        await server.stop()
+        path.unlink(missing_ok=True)
+    return 0

@@ -1,0 +1,82 @@
+"""Pure pieces of the simulator: server time zones, the market schedule, group masks, margin maths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mtrobot.broker import constants as mt5
+from mtrobot.core.errors import ConfigError
+from mtrobot.sim.clock import ServerZone, VirtualClock
+from mtrobot.sim.config import ServerConfig, default_config
+from mtrobot.sim.money import margin_in_margin_currency
+from mtrobot.sim.schedule import Schedule, weekday
+from mtrobot.sim.views import matches_group
+
+
+def ms(*args: int) -> int:
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def test_fx_server_time_is_new_york_plus_seven_hours_across_us_dst() -> None:
+    zone = ServerZone("fx")
+    assert zone.offset_ms(ms(2026, 1, 15, 12)) == 2 * 3_600_000  # winter: GMT+2
+    assert zone.offset_ms(ms(2026, 7, 15, 12)) == 3 * 3_600_000  # US summer: GMT+3
+    assert zone.offset_ms(ms(2026, 3, 10, 12)) == 3 * 3_600_000  # US DST already, EU not yet
+
+
+@pytest.mark.parametrize(("spec", "hours"), [("+02:00", 2), ("UTC", 0), ("UTC-5", -5), ("GMT+3", 3)])
+def test_fixed_offsets_are_understood(spec: str, hours: int) -> None:
+    assert ServerZone(spec).offset_ms(0) == hours * 3_600_000
+
+
+def test_a_nonsense_timezone_is_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match="timezone"):
+        ServerZone("Mars/Olympus")
+
+
+def test_the_schedule_closes_for_the_daily_break_and_the_weekend() -> None:
+    config: ServerConfig = default_config().servers[0]
+    schedule = Schedule(config)
+    wednesday_noon = ms(2026, 3, 4, 12)
+    assert weekday(wednesday_noon) == 3 and schedule.is_open(wednesday_noon)
+    assert not schedule.is_open(ms(2026, 3, 5, 0, 3))  # 00:03 daily break
+    assert schedule.is_open(ms(2026, 3, 5, 0, 5))
+    assert not schedule.is_open(ms(2026, 3, 6, 23, 56))  # Friday after the close
+    assert not schedule.is_open(ms(2026, 3, 8, 12))  # Sunday
+    assert schedule.is_open(ms(2026, 3, 9, 0, 6))  # Monday after the break
+
+
+def test_a_virtual_clock_moves_only_when_told() -> None:
+    clock = VirtualClock(dt.datetime(2026, 3, 4, tzinfo=dt.UTC))
+    start = clock.now_ms()
+    assert clock.now_ms() == start
+    assert clock.advance(1.5) == start + 1500
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+
+
+@pytest.mark.parametrize(
+    ("name", "group", "expected"),
+    [
+        ("EURUSD", "*", True),
+        ("EURUSD", "*USD*", True),
+        ("EURUSD", "*,!*EUR*", False),
+        ("GBPUSD", "*,!*EUR*", True),
+        ("EURUSD", "!*EUR*,*", True),
+        ("XAUUSD", "EUR*,GBP*", False),
+        ("eurusd", "EUR*", True),
+    ],
+)
+def test_group_masks_apply_left_to_right(name: str, group: str, expected: bool) -> None:
+    assert matches_group(name, group) is expected
+
+
+def test_margin_formulas_follow_the_calc_mode() -> None:
+    fx, gold, index = (default_config().servers[0].symbol(n) for n in ("EURUSD", "XAUUSD", "US500"))
+    assert fx is not None and gold is not None and index is not None
+    assert margin_in_margin_currency(fx, 1.0, 1.1, 100) == pytest.approx(1000.0)
+    assert gold.calc_mode == mt5.SYMBOL_CALC_MODE_CFDLEVERAGE
+    assert margin_in_margin_currency(gold, 1.0, 2000.0, 100) == pytest.approx(2000.0)
+    assert margin_in_margin_currency(index, 1.0, 5000.0, 100) == pytest.approx(250.0)
