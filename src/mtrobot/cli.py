@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -84,13 +85,23 @@ def simbroker(
         Path | None, typer.Option(help="broker configuration (JSON); default: built-in")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the synthetic prices")] = None,
+    replay: Annotated[
+        list[str] | None, typer.Option(help="SERVER:SYMBOL=FILE, an MT5 bar or tick export to replay")
+    ] = None,
+    start: Annotated[
+        datetime | None, typer.Option(help="virtual clock start (UTC); default: real time")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="virtual clock speed (with --start)")] = 1.0,
 ) -> None:
     """Serve the simulated MT5 broker; writes DATA_DIR/run/simbroker.json once listening."""
+    from mtrobot.sim.clock import VirtualClock
     from mtrobot.sim.service import load_config, run_simbroker
 
     settings = load_settings(data_dir)
     configure_logging(stream=sys.stderr, service="simbroker")
-    raise typer.Exit(run_async(run_simbroker(settings, host, port, load_config(config, seed))))
+    clock = VirtualClock(start.replace(tzinfo=start.tzinfo or UTC), speed=speed) if start else None
+    serve = run_simbroker(settings, host, port, load_config(config, seed), replays=replay or [], clock=clock)
+    raise typer.Exit(run_async(serve))
 
 
 @app.command()

@@ -23,7 +23,7 @@ from mtrobot.sim.config import SymbolSpec
 from mtrobot.sim.schedule import MINUTE_MS, Schedule, minute_of_day, weekday
 
 MAX_TICKS = 20_000
-MAX_BARS = 120_000
+MAX_BARS = 30_000
 COARSE_AFTER_MS = 15 * 60_000
 """Beyond this much catch-up, the walk steps once a minute instead of once a tick (long virtual jumps);
 those sparser ticks still act on orders and positions."""
@@ -47,6 +47,8 @@ class SymbolFeed:
         self.bars: dict[int, Bar] = {}
         """M1 bars by open time (server epoch seconds), oldest first."""
         self.frozen = False
+        self.first_bid: float | None = None
+        """The first price this feed showed: where the generated history ends."""
 
     @property
     def last(self) -> Tick | None:
@@ -60,6 +62,8 @@ class SymbolFeed:
         return {}
 
     def record(self, tick: Tick) -> Tick:
+        if self.first_bid is None:
+            self.first_bid = tick.bid
         self.ticks.append(tick)
         minute = tick.time - tick.time % 60
         spread = round((tick.ask - tick.bid) / self.spec.point)
@@ -171,7 +175,7 @@ class SyntheticFeed(SymbolFeed):
         rng = random.Random(symbol_seed(self._seed, self.spec.name, "history"))
         spec = self.spec
         schedule_free: dict[int, Bar] = {}
-        price = spec.start_price
+        price = self.first_bid or spec.start_price
         minute_ms = self._start_ms - self._start_ms % MINUTE_MS
         sigma = spec.volatility * math.sqrt(15.0)
         count = 0

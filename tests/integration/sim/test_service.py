@@ -3,6 +3,7 @@ cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -69,3 +70,61 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_a_restarted_broker_keeps_its_books_and_resumes_prices(tmp_path: Path) -> None:
+    from mtrobot.sim import persistence
+    from mtrobot.sim.admin import LocalAdmin
+    from mtrobot.sim.broker import SimBroker
+    from mtrobot.sim.clock import VirtualClock
+
+    noon = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)  # virtual: no tick may move the quote meanwhile
+    first = SimBroker(clock=VirtualClock(noon))
+    admin = LocalAdmin(first)
+    login = await admin.create_account(
+        server="MTRobot-Demo", password="Master-pass-1", investor_password="Inv-pass-1"
+    )
+    term = open_terminal("sim-inprocess", broker=first)
+    assert await term.initialize(login=login, password="Master-pass-1", server="MTRobot-Demo")
+    tick = await term.symbol_info_tick("EURUSD")
+    assert tick is not None
+    opened = await term.order_send(
+        {
+            "action": mt5.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": 0.2,
+            "type": mt5.ORDER_TYPE_BUY,
+            "price": tick.ask,
+            "deviation": 100,
+        }
+    )
+    assert opened is not None and opened.retcode == mt5.TRADE_RETCODE_DONE
+    await admin.set_quote(server="MTRobot-Demo", symbol="EURUSD", bid=1.2345)
+    state = tmp_path / "state.json"
+    persistence.save(first, state)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600 and "Master-pass-1" not in state.read_text()
+
+    second = SimBroker(clock=VirtualClock(noon + dt.timedelta(minutes=5)))
+    assert persistence.load(second, state) == 1
+    again = open_terminal("sim-inprocess", broker=second)
+    assert await again.initialize(login=login, password="Master-pass-1", server="MTRobot-Demo")
+    positions = await again.positions_get()
+    assert positions is not None and [p.ticket for p in positions] == [opened.order]
+    assert (await again.symbol_info_tick("EURUSD")).bid == 1.2345  # type: ignore[union-attr]
+    deals = await again.history_deals_get(0, 4_000_000_000)
+    assert deals is not None and len(deals) == 2
+    new_login = await LocalAdmin(second).create_account(
+        server="MTRobot-Demo", password="P-1234567", investor_password="I-1234567"
+    )
+    assert new_login != login
+    following = await again.order_send(
+        {
+            "action": mt5.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": 0.1,
+            "type": mt5.ORDER_TYPE_SELL,
+            "price": 1.2345,
+            "deviation": 100,
+        }
+    )
+    assert following is not None and following.order > opened.order and following.deal > opened.deal

@@ -1,0 +1,99 @@
+"""Save and restore the simulated broker's books, so a restarted ``mtrobot simbroker`` (a second ``mtrobot
+up`` on the same data dir) still has its accounts, positions, orders and history, and prices resume from
+the last quotes. The file holds password hashes (scrypt), never passwords; it is written atomically, mode
+0600."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from mtrobot.logging import get_logger
+from mtrobot.sim.broker import SimBroker
+from mtrobot.sim.state import Account, Deal, Order, Position
+
+log = get_logger(__name__)
+
+FORMAT_VERSION = 1
+_LISTS = ("positions", "orders", "history_orders", "deals", "closed_positions")
+_SCALARS = [f.name for f in fields(Account) if f.name not in _LISTS]
+
+
+def snapshot(broker: SimBroker) -> dict[str, Any]:
+    servers: dict[str, Any] = {}
+    for name, server in broker.servers.items():
+        servers[name] = {
+            "order_seq": server._order_seq,
+            "deal_seq": server._deal_seq,
+            "next_login": server._next_login,
+            "quotes": {s: [f.last.bid, f.last.ask] for s, f in server.feeds.items() if f.last is not None},
+            "accounts": [_account(a) for a in server.accounts.values()],
+        }
+    return {"version": FORMAT_VERSION, "servers": servers}
+
+
+def _account(account: Account) -> dict[str, Any]:
+    data = {k: getattr(account, k) for k in _SCALARS}
+    data["positions"] = [asdict(p) for p in account.positions.values()]
+    data["orders"] = [asdict(o) for o in account.orders.values()]
+    data["history_orders"] = [asdict(o) for o in account.history_orders]
+    data["deals"] = [asdict(d) for d in account.deals]
+    data["closed_positions"] = sorted(account.closed_positions)
+    return data
+
+
+def restore(broker: SimBroker, data: dict[str, Any]) -> int:
+    """Load a snapshot into a fresh broker; servers no longer configured are skipped. Returns accounts."""
+    if data.get("version") != FORMAT_VERSION:
+        log.warning("simbroker state: unknown format, starting empty", version=data.get("version"))
+        return 0
+    restored = 0
+    for name, saved in data.get("servers", {}).items():
+        server = broker.servers.get(name)
+        if server is None:
+            log.warning("simbroker state: server no longer configured, skipped", server=name)
+            continue
+        server._order_seq = max(server._order_seq, int(saved["order_seq"]))
+        server._deal_seq = max(server._deal_seq, int(saved["deal_seq"]))
+        server._next_login = max(server._next_login, int(saved["next_login"]))
+        now = server.now_ms()
+        for symbol, (bid, ask) in saved.get("quotes", {}).items():
+            feed = server.feeds.get(symbol)
+            if feed is not None:  # resume from the last quote, as if the broker had never stopped
+                feed.ticks.clear()
+                feed.bars.clear()
+                feed.first_bid = None
+                feed.force_quote(now, float(bid), float(ask))
+        for raw in saved.get("accounts", []):
+            account = Account(**{k: raw[k] for k in _SCALARS})
+            account.positions = {p["ticket"]: Position(**p) for p in raw["positions"]}
+            account.orders = {o["ticket"]: Order(**o) for o in raw["orders"]}
+            account.history_orders = [Order(**o) for o in raw["history_orders"]]
+            account.deals = [Deal(**d) for d in raw["deals"]]
+            account.closed_positions = set(raw["closed_positions"])
+            server.accounts[account.login] = account
+            restored += 1
+    return restored
+
+
+def save(broker: SimBroker, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(snapshot(broker), handle)
+    os.replace(tmp, path)
+
+
+def load(broker: SimBroker, path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.error("simbroker state unreadable, starting empty", path=str(path), error=str(exc))
+        return 0
+    return restore(broker, data)
