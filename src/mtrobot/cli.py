@@ -198,6 +198,9 @@ def web(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on; 0 picks a free one")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="create the demo trader once the simulator is up")
+    ] = False,
 ) -> None:
     """Serve the web API (migrating the database first) until Ctrl-C."""
     from mtrobot.web.server import serve
@@ -205,7 +208,7 @@ def web(
     settings = load_settings(data_dir)
     configure_logging(stream=sys.stderr, service="web")
     try:
-        raise typer.Exit(serve(settings, host, port))
+        raise typer.Exit(serve(settings, host, port, demo=demo))
     except MtrobotError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -66,7 +66,7 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
-    parts.append(web_part(options))
+    parts.append(web_part(settings, options))
     parts += connector_parts(settings, options)
     return parts
 
@@ -81,13 +81,20 @@ def connector_parts(settings: Settings, options: UpOptions) -> list[Part]:
     return [Part("connector", args, where=where, label="connector-demo")]
 
 
-def web_part(options: UpOptions) -> Part:
-    """The web API and pages; ``--port 0`` picks a free port here so the printed URL is the real one."""
+def web_part(settings: Settings, options: UpOptions) -> Part:
+    """The web API and pages; ``--port 0`` picks a free port here so the printed URL is the real one. With the
+    demo on, the web creates the demo trader once the simulator is up, and its login is printed here."""
+    from mtrobot.web.demo import demo_login
+
     port = options.port or free_port(options.host if options.host not in ("0.0.0.0", "::") else "127.0.0.1")
     shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
-    return Part(
-        "web", ("--host", options.host, "--port", str(port)), where=f"http://{shown}:{port}", label="web"
-    )
+    where = f"http://{shown}:{port}"
+    args: tuple[str, ...] = ("--host", options.host, "--port", str(port))
+    if options.demo:
+        login = demo_login(settings)
+        where += f"  (demo login: {login.email} / {login.password})"
+        args += ("--demo",)
+    return Part("web", args, where=where, label="web")
 
 
 class DataDirLock:

@@ -269,3 +269,31 @@ async def test_orders_and_positions_can_be_filtered(venue: Venue, term: Terminal
     assert await term.orders_get(symbol=venue.symbol) == ()
     orders = await term.orders_get(group="*")
     assert orders is not None and len(orders) == 1
+
+
+async def test_swap_is_charged_at_the_rollover_triple_on_wednesday_and_realised_on_close(
+    venue: Venue, term: Terminal
+) -> None:
+    admin = need_admin(venue)
+    ticket = await open_position(term, venue.symbol, mt5.ORDER_TYPE_BUY, 1.0)
+    info = await term.symbol_info(venue.symbol)
+    assert info is not None and info.swap_long != 0
+    now = await admin.server_time(server=venue.server)  # type: ignore[attr-defined]
+    await admin.advance_clock(seconds=(86_400_000 - now % 86_400_000) / 1000 + 600)  # type: ignore[attr-defined]
+    (position,) = await term.positions_get(ticket=ticket)  # type: ignore[misc]
+    expected = 3 * info.swap_long * info.point * info.trade_contract_size  # the Wednesday rollover
+    assert position.swap == pytest.approx(expected, abs=0.02)
+    close = await send_market(term, venue.symbol, mt5.ORDER_TYPE_SELL, 1.0, position=ticket)
+    assert close.retcode == mt5.TRADE_RETCODE_DONE
+    deals = await term.history_deals_get(position=ticket)
+    assert deals is not None and deals[-1].swap == pytest.approx(expected, abs=0.02)
+
+
+async def test_crypto_trades_at_the_weekend_while_forex_is_closed(venue: Venue, term: Terminal) -> None:
+    admin = need_admin(venue)
+    await admin.advance_clock(seconds=3 * 86400)  # type: ignore[attr-defined]  # Saturday noon
+    assert await term.symbol_select("BTCUSD", True)
+    btc = await send_market(term, "BTCUSD", mt5.ORDER_TYPE_BUY, 0.01)
+    assert btc.retcode == mt5.TRADE_RETCODE_DONE
+    fx = await send_market(term, venue.symbol, mt5.ORDER_TYPE_BUY)
+    assert fx.retcode == mt5.TRADE_RETCODE_MARKET_CLOSED

@@ -49,6 +49,7 @@ class SymbolSpec(Frozen):
     commission_per_lot: float = Field(default=0.0, ge=0, description="account currency, per side")
     liquidity_lots: float = Field(default=50.0, gt=0, description="volume available per quote")
     selected: bool = Field(default=True, description="in Market Watch after login")
+    weekend_trading: bool = Field(default=False, description="trades seven days a week (crypto CFDs)")
     # synthetic price model
     start_price: float = Field(gt=0)
     spread_points: int = Field(default=10, ge=0)
@@ -148,11 +149,11 @@ def default_symbols(execution: ExecutionName = "instant", *, live: bool = False)
         )
 
     return (
-        pair("EURUSD", 1.08500, 5, 8, 0.00004),
-        pair("GBPUSD", 1.27000, 5, 12, 0.00005),
-        pair("USDJPY", 150.000, 3, 10, 0.00004),
-        pair("USDCHF", 0.88000, 5, 14, 0.00004),
-        pair("AUDUSD", 0.66000, 5, 12, 0.00005, selected=False),
+        pair("EURUSD", 1.08500, 5, 8, 0.00004, swap_long=-7.2, swap_short=2.1),
+        pair("GBPUSD", 1.27000, 5, 12, 0.00005, swap_long=-4.1, swap_short=-1.3),
+        pair("USDJPY", 150.000, 3, 10, 0.00004, swap_long=12.5, swap_short=-25.7),
+        pair("USDCHF", 0.88000, 5, 14, 0.00004, swap_long=5.6, swap_short=-13.4),
+        pair("AUDUSD", 0.66000, 5, 12, 0.00005, selected=False, swap_long=-3.3, swap_short=-0.9),
         SymbolSpec(
             name="XAUUSD",
             description="Gold vs US Dollar",
@@ -195,6 +196,29 @@ def default_symbols(execution: ExecutionName = "instant", *, live: bool = False)
             start_price=5200.00,
             spread_points=50,
             volatility=0.00006,
+            selected=False,
+        ),
+        SymbolSpec(
+            name="BTCUSD",
+            description="Bitcoin vs US Dollar (trades at weekends)",
+            path="Crypto",
+            currency_base="BTC",
+            currency_profit="USD",
+            currency_margin="USD",
+            digits=2,
+            contract_size=1.0,
+            calc_mode=mt5.SYMBOL_CALC_MODE_CFD,
+            margin_rate=0.5,
+            execution=exe,
+            filling_mode=filling,
+            volume_min=0.01,
+            volume_step=0.01,
+            volume_max=20.0,
+            liquidity_lots=5.0,
+            start_price=65000.00,
+            spread_points=3000,
+            volatility=0.0002,
+            weekend_trading=True,
             selected=False,
         ),
     )

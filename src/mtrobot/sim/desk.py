@@ -102,7 +102,7 @@ class Desk:
         return spec
 
     def _market(self, symbol: str) -> Tick:
-        if not self.server.market_open():
+        if not self.server.market_open(symbol):
             raise Refuse(mt5.TRADE_RETCODE_MARKET_CLOSED)
         tick = self.server.quote(symbol)
         if tick is None or symbol in self.server.faults.quotes_off:

@@ -132,7 +132,7 @@ class SyntheticFeed(SymbolFeed):
             t = self._next_ms
             step = MINUTE_MS if t < coarse_until else self._interval
             self._next_ms = t + step
-            if not schedule.is_open(t):
+            if not schedule.is_open(t, weekends=self.spec.weekend_trading):
                 if self._closed_since_ms is None:
                     self._closed_since_ms = t
                 continue

@@ -58,8 +58,11 @@ class Schedule:
     def in_maintenance(self, server_ms: int) -> bool:
         return server_ms < self.forced_until_ms or self.in_daily_break(server_ms)
 
-    def is_open(self, server_ms: int) -> bool:
-        return not (self.in_weekend(server_ms) or self.in_maintenance(server_ms))
+    def is_open(self, server_ms: int, *, weekends: bool = False) -> bool:
+        """Trading allowed now; ``weekends`` for symbols that trade seven days (crypto CFDs)."""
+        if self.in_maintenance(server_ms):
+            return False
+        return weekends or not self.in_weekend(server_ms)
 
     def trading_day_end(self, server_ms: int) -> int:
         """Last millisecond of the server day containing ``server_ms`` (ORDER_TIME_DAY expiry)."""

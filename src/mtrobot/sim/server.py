@@ -15,7 +15,7 @@ from mtrobot.sim.clock import Clock, ServerZone
 from mtrobot.sim.config import ServerConfig, SymbolSpec
 from mtrobot.sim.money import Leg, Money
 from mtrobot.sim.prices import SymbolFeed, SyntheticFeed
-from mtrobot.sim.schedule import Schedule
+from mtrobot.sim.schedule import DAY_MS, Schedule, day_start, weekday
 from mtrobot.sim.state import Account, Deal, Order, Position, hash_password
 
 VOLUME_EPS = 1e-8
@@ -70,6 +70,7 @@ class TradeServer:
         self._order_seq = 100_000_000
         self._deal_seq = 200_000_000
         self._next_login = config.login_base
+        self._swap_day = day_start(start)
         for feed in self.feeds.values():  # an opening quote, so the server has prices from the start
             feed.force_quote(start, feed.spec.start_price, None)
 
@@ -84,8 +85,9 @@ class TradeServer:
         feed = self.feeds.get(symbol)
         return feed.last if feed is not None else None
 
-    def market_open(self) -> bool:
-        return self.schedule.is_open(self.now_ms())
+    def market_open(self, symbol: str) -> bool:
+        spec = self.specs.get(symbol)
+        return self.schedule.is_open(self.now_ms(), weekends=spec is not None and spec.weekend_trading)
 
     def sync(self) -> None:
         """Bring prices up to now and let every tick act on orders and positions, in time order."""
@@ -97,6 +99,29 @@ class TradeServer:
         for _, _, symbol, tick in batch:
             self.on_tick(symbol, tick)
         self.expire_orders(now)
+        self.charge_swaps(now)
+
+    def charge_swaps(self, now_ms: int) -> None:
+        """Daily rollover at 00:00 server time: swap in points on every position, triple on Wednesday."""
+        while self._swap_day + DAY_MS <= now_ms:
+            closing_day = self._swap_day
+            self._swap_day += DAY_MS
+            day = weekday(closing_day)
+            for account in self.accounts.values():
+                for position in account.positions.values():
+                    spec = self.specs[position.symbol]
+                    if day in (0, 6) and not spec.weekend_trading:
+                        continue
+                    points = spec.swap_long if position.is_buy else spec.swap_short
+                    times = 3 if day == 3 and not spec.weekend_trading else 1
+                    raw = points * spec.point * spec.contract_size * position.volume * times
+                    try:
+                        amount = raw * self.money.rate(
+                            spec.currency_profit, account.currency, position.is_buy
+                        )
+                    except LookupError:
+                        continue
+                    position.swap = round(position.swap + amount, account.currency_digits)
 
     # -- tickets and accounts --------------------------------------------------------------------------
     def next_order_ticket(self) -> int:
@@ -233,7 +258,7 @@ class TradeServer:
             position = account.positions.get(order.ticket)  # a later partial fill of the same order
             if position is not None and position.is_buy != is_buy:
                 position = None
-        entry, profit, closed_volume = mt5.DEAL_ENTRY_IN, 0.0, 0.0
+        entry, profit, closed_volume, swap = mt5.DEAL_ENTRY_IN, 0.0, 0.0, 0.0
         if position is None:
             position = Position(
                 ticket=order.ticket,
@@ -260,6 +285,8 @@ class TradeServer:
             position.magic, position.time_update_ms = order.magic, now
         else:
             closed_volume = min(volume, position.volume)
+            swap = round(position.swap * closed_volume / position.volume, account.currency_digits)
+            position.swap = round(position.swap - swap, account.currency_digits)
             profit = self.money.profit(
                 spec, position.is_buy, closed_volume, position.price_open, price, account.currency
             )
@@ -293,13 +320,13 @@ class TradeServer:
             volume,
             price,
             commission,
-            0.0,
+            swap,
             profit,
             order.symbol,
             order.comment,
         )
         account.deals.append(deal)
-        account.balance = round(account.balance + profit + commission, account.currency_digits)
+        account.balance = round(account.balance + profit + commission + swap, account.currency_digits)
         order.position_id = position.identifier
         order.volume_current = vround(order.volume_current - volume)
         order.price_current = price
@@ -351,6 +378,8 @@ class TradeServer:
             self.money.profit(spec, target.is_buy, volume, target.price_open, price, account.currency),
             account.currency_digits,
         )
+        swap = round(target.swap * volume / target.volume, account.currency_digits)
+        target.swap = round(target.swap - swap, account.currency_digits)
         deal = Deal(
             self.next_deal_ticket(),
             order.ticket,
@@ -363,13 +392,13 @@ class TradeServer:
             volume,
             price,
             0.0,
-            0.0,
+            swap,
             profit,
             target.symbol,
             order.comment,
         )
         account.deals.append(deal)
-        account.balance = round(account.balance + profit, account.currency_digits)
+        account.balance = round(account.balance + profit + swap, account.currency_digits)
         target.volume = vround(target.volume - volume)
         target.time_update_ms = now
         if target.volume <= VOLUME_EPS:

@@ -139,6 +139,20 @@ def replace_wrapped_key(
     return bool(getattr(result, "rowcount", 0))
 
 
+def replace_credential(db: Session, account_id: str, sealed: SealedColumns) -> None:
+    """A new sealed password for the account (the old record is gone at commit)."""
+    db.execute(
+        update(Mt5Account)
+        .where(Mt5Account.id == account_id)
+        .values(
+            cred_key_id=sealed.key_id,
+            cred_wrapped_key=sealed.wrapped_key,
+            cred_nonce=sealed.nonce,
+            cred_ciphertext=sealed.ciphertext,
+        )
+    )
+
+
 def key_ids_in_use(db: Session) -> set[str]:
     return set(db.scalars(select(Mt5Account.cred_key_id).distinct()).all())
 

@@ -26,6 +26,9 @@ def add_trader(db: Session, trader_id: str, email: str, name: str, password_hash
     return trader
 
 
+TOUCH_INTERVAL = timedelta(seconds=60)
+"""How stale a session's or token's last-use time may get before a request updates it."""
+
 # --- sessions -------------------------------------------------------------------------------------------
 
 
@@ -48,7 +51,8 @@ def live_session(db: Session, id_hash: str, idle: timedelta) -> WebSession | Non
     if row.expires_at <= now or row.last_seen_at + idle <= now:
         db.delete(row)
         return None
-    row.last_seen_at = now
+    if now - row.last_seen_at > TOUCH_INTERVAL:  # not a write on every request
+        row.last_seen_at = now
     return row
 
 

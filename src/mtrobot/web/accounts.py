@@ -14,7 +14,7 @@ from mtrobot.storage.models import Mt5Account
 from mtrobot.web.config import ServerInfo
 from mtrobot.web.connection import run_probe
 from mtrobot.web.credentials import sealed_of, to_columns
-from mtrobot.web.errors import Conflict, InvalidInput
+from mtrobot.web.errors import Conflict, InvalidInput, TooManyAttempts
 from mtrobot.web.probe import ProbeOutcome, unknown_server
 from mtrobot.web.schemas import AccountCreate, AccountDraft, AccountPublic, DraftCheck, FieldCheck
 from mtrobot.web.state import AppState
@@ -61,6 +61,15 @@ def check_draft(state: AppState, draft: AccountDraft) -> DraftCheck:
     return DraftCheck(valid=complete and all(f.valid for f in fields.values()), fields=fields)
 
 
+async def _gated_probe(state: AppState, trader_id: str, request: dict[str, Any]) -> ProbeOutcome:
+    if not state.probes.enter(trader_id):
+        raise TooManyAttempts("a connection test is already running; try again when it has finished", 2)
+    try:
+        return await run_probe(request, state.options.probe_timeout_s, dict(state.options.extra_probe_env))
+    finally:
+        state.probes.leave(trader_id)
+
+
 def _server_or_refuse(state: AppState, server: str) -> ServerInfo:
     verdict = check_server(state, server)
     if not verdict.valid:
@@ -95,7 +104,7 @@ async def connect_account(state: AppState, trader_id: str, body: AccountCreate) 
     info = _server_or_refuse(state, body.server)
     await run_in_threadpool(_ensure_room, state, trader_id)
     request = _probe_request(info, body.login) | {"password": body.password.get_secret_value()}
-    outcome = await run_probe(request, state.options.probe_timeout_s, dict(state.options.extra_probe_env))
+    outcome = await _gated_probe(state, trader_id, request)
     if not outcome.ok:
         raise _refuse(outcome)
     return await run_in_threadpool(_store, state, trader_id, body, info, outcome)
@@ -143,7 +152,7 @@ async def retest_account(state: AppState, account: Mt5Account) -> ProbeOutcome:
         "sealed": record.to_dict(),
         "data_key": base64.b64encode(data_key).decode(),
     }
-    outcome = await run_probe(request, state.options.probe_timeout_s, dict(state.options.extra_probe_env))
+    outcome = await _gated_probe(state, account.trader_id, request)
     if outcome.ok:
 
         def mark() -> None:

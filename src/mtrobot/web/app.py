@@ -60,19 +60,39 @@ async def _keep_listening(state: AppState) -> None:
         await asyncio.sleep(LISTEN_RETRY_S)
 
 
+async def _prepare_demo(state: AppState) -> None:
+    """Wait for the simulator to announce itself, then make sure the demo tenant exists."""
+    from mtrobot.web.demo import ensure_demo
+    from mtrobot.web.servers import simbroker_file
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + state.options.demo_wait_s
+    while loop.time() < deadline:
+        if simbroker_file(state.settings).exists():
+            try:
+                await ensure_demo(state.settings, sessions=state.sessions, vault=state.vault)
+                return
+            except Exception as exc:  # the simulator may still be starting: try again
+                log.info("demo account not ready yet", reason=repr(exc))
+        await asyncio.sleep(0.5)
+    log.error("no demo account: the simulator did not come up", waited_s=state.options.demo_wait_s)
+
+
 def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI:
     """The web app for ``settings``; migrates the database first (idempotent)."""
     state = build_state(settings, options or WebOptions())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task: asyncio.Task[Any] | None = None
+        tasks: list[asyncio.Task[Any]] = []
         if state.options.listen_to_bus:
-            task = asyncio.create_task(_keep_listening(state), name="web-activity-listener")
+            tasks.append(asyncio.create_task(_keep_listening(state), name="web-activity-listener"))
+        if state.options.demo:
+            tasks.append(asyncio.create_task(_prepare_demo(state), name="web-demo"))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

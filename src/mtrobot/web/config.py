@@ -34,3 +34,6 @@ class WebOptions:
     listen_to_bus: bool = True
     """Turn broker events into order states and activity lines (a queue group shares the work)."""
     extra_probe_env: tuple[tuple[str, str], ...] = field(default=())
+    demo: bool = False
+    """Create (or re-open) the demo trader and its simulated account once the simulator is up."""
+    demo_wait_s: float = 120.0

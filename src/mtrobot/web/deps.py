@@ -93,7 +93,9 @@ def _token_caller(db: Session, token: str) -> Caller:
     row = trader_repo.token_by_hash(db, digest(token))
     if row is None:
         raise NotAuthenticated("the API token is unknown or was revoked", code="bad_token")
-    row.last_used_at = utc_now()
+    now = utc_now()
+    if row.last_used_at is None or now - row.last_used_at > trader_repo.TOUCH_INTERVAL:
+        row.last_used_at = now
     scope: Literal["read", "trade"] = "trade" if row.scope == "trade" else "read"
     return Caller(row.trader_id, "token", scope, token_id=row.id)
 

@@ -64,7 +64,8 @@ def investor_password(login: int) -> ProbeOutcome:
         False,
         "investor_password",
         f"This is the investor (read-only) password of account {login}: it can watch but not trade. Enter "
-        "the master (trading) password instead.",
+        "the master (trading) password instead. (If you did enter the master password, the broker has "
+        "disabled trading for this account.)",
         "password",
     )
 

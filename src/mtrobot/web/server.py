@@ -23,13 +23,15 @@ def web_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def serve(settings: Settings, host: str, port: int, options: WebOptions | None = None) -> int:
+def serve(
+    settings: Settings, host: str, port: int, options: WebOptions | None = None, *, demo: bool = False
+) -> int:
     """Serve until stopped; ``port`` 0 picks a free one. Announces the URL in ``DATA_DIR/run/web.url``."""
     if port == 0:
         port = free_port(host or "127.0.0.1")
     # Plain http on loopback is the embedded default: browsers accept Secure cookies only over https, and on
     # http://localhost; an operator behind TLS keeps them Secure.
-    opts = options or WebOptions(cookie_secure=host not in ("127.0.0.1", "localhost", "::1"))
+    opts = options or WebOptions(cookie_secure=host not in ("127.0.0.1", "localhost", "::1"), demo=demo)
     app = create_app(settings, opts)
     url_file = settings.run_dir / WEB_URL_FILE
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")

@@ -15,6 +15,23 @@ from mtrobot.web.config import ServerInfo, WebOptions
 from mtrobot.web.servers import known_servers
 
 
+class ProbeGate:
+    """Connection tests spawn processes: one at a time per trader, a few at a time in all."""
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self.running: set[str] = set()
+
+    def enter(self, trader_id: str) -> bool:
+        if trader_id in self.running or len(self.running) >= self.limit:
+            return False
+        self.running.add(trader_id)
+        return True
+
+    def leave(self, trader_id: str) -> None:
+        self.running.discard(trader_id)
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -24,6 +41,7 @@ class AppState:
     vault: Vault
     bus: Bus
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    probes: ProbeGate = field(default_factory=ProbeGate)
 
     def servers(self) -> dict[str, ServerInfo]:
         return known_servers(self.settings, self.options.extra_servers)

@@ -128,3 +128,18 @@ async def test_a_restarted_broker_keeps_its_books_and_resumes_prices(tmp_path: P
         }
     )
     assert following is not None and following.order > opened.order and following.deal > opened.deal
+
+
+@pytest.mark.parametrize("tcp", [True, False])
+async def test_the_harness_gives_a_ready_broker_over_either_link(tcp: bool) -> None:
+    from mtrobot.sim.harness import sim_harness
+
+    async with sim_harness(start=dt.datetime(2026, 3, 4, 10, tzinfo=dt.UTC), tcp=tcp) as sim:
+        login = await sim.admin.create_account(
+            server="MTRobot-Demo", password="Master-pass-1", investor_password="Inv-pass-1"
+        )
+        term = sim.terminal(call_timeout=5)
+        assert await term.initialize(login=login, password="Master-pass-1", server="MTRobot-Demo")
+        assert sim.backend == ("sim" if tcp else "sim-inprocess")
+        assert (await term.account_info()).login == login  # type: ignore[union-attr]
+        await term.shutdown()

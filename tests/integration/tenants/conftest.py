@@ -3,7 +3,9 @@ and helpers that act like a trader through the HTTP API."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from mtrobot.web.app import create_app
 from mtrobot.web.config import WebOptions
 from mtrobot.web.credentials import to_columns
 from mtrobot.web.state import AppState
+from tests.e2e.proc_tools import mtrobot_command, wait_until
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"
@@ -59,6 +62,23 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def state_of(client: TestClient) -> AppState:
     state: AppState = client.app.state.mtrobot  # type: ignore[attr-defined]
     return state
+
+
+@pytest.fixture(scope="session")
+def sim_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real ``mtrobot simbroker`` on a free port, announcing itself in DATA_DIR/run/simbroker.json."""
+    data_dir = tmp_path_factory.mktemp("sim") / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
+    log = open(data_dir.parent / "simbroker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(mtrobot_command("simbroker", "--data-dir", str(data_dir), "--seed", "7"),
+                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    try:
+        wait_until((data_dir / "run" / "simbroker.json").exists, 30, "simbroker.json", proc)
+        yield data_dir
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
 
 
 @dataclass

@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode, encode
 from mtrobot.bus.server import free_port
-from mtrobot.core.events import BrokerError, ErrorCategory, Fill, OrderUpdate
+from mtrobot.core.events import (
+    AccountSnapshot,
+    BrokerError,
+    ConnectionState,
+    ErrorCategory,
+    Fill,
+    OrderUpdate,
+)
 from mtrobot.core.lifecycle import OrderState
 from mtrobot.core.orders import OrderRequest
 from mtrobot.settings import Settings
@@ -165,3 +172,52 @@ def test_cancelling_waits_for_the_broker_ticket_then_sends_a_cancel(live, nats_u
     assert r.status_code == 202 and r.json()["parent_order_id"] == "lim-1"
     cancel = [req for req, _ in stored_orders(nats_url, account) if req.order_id == "lim-1-cancel"]
     assert cancel and (cancel[0].action.value, cancel[0].ticket) == ("cancel", 321)
+
+
+def put_snapshot(url: str, snapshot: AccountSnapshot) -> None:
+    async def put() -> None:
+        nc = await nats.connect(url)
+        kv = await nc.jetstream().key_value(subjects.SNAPSHOTS_BUCKET)
+        await kv.put(snapshot.account, encode(snapshot))
+        await nc.close()
+
+    asyncio.run(put())
+
+
+def test_positions_and_agent_status_come_from_the_latest_snapshot_and_a_close_finds_the_symbol(
+    live, nats_url
+) -> None:
+    _c, trader, account = live
+    assert trader.get(f"{API}/{account}/agent").json()["connection"] == "unknown"
+    position = {"ticket": 4242, "symbol": "XAUUSD", "type": "buy", "volume": 0.2, "price_open": 2300.5}
+    snapshot = AccountSnapshot(seq=7, account=account, connection=ConnectionState.CONNECTED, currency="USD",
+                               balance=10_000, equity=10_050, positions=[position])  # fmt: skip
+    put_snapshot(nats_url, snapshot)
+    positions = trader.get(f"{API}/{account}/positions").json()
+    assert positions["positions"] == [position]
+    agent = trader.get(f"{API}/{account}/agent").json()
+    assert (agent["connection"], agent["seq"], agent["equity"]) == ("connected", 7, 10_050)
+    r = trader.send(
+        "POST", f"{API}/{account}/positions/4242/close", json={"volume": 0.1, "order_id": "close-1"}
+    )
+    assert r.status_code == 202, r.text
+    sent = {req.order_id: req for req, _ in stored_orders(nats_url, account)}["close-1"]
+    assert (sent.action.value, sent.symbol, sent.position, sent.volume) == ("close", "XAUUSD", 4242, 0.1)
+    missing = trader.send("POST", f"{API}/{account}/positions/999/close", json={})
+    assert missing.status_code == 404 and missing.json()["code"] == "position_not_found"
+
+
+def test_a_reconnect_seen_in_the_snapshots_becomes_an_activity_line(live, nats_url) -> None:
+    _c, trader, account = live
+    for seq, state in enumerate(
+        (ConnectionState.CONNECTED, ConnectionState.BACKOFF, ConnectionState.CONNECTED)
+    ):
+        snap = AccountSnapshot(seq=seq, account=account, connection=state)
+        publish(nats_url, subjects.snapshot(account), encode(snap))
+
+    def kinds() -> list[str]:
+        return [a["kind"] for a in trader.get(f"{API}/{account}/activity").json()]
+
+    wait_for(lambda: kinds()[:2] == ["reconnect", "reconnect"], "the lost and regained connection lines")
+    messages = [a["message"] for a in trader.get(f"{API}/{account}/activity").json()]
+    assert messages[:2] == ["Connected to the broker.", "Lost the connection to the broker; reconnecting."]

@@ -43,7 +43,7 @@ def validate_draft(body: AccountDraft, _caller: CallerDep, state: StateDep) -> D
 @router.post(
     "/accounts",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(401, 403, 409, 422, 429),
     summary="Connect an MT5 account (tested before it is stored)",
 )
 async def connect_account(body: AccountCreate, caller: CallerDep, state: StateDep) -> AccountPublic:
@@ -55,7 +55,7 @@ def get_account(account: AccountDep) -> AccountPublic:
     return AccountPublic.model_validate(account)
 
 
-@router.post("/accounts/{account_id}/test", responses=problem_responses(401, 403, 404))
+@router.post("/accounts/{account_id}/test", responses=problem_responses(401, 403, 404, 429))
 async def test_account(account: AccountDep, state: StateDep) -> ConnectionTest:
     """Log in once with the stored credentials, in an isolated process."""
     outcome = await service.retest_account(state, account)
