@@ -109,3 +109,13 @@ def test_the_terminal_offers_every_function_and_nothing_that_moves_money(venue: 
         assert callable(getattr(term, name)), name
     public = {n for n in dir(term) if not n.startswith("_")}
     assert not {n for n in public if any(w in n for w in ("deposit", "withdraw", "transfer", "password"))}
+
+
+def test_the_suite_exercises_every_terminal_function() -> None:
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    source = "".join(p.read_text() for p in here.glob("test_*.py") if p.name != "test_real_terminals.py")
+    source += (here / "helpers.py").read_text()
+    missing = [name for name in TERMINAL_FUNCTIONS if f".{name}(" not in source]
+    assert missing == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,7 @@ class Connection:
         self.session: Session | None = None
         self.closed = False
         self.on_drop: list[Any] = []
+        self._last_seen = time.monotonic()
 
     def _new_session(self, terminal: dict[str, Any]) -> Session:
         if self.session is not None:
@@ -71,8 +73,12 @@ class Connection:
             callback()
 
     def idle_expired(self) -> bool:
+        """No complete request for longer than the server's inactivity limit (30 s by default), with or
+        without a session: a silent or trickling client cannot hold a connection."""
         session = self.session
-        return session is not None and session.idle_for() > session.inactivity_limit()
+        if session is not None:
+            return session.idle_for() > session.inactivity_limit()
+        return time.monotonic() - self._last_seen > self.broker.default_inactivity_s
 
     def shutdown(self) -> None:
         self.closed = True
@@ -81,6 +87,7 @@ class Connection:
             self.session.close()
 
     async def handle(self, body: bytes) -> Answer:
+        self._last_seen = time.monotonic()
         try:
             message = unpack_body(body)
         except FrameError:

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.retcodes import retcode_comment
 from mtrobot.broker.structures import OrderSendResult, TradeRequest
-from mtrobot.sim import views
+from mtrobot.sim import history, series, views
 from mtrobot.sim.args import (
-    TIMEFRAMES,
     InvalidArgument,
     arity,
     int_arg,
@@ -264,66 +263,20 @@ class Session:
             server.refresh_position(account, position)
         return self._select(list(account.positions.values()), symbol, group, ticket), OK
 
-    def _range(self, args: list[Any]) -> tuple[float, float]:
-        return number_arg(args, 0, 0), number_arg(args, 1, 0)
+    def _account(self) -> Account:
+        return self._require()[1]
 
     def _op_history_orders_total(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 2, 2, set())
-        start, end = self._range(args)
-        _, account = self._require()
-        return sum(1 for o in account.history_orders if start <= o.time_setup_ms / 1000 <= end), OK
+        return history.orders_total(args, kwargs, self._account)
 
     def _op_history_deals_total(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 2, 2, set())
-        start, end = self._range(args)
-        _, account = self._require()
-        return sum(1 for d in account.deals if start <= d.time_ms / 1000 <= end), OK
-
-    def _history_query(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-        arity(args, kwargs, 2, 0, {"group", "ticket", "position"})
-        group, ticket, position = (
-            kw_str(kwargs, "group"),
-            kw_int(kwargs, "ticket"),
-            kw_int(kwargs, "position"),
-        )
-        if args:
-            if len(args) != 2 or ticket is not None or position is not None:
-                raise InvalidArgument("Invalid number of arguments")
-            start, end = self._range(args)
-            return ("range", start, end, group)
-        if ticket is not None:
-            return ("ticket", ticket)
-        if position is not None:
-            return ("position", position)
-        raise InvalidArgument("Invalid number of arguments")
+        return history.deals_total(args, kwargs, self._account)
 
     def _op_history_orders_get(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        query = self._history_query(args, kwargs)
-        _, account = self._require()
-        orders = account.history_orders
-        if query[0] == "range":
-            _, start, end, group = query
-            found = [o for o in orders if start <= o.time_setup_ms / 1000 <= end]
-            found = [o for o in found if group is None or views.matches_group(o.symbol, group)]
-        elif query[0] == "ticket":
-            found = [o for o in orders if o.ticket == query[1]]
-        else:
-            found = [o for o in orders if o.position_id == query[1]]
-        return tuple(o.to_struct() for o in found), OK
+        return history.orders_get(args, kwargs, self._account)
 
     def _op_history_deals_get(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        query = self._history_query(args, kwargs)
-        _, account = self._require()
-        deals = account.deals
-        if query[0] == "range":
-            _, start, end, group = query
-            found = [d for d in deals if start <= d.time_ms / 1000 <= end]
-            found = [d for d in found if group is None or views.matches_group(d.symbol, group)]
-        elif query[0] == "ticket":  # the ORDER ticket, as in MT5
-            found = [d for d in deals if d.order == query[1]]
-        else:
-            found = [d for d in deals if d.position_id == query[1]]
-        return tuple(d.to_struct() for d in found), OK
+        return history.deals_get(args, kwargs, self._account)
 
     # -- calculations ----------------------------------------------------------------------------------
     def _calc_args(self, args: list[Any], n: int) -> tuple[int, str, float, list[float]]:
@@ -425,72 +378,24 @@ class Session:
         self._sends.append(now)
         return False
 
-    # -- bars and ticks --------------------------------------------------------------------------------
-    def _series_symbol(self, args: list[Any]) -> tuple[TradeServer, str] | None:
-        server, _ = self._require()
-        name = str_arg(args, 0)
-        return (server, name) if name in server.specs else None
-
-    def _timeframe(self, args: list[Any]) -> int:
-        tf = int_arg(args, 1)
-        if tf not in TIMEFRAMES:
-            raise InvalidArgument("Invalid 2nd unnamed argument")
-        return tf
+    # -- bars and ticks (mtrobot.sim.series) -----------------------------------------------------------
+    def _server(self) -> TradeServer:
+        return self._require()[0]
 
     def _op_copy_rates_from(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 4, 4, set())
-        tf, date_from, count = self._timeframe(args), number_arg(args, 2, 0), int_arg(args, 3, 1, 2**31 - 1)
-        found = self._series_symbol(args)
-        if found is None:
-            return None, NOT_FOUND
-        bars = [b for b in views.rates(found[0], found[1], tf) if b[0] <= date_from]
-        return views.rates_array(bars[-count:]), OK
+        return series.copy_rates_from(args, kwargs, self._server)
 
     def _op_copy_rates_from_pos(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 4, 4, set())
-        tf, start, count = self._timeframe(args), int_arg(args, 2, 0), int_arg(args, 3, 1, 2**31 - 1)
-        found = self._series_symbol(args)
-        if found is None:
-            return None, NOT_FOUND
-        bars = views.rates(found[0], found[1], tf)
-        end = len(bars) - start
-        return views.rates_array(bars[max(0, end - count) : max(0, end)]), OK
+        return series.copy_rates_from_pos(args, kwargs, self._server)
 
     def _op_copy_rates_range(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 4, 4, set())
-        tf, start, end = self._timeframe(args), number_arg(args, 2, 0), number_arg(args, 3, 0)
-        found = self._series_symbol(args)
-        if found is None:
-            return None, NOT_FOUND
-        bars = [b for b in views.rates(found[0], found[1], tf) if start <= b[0] <= end]
-        return views.rates_array(bars), OK
-
-    def _tick_flags(self, args: list[Any], index: int) -> int:
-        flags = int_arg(args, index)
-        if flags not in (mt5.COPY_TICKS_ALL, mt5.COPY_TICKS_INFO, mt5.COPY_TICKS_TRADE):
-            raise InvalidArgument("Invalid 4th unnamed argument")
-        return flags
+        return series.copy_rates_range(args, kwargs, self._server)
 
     def _op_copy_ticks_from(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 4, 4, set())
-        date_from, count = number_arg(args, 1, 0), int_arg(args, 2, 1, 2**31 - 1)
-        flags = self._tick_flags(args, 3)
-        found = self._series_symbol(args)
-        if found is None:
-            return None, NOT_FOUND
-        ticks = [] if flags == mt5.COPY_TICKS_TRADE else list(found[0].feeds[found[1]].ticks)
-        selected = [t for t in ticks if t.time_msc >= date_from * 1000][:count]
-        return views.ticks_array(selected), OK
+        return series.copy_ticks_from(args, kwargs, self._server)
 
     def _op_copy_ticks_range(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
-        arity(args, kwargs, 4, 4, set())
-        start, end = number_arg(args, 1, 0), number_arg(args, 2, 0)
-        flags = self._tick_flags(args, 3)
-        found = self._series_symbol(args)
-        if found is None:
-            return None, NOT_FOUND
-        ticks = [] if flags == mt5.COPY_TICKS_TRADE else list(found[0].feeds[found[1]].ticks)
-        return views.ticks_array([t for t in ticks if start * 1000 <= t.time_msc <= end * 1000]), OK
+        return series.copy_ticks_range(args, kwargs, self._server)
 
 
 class _NoSession(Exception):

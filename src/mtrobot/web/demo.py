@@ -8,7 +8,6 @@ at the simulator (same login, a fresh password, sealed again); the trader's logi
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import secrets
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
+from mtrobot.sim.admin import SimAdmin
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage import traders as trader_repo
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
@@ -131,9 +131,7 @@ async def ensure_demo(
     try:
         vault = vault or Vault(load_keyring(settings))
         if admin is None:
-            # Resolved at run time: the simulator is an optional part of a deployment.
-            sim_admin = importlib.import_module("mtrobot.sim.admin")
-            admin = sim_admin.SimAdmin.from_run_file(simbroker_file(settings))
+            admin = SimAdmin.from_run_file(simbroker_file(settings))
         trader_id = _ensure_trader(sessions, demo_login(settings))
         with sessions() as db:
             row = account_repo.account_by_id(db, DEMO_ACCOUNT_ID)

@@ -259,3 +259,13 @@ async def test_absurd_values_in_a_live_session_are_refused_and_the_session_survi
     assert await term.copy_ticks_from("EURUSD", 1e18, 10, mt5.COPY_TICKS_ALL) is not None
     assert await term.history_deals_get(-1, 10) is None
     assert await term.positions_total() == 0 and await term.account_info() is not None
+
+
+async def test_a_silent_client_is_disconnected_after_the_inactivity_limit(rig: Rig) -> None:
+    rig.broker.default_inactivity_s = 0.2
+    reader, writer = await rig.raw()
+    writer.write(struct.pack(">I", 100) + b"partial")  # a frame that never completes
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the watchdog
+    witness = await rig.healthy_client()
+    assert await witness.account_info() is not None

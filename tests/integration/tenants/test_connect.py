@@ -13,10 +13,9 @@ from fastapi.testclient import TestClient
 
 from mtrobot.bus.server import free_port
 from mtrobot.settings import Settings
+from mtrobot.sim.admin import SimAdmin
 from mtrobot.web.config import ServerInfo
 from tests.integration.tenants.conftest import Trader, make_client, register
-
-SimAdmin = pytest.importorskip("mtrobot.sim.admin", reason="the simulator has not landed yet").SimAdmin
 
 MASTER, INVESTOR = "Master-pass-1", "Investor-pass-1"
 

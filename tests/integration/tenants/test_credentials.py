@@ -27,7 +27,8 @@ def dump_database(settings: Settings) -> bytes:
         path = Path(str(url.database))
         return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     out = subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", str(url.database)],
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", str(url.database),
+         "--schema", str(url.query["options"]).split("=", 1)[1]],
         capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     return out.stdout

@@ -6,15 +6,13 @@ import asyncio
 import stat
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from mtrobot.settings import Settings
+from mtrobot.sim.admin import SimAdmin
 from mtrobot.web.demo import DEMO_ACCOUNT_ID, demo_login, ensure_demo
 from mtrobot.web.servers import simbroker_file
 from tests.integration.tenants.conftest import make_client, sibling
-
-SimAdmin = pytest.importorskip("mtrobot.sim.admin", reason="the simulator has not landed yet").SimAdmin
 
 
 def test_ensure_demo_creates_a_trader_with_one_simulated_account_and_an_active_portfolio(

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from mtrobot.settings import Settings
 from tests.integration.tenants.conftest import make_client, register
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 12
 
 
 @pytest.fixture(scope="module")
