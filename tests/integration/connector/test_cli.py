@@ -53,7 +53,7 @@ async def test_the_stand_alone_connector_takes_its_password_on_stdin_serves_heal
     proc.stdin.close()
     announce = data / "run" / f"connector-{account}.json"
     try:
-        assert await out.until(lambda g: announce.exists(), 30)
+        assert await out.until(lambda g: announce.exists(), 60)
         port = json.loads(announce.read_text())["health_port"]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
             assert (await http.get("/healthz")).status_code == 200
@@ -61,7 +61,7 @@ async def test_the_stand_alone_connector_takes_its_password_on_stdin_serves_heal
             async def ready() -> Any:
                 return (await http.get("/readyz")).status_code == 200
 
-            for _ in range(200):
+            for _ in range(600):  # generous: a loaded machine starts processes slowly
                 if await ready():
                     break
                 await asyncio.sleep(0.05)
