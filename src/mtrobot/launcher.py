@@ -67,7 +67,18 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
     parts.append(web_part(settings, options))
+    parts += connector_parts(settings, options)
     return parts
+
+
+def connector_parts(settings: Settings, options: UpOptions) -> list[Part]:
+    """The demo account's MT5 connector. It opens the demo password from the vault in its own process once
+    the web part has created the demo account at the simulator (nothing secret in argv or env)."""
+    if not options.demo:
+        return []
+    args = ("--account", "demo", "--credentials", "vault", "--health-port", "0")
+    where = f"account demo (health port in {settings.run_dir / 'connector-demo.json'})"
+    return [Part("connector", args, where=where, label="connector-demo")]
 
 
 def web_part(settings: Settings, options: UpOptions) -> Part:

@@ -111,3 +111,12 @@ async def test_back_office_balance_operations_show_as_balance_deals(
     )
     deals = await term.history_deals_get(0, 4_000_000_000)
     assert deals is not None and deals[-1].type == mt5.DEAL_TYPE_BALANCE and deals[-1].profit == amount
+
+
+async def test_an_ambiguous_retcode_can_hide_an_executed_order(venue: Venue, term: Terminal) -> None:
+    admin = need_admin(venue)
+    await admin.reject_next(server=venue.server, n=1, retcode=mt5.TRADE_RETCODE_TIMEOUT, execute=True)  # type: ignore[attr-defined]
+    result = await term.order_send(await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, magic=99))
+    assert result is not None and result.retcode == mt5.TRADE_RETCODE_TIMEOUT and result.deal == 0
+    positions = await term.positions_get(symbol=venue.symbol)
+    assert positions is not None and [p.magic for p in positions] == [99]

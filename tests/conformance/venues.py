@@ -5,7 +5,7 @@ admin channel (the simulator's back office): tests that need one to set prices o
 without it, so the same suite runs unchanged against a real terminal.
 
 To add a backend, register an async context manager factory in :data:`VENUES` under the backend id and
-list the id in ``MTROBOT_CONFORMANCE_BACKENDS`` (comma-separated; default ``sim-inprocess,sim``).
+list the id in ``MTROBOT_CONFORMANCE_BACKENDS`` (comma-separated; default :data:`DEFAULT_BACKENDS`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from mtrobot.broker.backends import open_terminal
 from mtrobot.broker.terminal import Terminal
@@ -54,7 +56,8 @@ class Venue:
     async def connected(self, *, investor: bool = False, **options: Any) -> Terminal:
         term = self.terminal(**options)
         password = self.investor_password if investor else self.password
-        assert password is not None
+        if password is None:  # a real account tested without its investor password
+            pytest.skip("this venue has no investor password (MTROBOT_MT5_INVESTOR_PASSWORD)")
         ok = await term.initialize(login=self.login, password=password, server=self.server)
         assert ok, await term.last_error()
         return term
@@ -116,7 +119,16 @@ async def sim_tcp_venue(server: str) -> AsyncIterator[Venue]:
 VENUES: dict[str, VenueFactory] = {"sim-inprocess": sim_inprocess_venue, "sim": sim_tcp_venue}
 """Backend id -> venue factory (argument: the server flavour wanted, HEDGING or NETTING)."""
 
+from tests.conformance.terminal_venues import TERMINAL_VENUES  # noqa: E402  (it needs Venue from here)
+
+VENUES.update(TERMINAL_VENUES)  # the real-terminal backends: over the simulator, or a real demo account
+
+
+DEFAULT_BACKENDS = "sim-inprocess,sim,metatrader5-over-sim,mt5linux-over-sim"
+"""The real-terminal backends run by default in front of the simulator; against a real (demo) account only
+when named: ``MTROBOT_CONFORMANCE_BACKENDS=metatrader5`` or ``=mt5linux``."""
+
 
 def selected_backends() -> list[str]:
-    raw = os.environ.get("MTROBOT_CONFORMANCE_BACKENDS", "sim-inprocess,sim")
+    raw = os.environ.get("MTROBOT_CONFORMANCE_BACKENDS", DEFAULT_BACKENDS)
     return [name.strip() for name in raw.split(",") if name.strip()]

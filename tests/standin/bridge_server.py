@@ -28,9 +28,11 @@ import rpyc
 from rpyc.utils.server import ThreadedServer
 
 from mtrobot.broker import structures
+from mtrobot.broker.backends import open_terminal
 
 from .ctypes_like import c_type
 from .fake_mt5 import FakeMT5
+from .sim_module import SimModule
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,8 +45,29 @@ def mt5linux_layouts() -> dict[str, Any]:
     return {"TradeOrder": c_type("TradeOrder", order), "TradePosition": c_type("TradePosition", position)}
 
 
-def serve(port: int, field_order: str, with_mt5: bool = True) -> None:
-    if field_order == "mt5linux":  # the extra field gets a value that must never reach our structures
+class BridgedSim(SimModule):
+    """The simulator as the bridge's MetaTrader5: each connection gets a session on the simbroker that the
+    test named last with :meth:`standin_target` (tests run one venue at a time)."""
+
+    def __init__(self) -> None:
+        super().__init__(self._open)
+        self._target: tuple[int, dict[str, Any]] | None = None
+
+    def standin_target(self, port: int, options: tuple[tuple[str, Any], ...] = ()) -> None:
+        self._target = (port, dict(options))
+
+    def _open(self) -> Any:
+        if self._target is None:
+            raise RuntimeError("no simbroker named yet: call standin_target(port) first")
+        port, options = self._target
+        return open_terminal("sim", host="127.0.0.1", port=port, **options)
+
+
+def serve(port: int, field_order: str, with_mt5: bool = True, module: str = "standin") -> None:
+    fake: Any
+    if module == "sim":
+        fake = BridgedSim()
+    elif field_order == "mt5linux":  # the extra field gets a value that must never reach our structures
         fake = FakeMT5(types=mt5linux_layouts(), extra_values={"position_id": 999_999_999})
     else:
         fake = FakeMT5()
@@ -89,9 +112,13 @@ class BridgeProcess:
 
 
 @contextmanager
-def running_bridge(port: int = 0, field_order: str = "mt5", with_mt5: bool = True) -> Iterator[BridgeProcess]:
-    """Start the stand-in server in its own process; kill it on exit."""
-    options = ["--port", str(port), "--field-order", field_order, *([] if with_mt5 else ["--without-mt5"])]
+def running_bridge(
+    port: int = 0, field_order: str = "mt5", with_mt5: bool = True, module: str = "standin"
+) -> Iterator[BridgeProcess]:
+    """Start the stand-in server in its own process (serving the recording stand-in, or with ``module="sim"``
+    the simulator dressed as MetaTrader5); kill it on exit."""
+    options = ["--port", str(port), "--field-order", field_order, "--module", module]
+    options += [] if with_mt5 else ["--without-mt5"]
     command = [sys.executable, "-m", "tests.standin.bridge_server", *options]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     bridge: BridgeProcess | None = None
@@ -116,8 +143,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--field-order", choices=("mt5", "mt5linux"), default="mt5")
     parser.add_argument("--without-mt5", action="store_true")
+    parser.add_argument("--module", choices=("standin", "sim"), default="standin")
     options = parser.parse_args()
-    serve(options.port, options.field_order, with_mt5=not options.without_mt5)
+    serve(options.port, options.field_order, with_mt5=not options.without_mt5, module=options.module)
 
 
 if __name__ == "__main__":

@@ -82,19 +82,19 @@ class RpycBridge:
         if function == "initialize" and not self.connected:
             self._connect()
         if not self.connected:
-            raise LinkLost(NO_IPC, f"No IPC connection: not connected to the mt5linux bridge at "
-                           f"{self.address} (initialize() reconnects)")  # fmt: skip
+            raise LinkLost(NO_IPC, f"not connected to the mt5linux bridge at {self.address} "
+                           "(initialize() reconnects)")  # fmt: skip
         self._conn._config["sync_request_timeout"] = self._limit(function, kwargs)
         try:
             raw, error = self._remote_call(function, _wire_args(function, args), tuple(kwargs.items()))
         except TimeoutError as exc:
             self.close()
-            raise LinkLost(IPC_TIMEOUT, f"IPC timeout: the mt5linux bridge at {self.address} did not "
-                           f"answer {function} in time") from exc  # fmt: skip
+            raise LinkLost(IPC_TIMEOUT, f"the mt5linux bridge at {self.address} did not answer "
+                           f"{function} in time") from exc  # fmt: skip
         except LINK_ERRORS as exc:
             self.close()
-            raise LinkLost(IPC_RECEIVE, f"IPC recv failed: the connection to the mt5linux bridge at "
-                           f"{self.address} was lost during {function}") from exc  # fmt: skip
+            raise LinkLost(IPC_RECEIVE, f"the connection to the mt5linux bridge at {self.address} was "
+                           f"lost during {function}") from exc  # fmt: skip
         if function == "shutdown":
             self.close()
         return decode(raw), error
@@ -111,8 +111,8 @@ class RpycBridge:
                 self.host, self.port, timeout=self._connect_timeout, nodelay=True, keepalive=True, attempts=1
             )
         except LINK_ERRORS as exc:
-            raise LinkLost(NO_IPC, f"No IPC connection: the mt5linux bridge at {self.address} cannot be "
-                           f"reached ({type(exc).__name__}); is its server running?") from exc  # fmt: skip
+            raise LinkLost(NO_IPC, f"the mt5linux bridge at {self.address} cannot be reached "
+                           f"({type(exc).__name__}); is its server running?") from exc  # fmt: skip
         config = {"sync_request_timeout": self._call_timeout, "allow_pickle": False}
         conn = rpyc.utils.factory.connect_stream(stream, rpyc.core.service.ClassicClient, config=config)
         try:
@@ -120,12 +120,12 @@ class RpycBridge:
             self._remote_call = conn.namespace["mtrobot_call"]
         except LINK_ERRORS as exc:
             conn.close()
-            raise LinkLost(NO_IPC, f"No IPC connection: the mt5linux bridge at {self.address} closed the "
-                           "connection while it was being set up") from exc  # fmt: skip
+            raise LinkLost(NO_IPC, f"the mt5linux bridge at {self.address} closed the connection while "
+                           "it was being set up") from exc  # fmt: skip
         except Exception as exc:  # the remote Python refused the helper, e.g. no MetaTrader5 there
             conn.close()
-            raise LinkLost(IPC_INIT, f"IPC initialize failed: the bridge's Python at {self.address} cannot "
-                           f"run MetaTrader5 ({type(exc).__name__})") from exc  # fmt: skip
+            raise LinkLost(IPC_INIT, f"the bridge's Python at {self.address} cannot run MetaTrader5 "
+                           f"({type(exc).__name__})") from exc  # fmt: skip
         self._conn = conn
         log.info("mt5linux_connected", bridge=self.address)
 

@@ -34,7 +34,7 @@ def plain(value: Any) -> Any:
 
 
 def mtrobot_call(function: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
-    """Call one MetaTrader5 function; return (plain result, last_error if it failed else None).
+    """Call one MetaTrader5 function; return (plain result, last_error if it failed or counted 0, else None).
 
     A trade request arrives as a tuple of (key, value) pairs and becomes a real dict here, because the C
     module refuses a proxy of the caller's dict.
@@ -44,4 +44,5 @@ def mtrobot_call(function: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
         args = (dict(args[0]), *args[1:])
     result = getattr(mt5, function)(*args, **dict(kwargs))
     failed = function != "shutdown" and (result is None or result is False)
-    return plain(result), (tuple(mt5.last_error()) if failed else None)
+    suspicious = function.endswith("_total") and result == 0  # how a failed count looks is undocumented
+    return plain(result), (tuple(mt5.last_error()) if failed or suspicious else None)

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from mtrobot.broker import structures as s
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, DateLike, TradeRequestDict
+from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, DateLike
 
 Converter = Callable[[Any], Any]
 
-REQUEST_FLOAT_FIELDS = frozenset({"volume", "price", "stoplimit", "sl", "tp"})
 BOOL_FUNCTIONS = frozenset({"initialize", "login", "symbol_select"})
 INT_FUNCTIONS = frozenset(
     {"symbols_total", "orders_total", "positions_total", "history_orders_total", "history_deals_total"}
@@ -143,6 +142,13 @@ def is_failure(function: str, result: Any) -> bool:
     return function != "shutdown" and (result is None or result is False)
 
 
+def needs_last_error(function: str, result: Any) -> bool:
+    """Whether ``last_error()`` must be read after this result: always after a failure, and after a count
+    of 0, because how the module reports a failed ``*_total`` is undocumented (MT5_REFERENCE.md §1: treat
+    0 with suspicion and check ``last_error()``)."""
+    return is_failure(function, result) or (function in INT_FUNCTIONS and result == 0)
+
+
 def error_pair(raw: Any) -> tuple[int, str]:
     """``last_error()`` as ``(int, str)``, whatever sequence type it came in."""
     try:
@@ -159,16 +165,3 @@ def epoch_seconds(value: DateLike) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
     return int(value)
-
-
-def request_for_module(request: TradeRequestDict) -> dict[str, Any]:
-    """A copy of a trade request with integral prices and volumes made floats (the module refuses an int
-    ``volume`` with -2). Nothing else is changed: validation is the connector's job and the module's."""
-    if not isinstance(request, Mapping):
-        return request
-    return {
-        key: float(value)
-        if key in REQUEST_FLOAT_FIELDS and isinstance(value, int) and not isinstance(value, bool)
-        else value
-        for key, value in request.items()
-    }

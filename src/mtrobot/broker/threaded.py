@@ -26,7 +26,7 @@ from mtrobot.broker.results import (
     error_pair,
     failure_value,
     is_failure,
-    request_for_module,
+    needs_last_error,
 )
 from mtrobot.broker.structures import (
     AccountInfo,
@@ -48,26 +48,43 @@ log = get_logger(__name__)
 SUCCESS: tuple[int, str] = (1, "Success")
 NO_IPC = -10004
 IPC_FAILED = -10000
+IPC_INIT = -10003
 IPC_TIMEOUT = -10005
 INITIALIZE_GRACE_S = 30.0
 """Extra seconds the worker gets beyond an ``initialize``/``login`` timeout before we give up waiting."""
 
 
-class LinkLost(Exception):
-    """Raised by a :class:`BlockingApi` when its link to the terminal failed; carries the RES_* pair."""
+IPC_TEXTS: dict[int, str] = {
+    -10000: "IPC call failed",
+    -10001: "IPC send failed",
+    -10002: "IPC recv failed",
+    -10003: "IPC initialize failed",
+    -10004: "No IPC connection",
+    -10005: "IPC timeout",
+}
+"""The module's own ``last_error`` texts for link failures: callers may compare them exactly, so what
+happened in detail goes to the log, not into the description."""
 
-    def __init__(self, code: int, description: str) -> None:
-        super().__init__(code, description)
+
+class LinkLost(Exception):
+    """Raised by a :class:`BlockingApi` when its link to the terminal failed: a RES_* code, and a detail
+    for the log (an initialize failure keeps it in the description, as the module does)."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        super().__init__(code, detail)
         self.code = code
-        self.description = description
+        self.detail = detail
+        text = IPC_TEXTS.get(code, IPC_TEXTS[IPC_FAILED])
+        self.description = f"{text}, {detail}" if code == IPC_INIT and detail else text
 
 
 class BlockingApi(Protocol):
     """The blocking side: run one function of the official API and say why it failed."""
 
     def call(self, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        """Return ``(raw result, raw last_error or None)``; the error is read only when the call failed.
-        Raise :class:`LinkLost` when the link itself failed."""
+        """Return ``(raw result, raw last_error or None)``; the error is read only when the call failed or a
+        count came back 0 (:func:`~mtrobot.broker.results.needs_last_error`). Raise :class:`LinkLost` when
+        the link itself failed."""
         ...
 
     def close(self) -> None:
@@ -83,7 +100,7 @@ class ModuleApi:
 
     def call(self, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
         result = getattr(self.module, function)(*args, **kwargs)
-        return result, self.module.last_error() if is_failure(function, result) else None
+        return result, self.module.last_error() if needs_last_error(function, result) else None
 
     def close(self) -> None:
         """Nothing to release: ``shutdown()`` is an interface call of its own."""
@@ -153,10 +170,9 @@ class ThreadedTerminal:
         timeout: float | None = None,
     ) -> Any:
         if self._stuck is not None and not self._stuck.done():
-            self._error = (
-                NO_IPC,
-                "No IPC connection: the terminal is still busy with an earlier call that timed out",
-            )
+            log.info("mt5_terminal_busy", terminal=self._label, function=function, detail="an earlier call "
+                     "that timed out still runs; this one was not made")  # fmt: skip
+            self._error = (NO_IPC, IPC_TEXTS[NO_IPC])
             return failure_value(function)
         self._stuck = None
         limit = timeout if timeout is not None else self._call_timeout
@@ -176,13 +192,12 @@ class ThreadedTerminal:
         self, function: str, future: concurrent.futures.Future[Any], limit: float
     ) -> tuple[int, str]:
         if future.cancelled():  # still queued behind a slow call: it never ran
-            return (
-                NO_IPC,
-                f"No IPC connection: the terminal was busy for {limit:.0f} s; the call was not made",
-            )
+            log.info("mt5_terminal_busy", terminal=self._label, function=function, seconds=limit,
+                     detail="queued behind a slow call until the limit; this one was not made")  # fmt: skip
+            return NO_IPC, IPC_TEXTS[NO_IPC]
         self._stuck = future
         log.warning("mt5_call_timeout", terminal=self._label, function=function, seconds=limit)
-        return IPC_TIMEOUT, f"IPC timeout: no answer from the terminal within {limit:.0f} s"
+        return IPC_TIMEOUT, IPC_TEXTS[IPC_TIMEOUT]
 
     def _job(
         self, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -192,18 +207,19 @@ class ThreadedTerminal:
             result, raw_error = self._api.call(function, args, kwargs)
             if is_failure(function, result):
                 return failure_value(function), error_pair(raw_error)
+            if raw_error is not None and error_pair(raw_error)[0] != SUCCESS[0]:
+                return failure_value(function), error_pair(raw_error)  # a count of 0 that was a failure
             return CONVERTERS[function](result), SUCCESS
         except LinkLost as lost:
             report = log.info if lost.code == NO_IPC else log.warning  # not connected vs lost mid-call
-            report("mt5_link_lost", terminal=self._label, function=function, code=lost.code)
+            report(
+                "mt5_link_lost", terminal=self._label, function=function, code=lost.code, detail=lost.detail
+            )
             return failure_value(function), (lost.code, lost.description)
         except Exception as exc:  # never let a terminal fault escape as an exception: it is a failed call
             # Only the type is logged: the arguments may hold a password.
             log.error("mt5_call_failed", terminal=self._label, function=function, error=type(exc).__name__)
-            return failure_value(function), (
-                IPC_FAILED,
-                f"IPC call failed: {type(exc).__name__} in {function}",
-            )
+            return failure_value(function), (IPC_FAILED, IPC_TEXTS[IPC_FAILED])
 
     # ----- session ----------------------------------------------------------------------------
     async def initialize(
@@ -328,21 +344,21 @@ class ThreadedTerminal:
     async def order_calc_margin(
         self, action: int, symbol: str, volume: float, price: float, /
     ) -> float | None:
-        args = (action, symbol, _float(volume), _float(price))
+        args = (action, symbol, volume, price)
         return typing.cast(float | None, await self._call("order_calc_margin", args))
 
     async def order_calc_profit(
         self, action: int, symbol: str, volume: float, price_open: float, price_close: float, /
     ) -> float | None:
-        args = (action, symbol, _float(volume), _float(price_open), _float(price_close))
+        args = (action, symbol, volume, price_open, price_close)
         return typing.cast(float | None, await self._call("order_calc_profit", args))
 
     async def order_check(self, request: TradeRequestDict, /) -> OrderCheckResult | None:
-        result = await self._call("order_check", (request_for_module(request),))
+        result = await self._call("order_check", (request,))
         return typing.cast(OrderCheckResult | None, result)
 
     async def order_send(self, request: TradeRequestDict, /) -> OrderSendResult | None:
-        result = await self._call("order_send", (request_for_module(request),))
+        result = await self._call("order_send", (request,))
         return typing.cast(OrderSendResult | None, result)
 
     # ----- bars and ticks -----------------------------------------------------------------------
@@ -385,7 +401,3 @@ def _given(**kwargs: Any) -> dict[str, Any]:
 
 def _window(date_from: DateLike, date_to: DateLike) -> tuple[int, int]:
     return epoch_seconds(date_from), epoch_seconds(date_to)
-
-
-def _float(value: float) -> float:
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

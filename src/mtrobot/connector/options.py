@@ -61,6 +61,7 @@ class ConnectorOptions:
     login_rate: LoginRate = field(default_factory=LoginRate)
     # intake and recovery
     ack_wait_s: float = 30.0
+    fetch_batch: int = 8
     unknown_settle_s: float = 30.0
     pending_poll_s: float = 2.0
     sync_interval_s: float = 300.0

@@ -22,6 +22,7 @@ from mtrobot.core.errors import ConfigError
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
+from .credentials import Credentials, vault_credentials
 from .options import ConnectorOptions
 from .service import Connector, ConnectorParts
 
@@ -86,6 +87,32 @@ def default_parts(backend: str, settings: Settings, options: ConnectorOptions) -
     )
 
 
+async def publish_connection(settings: Settings, account: str, backend: str, creds: Credentials) -> None:
+    """Record the account's login and server in the hub under ``connector.{account}`` (never the password)."""
+    from mtrobot.bus.connect import connect
+    from mtrobot.hub.errors import NotConfigured
+    from mtrobot.hub.store import HubStore
+
+    url = settings.discover_nats_url()
+    if not url:
+        return
+    nc = await connect(url, f"connector-{account}-setup", max_reconnect_attempts=3)
+    try:
+        store = HubStore(nc.jetstream(timeout=5))
+        service = f"connector.{account}"
+        try:
+            document = dict((await store.get(service)).document)
+        except NotConfigured:
+            document = {}
+        connection = dict(document.get("mt5_connection") or {})
+        wanted = {"backend": backend, "login": creds.login, "server": creds.server}
+        if any(connection.get(k) != v for k, v in wanted.items()):
+            document["mt5_connection"] = connection | wanted
+            await store.put(service, document)
+    finally:
+        await nc.close()
+
+
 async def run_standalone(
     account: str,
     settings: Settings,
@@ -100,6 +127,19 @@ async def run_standalone(
     from .health import HealthServer
 
     settings.ensure_dirs()
+    refresh = None
+    if credentials.get("source") == "vault":
+        creds = await vault_credentials(settings, account)
+        await publish_connection(settings, account, backend, creds)
+        credentials = {
+            "password": creds.password.get_secret_value(),
+            "login": creds.login,
+            "server": creds.server,
+        }
+
+        async def refresh() -> Credentials:
+            return await vault_credentials(settings, account, wait_s=5.0)
+
     opts = options or ConnectorOptions()
     opts = opts.with_changes(
         backend=backend,
@@ -108,7 +148,13 @@ async def run_standalone(
     )
     parts = default_parts(backend, settings, opts)
     connector = Connector(
-        account, settings, SecretStr(credentials["password"]), opts, parts, failpoints=Failpoints()
+        account,
+        settings,
+        SecretStr(credentials["password"]),
+        opts,
+        parts,
+        failpoints=Failpoints(),
+        refresh=refresh,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

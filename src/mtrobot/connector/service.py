@@ -39,7 +39,7 @@ from .metrics import ConnectorMetrics
 from .options import ConnectorOptions, OptionsHolder
 from .ratelimit import LoginRateLimiter
 from .reconcile import Reconciler
-from .session import Session, TerminalFactory
+from .session import CredentialsRefresh, Session, TerminalFactory
 
 log = get_logger(__name__)
 
@@ -100,8 +100,10 @@ class Connector:
         use_hub: bool = True,
         failpoints: Failpoints | None = None,
         rng: random.Random | None = None,
+        refresh: CredentialsRefresh | None = None,
     ) -> None:
         self.account = account
+        self._refresh = refresh
         self.settings = settings
         self.nats_url = nats_url or settings.discover_nats_url()
         self.options = OptionsHolder(options)
@@ -160,6 +162,7 @@ class Connector:
             self._password,
             limiter,
             rng=self._rng,
+            refresh=self._refresh,
         )
         self.executor = OrderExecutor(
             self.account,
@@ -231,7 +234,7 @@ class Connector:
         from .options import options_from_hub
 
         self._hub = ConfigClient(
-            f"connector.{self.account}", safe_defaults=ConnectorConfig(), nats_url=self.nats_url
+            f"connector.{self.account}", safe_defaults=ConnectorConfig(), nats_url=self.nats_url, nc=self.nc
         )
         await self._hub.init_async(timeout=5.0)
         base = self.options.current
@@ -342,7 +345,7 @@ class Connector:
                 if sub is None:
                     sub = await self._subscribe()
                     self.intake_running = True
-                msgs = await sub.fetch(16, timeout=1.0)
+                msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -353,7 +356,12 @@ class Connector:
                 await asyncio.sleep(0.5)
                 continue
             for msg in msgs:
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # not acknowledged: JetStream redelivers it, the journal resumes it
+                    log.exception("order message not finished, left for redelivery", account=self.account)
 
     async def _handle(self, msg: Any) -> None:
         token = msg.subject.split(".", 3)[3] if msg.subject.count(".") >= 3 else "_"
@@ -370,7 +378,10 @@ class Connector:
         with contextlib.suppress(Exception):
             await self.flush_outbox()
         self._failpoints.hit("after_publish")
-        await msg.ack()
+        try:
+            await msg.ack()
+        except Exception as exc:  # NATS away: the redelivered copy will find the order finished
+            log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
         self._outbox_wake.set()
 
     async def _keep_in_progress(self, msg: Any) -> None:
@@ -388,6 +399,8 @@ class Connector:
     async def _reconcile(self, trigger: str) -> None:
         try:
             await self.reconciler.reconcile(trigger)
+        except Exception as exc:  # the next interval or reconnect tries again
+            log.warning("reconciliation failed", account=self.account, trigger=trigger, error=str(exc))
         finally:
             self._outbox_wake.set()
 

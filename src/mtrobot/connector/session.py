@@ -22,6 +22,7 @@ from mtrobot.broker.terminal import Terminal
 from mtrobot.core.events import ConnectionState
 from mtrobot.logging import get_logger
 
+from .credentials import Credentials
 from .link import BrokerLink
 from .options import OptionsHolder
 from .ratelimit import LoginRateLimiter
@@ -30,6 +31,8 @@ log = get_logger(__name__)
 
 TerminalFactory = Callable[[], Terminal]
 Listener = Callable[[], Awaitable[None]]
+CredentialsRefresh = Callable[[], Awaitable[Credentials]]
+AUTH_FAILED = -6
 
 
 class Session:
@@ -46,6 +49,7 @@ class Session:
         *,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh: CredentialsRefresh | None = None,
     ) -> None:
         self.account = account
         self.link = link
@@ -55,6 +59,7 @@ class Session:
         self._limiter = limiter
         self._rng = rng or random.Random()
         self._now = now
+        self._refresh = refresh
         self.state = ConnectionState.CONNECTING
         self._ready = asyncio.Event()
         self._dead = asyncio.Event()
@@ -120,6 +125,9 @@ class Session:
                 await self._serve()
                 continue
             failures += 1
+            refused = bool(self.last_error and self.last_error[0] == AUTH_FAILED)
+            if refused and self._refresh is not None and await self._refresh_credentials():
+                continue  # a new password: try it at once (the login bucket still applies)
             delay = self.options.current.reconnect_backoff.delay(failures, self._rng)
             self.backoff_delays.append(delay)
             self.state = ConnectionState.BACKOFF
@@ -131,6 +139,21 @@ class Session:
                 delay_s=round(delay, 3),
             )
             await self._sleep(delay)
+
+    async def _refresh_credentials(self) -> bool:
+        """The stored password may have been replaced since we read it: read it again. True if it changed."""
+        assert self._refresh is not None
+        try:
+            creds = await self._refresh()
+        except Exception as exc:
+            log.warning("credentials could not be read again", account=self.account, error=str(exc))
+            return False
+        changed = creds.password.get_secret_value() != self._password.get_secret_value()
+        self._password = creds.password
+        changes = {k: v for k, v in (("login", creds.login), ("server", creds.server)) if v is not None}
+        if changes:
+            self.options.replace(self.options.current.with_changes(**changes))
+        return changed
 
     def _maintenance_left(self) -> float:
         now = self._now()

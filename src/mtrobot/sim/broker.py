@@ -191,9 +191,14 @@ class AdminApi:
     def requote_next(self, *, server: str, n: int = 1) -> None:
         self.broker.server(server).faults.requote_next = max(0, int(n))
 
-    def reject_next(self, *, server: str, n: int = 1, retcode: int = mt5.TRADE_RETCODE_REJECT) -> None:
+    def reject_next(
+        self, *, server: str, n: int = 1, retcode: int = mt5.TRADE_RETCODE_REJECT, execute: bool = False
+    ) -> None:
+        """The next ``n`` order_send answer ``retcode``. With ``execute=True`` the request is executed all
+        the same (e.g. 10012 TIMEOUT or 10031 CONNECTION after the fact: the ambiguous outcomes)."""
         faults = self.broker.server(server).faults
         faults.reject_next, faults.reject_retcode = max(0, int(n)), int(retcode)
+        faults.reject_execute = bool(execute)
 
     def lose_replies(self, *, server: str, n: int = 1, mode: str = "drop") -> None:
         """The next ``n`` order_send are executed but their answer is lost: ``"drop"`` closes the connection

@@ -77,6 +77,8 @@ class Desk:
             faults = self.server.faults
             if faults.reject_next > 0:
                 faults.reject_next -= 1
+                if faults.reject_execute:  # executed, but the server answers as if it might not have been
+                    self._execute(account, req)
                 raise Refuse(faults.reject_retcode)
             return self._execute(account, req)
         except Refuse as refusal:
@@ -261,8 +263,10 @@ class Desk:
             price = round(market + (slip if buy else -slip) * spec.point, spec.digits)
         fill = min(plan.volume, spec.liquidity_lots)
         fill = vround(int(fill / spec.volume_step + 1e-9) * spec.volume_step)
-        if fill < plan.volume - VOLUME_EPS and req.type_filling == mt5.ORDER_FILLING_FOK:
-            raise Refuse(mt5.TRADE_RETCODE_REJECT, "Request rejected: not enough liquidity for FOK")
+        if fill <= VOLUME_EPS or (
+            fill < plan.volume - VOLUME_EPS and req.type_filling == mt5.ORDER_FILLING_FOK
+        ):
+            raise Refuse(mt5.TRADE_RETCODE_REJECT, "Request rejected: not enough liquidity")
         order = Order(
             ticket=server.next_order_ticket(),
             symbol=spec.name,
@@ -279,7 +283,8 @@ class Desk:
             state=mt5.ORDER_STATE_STARTED,
         )
         deal = server.fill(account, order, fill, price, mt5.DEAL_REASON_EXPERT, plan.position)
-        self._apply_stops_on_fill(account, order, req)
+        if plan.extra:  # opening or adding: SL/TP sent with the deal apply to the position
+            self._apply_stops_on_fill(account, order, req)
         partial = order.volume_current > VOLUME_EPS
         if not partial:
             server.archive(account, order, mt5.ORDER_STATE_FILLED)

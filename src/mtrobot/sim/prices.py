@@ -48,6 +48,8 @@ class SymbolFeed:
         """M1 bars by open time (server epoch seconds), oldest first."""
         self.frozen = False
         self.first_bid: float | None = None
+        self.history_rates: dict[int, list[tuple[int, Bar]]] = {}
+        """Aggregations of the (immutable) generated history, per timeframe (see views.rates)."""
         """The first price this feed showed: where the generated history ends."""
 
     @property

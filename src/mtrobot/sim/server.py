@@ -33,6 +33,7 @@ class Faults:
     requote_next: int = 0
     reject_next: int = 0
     reject_retcode: int = mt5.TRADE_RETCODE_REJECT
+    reject_execute: bool = False
     lose_replies: int = 0
     lose_mode: Literal["drop", "timeout"] = "drop"
     quotes_off: set[str] = field(default_factory=set)

@@ -248,16 +248,10 @@ def timeframe_seconds(timeframe: int) -> int:
     return timeframe * 60
 
 
-def all_m1(server: TradeServer, symbol: str) -> Iterable[tuple[int, Bar]]:
-    feed = server.feeds[symbol]
-    yield from feed.history().items()
-    yield from feed.bars.items()
-
-
-def rates(server: TradeServer, symbol: str, timeframe: int) -> list[tuple[int, Bar]]:
-    """Every bar of ``timeframe`` (oldest first), aggregated from M1 bars."""
+def aggregate(m1: Iterable[tuple[int, Bar]], timeframe: int) -> list[tuple[int, Bar]]:
+    """M1 bars (oldest first) -> bars of ``timeframe``."""
     out: list[tuple[int, Bar]] = []
-    for minute, bar in all_m1(server, symbol):
+    for minute, bar in m1:
         start = _bucket(minute, timeframe)
         if out and out[-1][0] == start:
             agg = out[-1][1]
@@ -266,7 +260,22 @@ def rates(server: TradeServer, symbol: str, timeframe: int) -> list[tuple[int, B
             agg[5] = bar[5]
         else:
             out.append((start, list(bar)))
-    return out[-MAX_BARS:]
+    return out
+
+
+def rates(server: TradeServer, symbol: str, timeframe: int) -> list[tuple[int, Bar]]:
+    """Every bar of ``timeframe`` (oldest first). The generated history never changes, so its aggregation
+    is kept per timeframe; only the live bars are aggregated per call."""
+    feed = server.feeds[symbol]
+    history = feed.history_rates.get(timeframe)
+    if history is None:
+        history = feed.history_rates[timeframe] = aggregate(feed.history().items(), timeframe)
+    live = aggregate(feed.bars.items(), timeframe)
+    if history and live and history[-1][0] == live[0][0]:  # a bucket across the start: merge both halves
+        h, b = history[-1][1], live[0][1]
+        merged = [h[0], max(h[1], b[1]), min(h[2], b[2]), b[3], h[4] + b[4], b[5]]
+        return [*history[-MAX_BARS:-1], (live[0][0], merged), *live[1:]][-MAX_BARS:]
+    return [*history[-MAX_BARS:], *live][-MAX_BARS:]
 
 
 def rates_array(bars: list[tuple[int, Bar]]) -> RatesArray:

@@ -129,3 +129,44 @@ async def test_health_endpoints_report_liveness_readiness_and_metrics(
             assert "mtrobot_connector_session_connected" in metrics
     finally:
         await server.stop()
+
+
+async def test_retries_changed_in_the_hub_take_effect_without_a_restart(
+    nats_url: str, nc: Client, tmp_path: Path, chdb_store: ChdbExecutions
+) -> None:
+    from mtrobot.hub.store import HubStore
+
+    account = "bus-hot-reload"
+    broker = FakeBroker()
+    out = Outputs()
+    await out.subscribe(nc, account)
+    connector = Connector(
+        account,
+        Settings(data_dir=tmp_path / "data"),
+        SecretStr("pw"),
+        ConnectorOptions(),
+        ConnectorParts(lambda: FakeTerminal(broker), executions=chdb_store),
+        nats_url=nats_url,
+        use_hub=True,
+    )
+    await connector.start()
+    try:
+        store = HubStore(nc.jetstream())
+        doc = {"order_settings": {"max_retries": 0, "retry_delay_seconds": 0.05}}
+        await store.put(f"connector.{account}", doc)
+        assert await out.until(lambda g: connector.options.current.max_retries == 0)
+        js = nc.jetstream()
+        broker.requote_next = 2
+        await js.publish(subjects.orders_submitted(account, "EURUSD"), order(account, "hr1"))
+        assert await out.until(lambda g: any(e["order_id"] == "hr1" for e in g["error"]))
+        assert len(broker.sends) == 1  # no retry allowed
+        await store.put(
+            f"connector.{account}", doc | {"order_settings": {"max_retries": 5, "retry_delay_seconds": 0.05}}
+        )
+        assert await out.until(lambda g: connector.options.current.max_retries == 5)
+        broker.requote_next = 2
+        await js.publish(subjects.orders_submitted(account, "EURUSD"), order(account, "hr2"))
+        assert await out.until(lambda g: any(f["order_id"] == "hr2" for f in g["fill"]))
+        assert len(broker.sends) == 4  # 1 + 2 requotes + the fill
+    finally:
+        await connector.stop()

@@ -148,9 +148,11 @@ async def test_an_argument_of_the_wrong_type_is_refused_with_minus_2_and_certain
     assert await ready.terminal.positions_total() == 0
 
 
-async def test_an_integral_volume_is_sent_as_the_float_the_module_demands(ready: Rig) -> None:
-    sent = await ready.terminal.order_send({**BUY, "volume": 1})
-    assert sent is not None and sent.volume == 1.0 and isinstance(sent.request.volume, float)
+async def test_an_integral_volume_is_refused_like_the_module_does_never_silently_converted(
+    ready: Rig,
+) -> None:
+    assert await ready.terminal.order_send({**BUY, "volume": 1}) is None
+    assert await ready.terminal.last_error() == (-2, 'Invalid "volume" argument')
 
 
 async def test_algo_trading_off_comes_back_as_a_result_not_a_failure(ready: Rig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.backends import open_terminal
@@ -17,9 +18,11 @@ from .test_backends_on_standin import BUY
 
 async def test_a_bridge_that_is_not_running_is_no_ipc_connection_and_retriable() -> None:
     terminal = open_terminal("mt5linux", host="127.0.0.1", port=free_port(), connect_timeout=2)
-    assert await terminal.initialize(login=LOGIN, password=PASSWORD, server=SERVER) is False
+    with structlog.testing.capture_logs() as logs:
+        assert await terminal.initialize(login=LOGIN, password=PASSWORD, server=SERVER) is False
     code, description = await terminal.last_error()
-    assert code == -10004 and "cannot be reached" in description
+    assert (code, description) == (-10004, "No IPC connection")  # the module's own words ...
+    assert any("cannot be reached" in entry.get("detail", "") for entry in logs)  # ... the story in the log
     assert last_error_code(code).reaction is Reaction.RETRY
     await terminal.aclose()
 
@@ -30,9 +33,11 @@ async def test_the_bridge_dying_mid_send_is_ambiguous_and_a_restarted_bridge_is_
     with running_bridge(port) as bridge:
         assert await terminal.initialize(login=LOGIN, password=PASSWORD, server=SERVER)
         bridge.mt5.standin_crash("order_send")
-        assert await terminal.order_send(BUY) is None
+        with structlog.testing.capture_logs() as logs:
+            assert await terminal.order_send(BUY) is None
         code, description = await terminal.last_error()
-        assert code == -10002 and "lost during order_send" in description
+        assert (code, description) == (-10002, "IPC recv failed")
+        assert any("lost during order_send" in entry.get("detail", "") for entry in logs)
         assert last_error_code(code).reaction_for("order_send") is Reaction.AMBIGUOUS
         assert bridge.process.wait(timeout=10) == 17  # the server process really died mid-call
     assert await terminal.positions_get() is None

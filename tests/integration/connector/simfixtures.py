@@ -1,0 +1,66 @@
+"""A real TCP simbroker (``mtrobot simbroker`` in a child process) for the connector's tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class SimBrokerProcess:
+    host: str
+    port: int
+    servers: list[str]
+    token: str
+    run_file: Path
+
+    def admin(self) -> Any:
+        from mtrobot.sim.admin import SimAdmin
+
+        return SimAdmin(self.host, self.port, token=self.token)
+
+    def terminal(self) -> Any:
+        from mtrobot.broker.backends import open_terminal
+
+        return open_terminal("sim", host=self.host, port=self.port)
+
+
+@pytest.fixture(scope="session")
+def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerProcess]:
+    data = tmp_path_factory.mktemp("simbroker")
+    log = open(data / "simbroker.log", "wb")  # noqa: SIM115 - the child writes it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtrobot", "simbroker", "--data-dir", str(data), "--port", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    run_file = data / "run" / "simbroker.json"
+    deadline = time.monotonic() + 30
+    while not run_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"simbroker did not start: {(data / 'simbroker.log').read_text()[-2000:]}")
+        time.sleep(0.05)
+    info = json.loads(run_file.read_text())
+    yield SimBrokerProcess(
+        info["host"], int(info["port"]), list(info["servers"]), info["admin_token"], run_file
+    )
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
