@@ -229,6 +229,7 @@ def test_the_same_order_posted_twice_at_once_is_stored_and_published_once(live, 
     _c, trader, account = live
     body = BUY | {"order_id": "twin-1"}
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: trader.send("POST", f"{API}/{account}/orders", json=body), range(4)))
+        url = f"{API}/{account}/orders"
+        answers = list(pool.map(lambda _: trader.send("POST", url, json=body), range(4)))
     assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
     assert [req.order_id for req, _ in stored_orders(nats_url, account)] == ["twin-1"]
