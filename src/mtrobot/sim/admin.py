@@ -95,7 +95,7 @@ class LocalAdmin(_AdminMethods):
     async def _op(self, op: str, **kwargs: Any) -> Any:
         try:
             return self._api.call(op, kwargs)
-        except (MtrobotError, TypeError, ValueError) as exc:
+        except (MtrobotError, TypeError, ValueError, OverflowError) as exc:
             raise AdminError(str(exc)) from exc
 
 

@@ -52,6 +52,14 @@ _SERVER_FIELDS = frozenset(
 )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
 class SimBroker:
     def __init__(self, config: BrokerConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config or default_config()
@@ -142,12 +150,23 @@ class AdminApi:
         credit: float = 0.0,
     ) -> int:
         """Open an account; returns its login."""
-        if not password or not investor_password or password == investor_password:
-            raise ConfigError("password: master and investor passwords are required and must differ")
-        if not (isinstance(leverage, int) and 1 <= leverage <= 10_000):
+        for field, secret in (("password", password), ("investor_password", investor_password)):
+            if not isinstance(secret, str) or not 8 <= len(secret) <= 128:
+                raise ConfigError(f"{field}: must be a text of 8 to 128 characters")
+        if password == investor_password:
+            raise ConfigError("investor_password: must differ from the master password")
+        if not isinstance(name, str) or len(name) > 64:
+            raise ConfigError("name: at most 64 characters")
+        if not isinstance(currency, str) or not currency.isalpha() or len(currency) != 3:
+            raise ConfigError("currency: a three-letter code such as USD")
+        if login is not None and not (_is_int(login) and 0 < login < 2**63):
+            raise ConfigError("login: a positive integer")
+        if not (_is_int(leverage) and 1 <= leverage <= 10_000):
             raise ConfigError("leverage: must be an integer between 1 and 10000")
-        if not (math.isfinite(balance) and balance >= 0):
-            raise ConfigError("balance: must be a non-negative number")
+        if not (_is_number(balance) and 0 <= balance <= 1e12):
+            raise ConfigError("balance: a number between 0 and 1e12")
+        if not (_is_number(credit) and 0 <= credit <= 1e12):
+            raise ConfigError("credit: a number between 0 and 1e12")
         srv = self.broker.server(server)
         account = srv.create_account(
             balance=float(balance),
@@ -163,6 +182,8 @@ class AdminApi:
 
     def balance_operation(self, *, login: int, amount: float, comment: str = "") -> int:
         """Deposit (positive) or withdraw (negative) as the broker's back office; returns the deal ticket."""
+        if not (_is_number(amount) and 0 < abs(amount) <= 1e12):
+            raise ConfigError("amount: a non-zero number up to 1e12 in size")
         server, account = self.broker.find_account(login)
         return server.balance_operation(
             account, float(amount), comment or ("Deposit" if amount > 0 else "Withdrawal")
@@ -186,7 +207,10 @@ class AdminApi:
         return len(sessions)
 
     def set_latency(self, *, server: str, ms: int) -> None:
-        self.broker.server(server).faults.latency_ms = max(0, int(ms))
+        """Delay every answer of ``server`` by ``ms`` (0 to 60000)."""
+        if not (_is_int(ms) and 0 <= ms <= 60_000):
+            raise ConfigError("ms: an integer between 0 and 60000")
+        self.broker.server(server).faults.latency_ms = ms
 
     def requote_next(self, *, server: str, n: int = 1) -> None:
         self.broker.server(server).faults.requote_next = max(0, int(n))
@@ -222,6 +246,10 @@ class AdminApi:
 
     def set_quote(self, *, server: str, symbol: str, bid: float, ask: float | None = None) -> dict[str, Any]:
         """Force the current quote (ask defaults to bid + the current spread); triggers act on it at once."""
+        if not (_is_number(bid) and 0 < bid < 1e9):
+            raise ConfigError("bid: a positive price")
+        if ask is not None and not (_is_number(ask) and bid <= ask < 1e9):
+            raise ConfigError("ask: a price not below the bid")
         srv = self.broker.server(server)
         srv.sync()
         feed = srv.feeds.get(symbol)
@@ -234,6 +262,8 @@ class AdminApi:
     def start_maintenance(self, *, server: str, seconds: float, disconnect: bool = True) -> int:
         """Close the market now for ``seconds`` (10018), refuse logins (-10005) and, by default, drop every
         session. Returns the server time (ms) when it ends."""
+        if not (_is_number(seconds) and 0 < seconds <= 7 * 86400):
+            raise ConfigError("seconds: between 0 and a week")
         srv = self.broker.server(server)
         srv.schedule.forced_until_ms = srv.now_ms() + int(seconds * 1000)
         if disconnect:
@@ -267,6 +297,8 @@ class AdminApi:
         clock = self.broker.clock
         if not isinstance(clock, VirtualClock):
             raise ConfigError("clock: only a virtual clock can be advanced")
+        if not (_is_number(seconds) and 0 <= seconds <= 31 * 86400):
+            raise ConfigError("seconds: between 0 and 31 days per call")
         clock.advance(seconds)
         for server in self.broker.servers.values():
             if server.accounts:  # the others catch up when first used (feeds are pulled, not pushed)

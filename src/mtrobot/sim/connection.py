@@ -151,6 +151,6 @@ class Connection:
             return Answer(_reply(request_id, None, INVALID))
         try:
             result = self.admin.call(op, kwargs)
-        except (MtrobotError, TypeError, ValueError) as exc:
+        except (MtrobotError, TypeError, ValueError, OverflowError) as exc:
             return Answer(_reply(request_id, None, (mt5.RES_E_INVALID_PARAMS, str(exc)[:300])))
         return Answer(_reply(request_id, result, (1, "Success")))

@@ -269,3 +269,64 @@ async def test_a_silent_client_is_disconnected_after_the_inactivity_limit(rig: R
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the watchdog
     witness = await rig.healthy_client()
     assert await witness.account_info() is not None
+
+
+admin_ops = st.sampled_from([op for op in AdminApi.OPERATIONS if op != "advance_clock"])
+
+
+@pytest.fixture(scope="module")
+def admin_world() -> Any:
+    w = World()
+    yield w
+    w.close()
+
+
+@FUZZ
+@given(
+    op=admin_ops,
+    kwargs=st.dictionaries(
+        st.sampled_from(
+            [
+                "server",
+                "login",
+                "symbol",
+                "n",
+                "ms",
+                "seconds",
+                "bid",
+                "ask",
+                "amount",
+                "password",
+                "investor_password",
+                "balance",
+                "leverage",
+                "currency",
+                "mode",
+                "retcode",
+                "frozen",
+                "trade_mode",
+                "stops_level",
+                "execute",
+                "disconnect",
+                "off",
+                "name",
+                "fifo_close",
+            ]
+        ),
+        values,
+        max_size=6,
+    ),
+)
+def test_admin_operations_refuse_bad_arguments_with_a_message(
+    admin_world: World, op: str, kwargs: dict[str, Any]
+) -> None:
+    """The back office is trusted, but it still must not crash or hang on nonsense."""
+    frame = {"v": PROTOCOL_VERSION, "id": 9, "t": "admin", "op": op, "k": kwargs}
+    try:
+        body = pack_frame(frame)[4:]
+    except (TypeError, ValueError, OverflowError):
+        return
+    answer = admin_world.run(Connection(admin_world.broker, AdminApi(admin_world.broker)).handle(body))
+    assert answer.frame is not None
+    code, text = unpack_body(answer.frame[4:])["e"]
+    assert code in (mt5.RES_S_OK, mt5.RES_E_INVALID_PARAMS) and text

@@ -221,3 +221,15 @@ def test_a_reconnect_seen_in_the_snapshots_becomes_an_activity_line(live, nats_u
     wait_for(lambda: kinds()[:2] == ["reconnect", "reconnect"], "the lost and regained connection lines")
     messages = [a["message"] for a in trader.get(f"{API}/{account}/activity").json()]
     assert messages[:2] == ["Connected to the broker.", "Lost the connection to the broker; reconnecting."]
+
+
+def test_the_same_order_posted_twice_at_once_is_stored_and_published_once(live, nats_url) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _c, trader, account = live
+    body = BUY | {"order_id": "twin-1"}
+    with ThreadPoolExecutor(4) as pool:
+        url = f"{API}/{account}/orders"
+        answers = list(pool.map(lambda _: trader.send("POST", url, json=body), range(4)))
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    assert [req.order_id for req, _ in stored_orders(nats_url, account)] == ["twin-1"]
