@@ -69,16 +69,35 @@ def describe_error(error: BrokerError) -> tuple[str, str]:
     return "rejected", f"Order {error.order_id} ({error.symbol}) was not executed: {error.message}"
 
 
-def describe_reconciliation(report: dict[str, Any]) -> tuple[str, str] | None:
-    differences = report.get("differences") or []
-    if not differences:
-        return None
-    first = differences[0] if isinstance(differences[0], str) else str(differences[0].get("message", ""))
-    more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-    return (
-        "reconciliation",
-        f"The broker's records differed from the platform's and were adopted: {first}{more}",
-    )
+_DIFFERENCE_WORDS = {
+    "missing": "position {position} ({symbol}) is no longer open at the broker",
+    "extra": "position {position} ({symbol}) is open at the broker but was unknown here",
+    "volume_mismatch": "position {position} ({symbol}) is {broker_volume} lots at the broker, "
+    "{platform_volume} here",
+    "outside_platform": "position {position} ({symbol}) was opened outside the platform",
+    "order_missing": "pending order {ticket} ({symbol}) is no longer at the broker",
+    "order_resolved": "order {order_id} ({symbol}) was resolved from the broker's records",
+}
+_DIFFERENCE_FIELDS = ("position", "symbol", "ticket", "order_id", "broker_volume", "platform_volume")
+MAX_DIFFERENCE_LINES = 10
+
+
+def describe_reconciliation(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """One line per difference the reconciliation found (at most ten, then a summary)."""
+    differences = [d for d in report.get("differences") or [] if isinstance(d, dict)]
+    lines = []
+    for diff in differences[:MAX_DIFFERENCE_LINES]:
+        template = _DIFFERENCE_WORDS.get(str(diff.get("kind")), "{symbol}: the broker's records differed")
+        values = {k: "?" if diff.get(k) is None else diff[k] for k in _DIFFERENCE_FIELDS}
+        text = template.format(**values)
+        detail = f" ({diff['detail']})" if diff.get("detail") else ""
+        lines.append(("reconciliation", f"Reconciliation: {text}{detail}; the broker's view was adopted."))
+    if len(differences) > MAX_DIFFERENCE_LINES:
+        more = len(differences) - MAX_DIFFERENCE_LINES
+        lines.append(
+            ("reconciliation", f"Reconciliation: {more} more differences with the broker were adopted.")
+        )
+    return lines
 
 
 class ActivityRecorder:
@@ -140,12 +159,13 @@ class ActivityRecorder:
                 order_repo.log_activity(db, snapshot.account, words[0], words[1])
 
     def on_reconciliation(self, account: str, report: dict[str, Any]) -> None:
-        line = describe_reconciliation(report)
-        if line is None:
+        lines = describe_reconciliation(report)
+        if not lines:
             return
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, account) is not None:
-                order_repo.log_activity(db, account, line[0], line[1])
+                for kind, message in lines:
+                    order_repo.log_activity(db, account, kind, message)
 
 
 async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
