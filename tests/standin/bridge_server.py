@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,6 +112,28 @@ class BridgeProcess:
         self.process.wait(timeout=10)
 
 
+def _announced_port(process: subprocess.Popen[str], timeout: float = 30.0) -> int:
+    """The port from the server's ``PORT <n>`` line (printed once it listens; logs may come first). One
+    thread reads everything the server writes, so a full pipe can never stall it."""
+    ports: queue.Queue[int | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("PORT "):
+                ports.put(int(line.split()[1]))
+        ports.put(None)  # the server exited
+
+    threading.Thread(target=read, name="bridge-stdout", daemon=True).start()
+    try:
+        port = ports.get(timeout=timeout)
+    except queue.Empty:
+        port = None
+    if port is None:
+        raise RuntimeError(f"stand-in bridge did not start (exit code {process.poll()})")
+    return port
+
+
 @contextmanager
 def running_bridge(
     port: int = 0, field_order: str = "mt5", with_mt5: bool = True, module: str = "standin"
@@ -123,12 +146,7 @@ def running_bridge(
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     bridge: BridgeProcess | None = None
     try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 30)  # it prints its port once it listens
-        line = process.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"stand-in bridge did not start: {line!r}")
-        bridge = BridgeProcess(process, int(line.split()[1]))
+        bridge = BridgeProcess(process, _announced_port(process))
         yield bridge
     finally:
         if bridge is not None:

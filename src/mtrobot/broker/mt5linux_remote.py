@@ -18,8 +18,9 @@ TRADE_FUNCTIONS = ("order_send", "order_check")
 
 
 def plain(value: Any) -> Any:
-    """A by-value, tagged copy of an MT5 result (tuple-form isinstance: the remote Python may be old)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """A by-value, tagged copy of an MT5 result. Only exact builtin types travel by value over rpyc (a numpy
+    float is a float subclass and would go as a proxy), so everything else is turned into one."""
+    if value is None or type(value) in (bool, int, float, str):
         return value
     if hasattr(value, "_asdict"):
         items = tuple((str(key), plain(item)) for key, item in value._asdict().items())
@@ -28,7 +29,12 @@ def plain(value: Any) -> Any:
     if names:
         columns = tuple((name, value.dtype[name].str, value[name].tobytes()) for name in names)
         return ("array", len(value), columns)
-    if isinstance(value, (tuple, list)):
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a numpy scalar
+        return plain(value.item())
+    for kind in (bool, int, float, str):  # other subclasses (an IntEnum, ...) as their base type
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, (tuple, list)):  # tuple-form isinstance: the remote Python may be old
         return ("tuple", tuple(plain(item) for item in value))
     return ("repr", repr(value))
 

@@ -72,6 +72,8 @@ def to_structure(cls: type[Any], value: Any) -> Any:
 def to_array(dtype: np.dtype[Any], value: Any) -> np.ndarray[Any, Any]:
     """A new array of ``dtype`` with each column copied by name from a structured array."""
     source = np.asarray(value)
+    if source.size == 0:  # an empty answer may come without the record dtype
+        return np.zeros(0, dtype=dtype)
     names = source.dtype.names or ()
     missing = [name for name in dtype.names or () if name not in names]
     if missing:

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -61,9 +62,16 @@ def sim_endpoint(settings: Settings) -> tuple[str, int]:
     return str(info["host"]), int(info["port"])
 
 
-def terminal_factory(backend: str, settings: Settings, options: ConnectorOptions) -> Any:
+def terminal_factory(
+    backend: str, settings: Settings, options: ConnectorOptions | Callable[[], ConnectorOptions]
+) -> Any:
+    """Opens a new ``backend`` terminal at every (re)connect. Given a callable, it reads the options current
+    *then*, so the hub's ``mt5_connection`` terminal options (terminal path, bridge address) apply from the
+    next reconnect, when they describe this same backend."""
+
     def factory() -> Terminal:
-        extra = dict(options.terminal_options)
+        current = options() if callable(options) else options
+        extra = dict(current.terminal_options) if current.backend == backend else {}
         if backend == "sim" and "port" not in extra:
             host, port = sim_endpoint(settings)
             extra.update(host=host, port=port)
@@ -156,6 +164,7 @@ async def run_standalone(
         failpoints=Failpoints(),
         refresh=refresh,
     )
+    parts.terminal_factory = terminal_factory(backend, settings, lambda: connector.options.current)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

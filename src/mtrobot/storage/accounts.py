@@ -51,6 +51,11 @@ def account_by_id(db: Session, account_id: str) -> Mt5Account | None:
     return db.get(Mt5Account, account_id)
 
 
+def all_accounts(db: Session) -> Sequence[Mt5Account]:
+    """Every connected account, for the supervisor that runs one agent per account (never for a request)."""
+    return db.scalars(select(Mt5Account).order_by(Mt5Account.created_at, Mt5Account.id)).all()
+
+
 def add_account(
     db: Session,
     *,
@@ -66,9 +71,10 @@ def add_account(
     limit: int = MAX_ACCOUNTS_PER_TRADER,
 ) -> Mt5Account:
     """Store a tested account with its sealed password; refuses a fourth account or a duplicate login."""
-    # Lock the trader row so two concurrent connects cannot both pass the count (PostgreSQL; SQLite
-    # serialises writers anyway).
-    db.execute(select(Trader.id).where(Trader.id == trader_id).with_for_update())
+    # Take the write lock on the trader row before counting, so two racing connects cannot both pass the
+    # count: a no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock (a SELECT ... FOR
+    # UPDATE would be ignored by SQLite, whose driver does not even open a transaction for a SELECT).
+    db.execute(update(Trader).where(Trader.id == trader_id).values(id=Trader.id))
     count = db.scalar(select(func.count()).select_from(Mt5Account).where(Mt5Account.trader_id == trader_id))
     if (count or 0) >= limit:
         raise AccountLimitReached(limit)

@@ -6,7 +6,7 @@ import base64
 import secrets
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from mtrobot.storage import accounts as account_repo
@@ -14,7 +14,7 @@ from mtrobot.storage.models import Mt5Account
 from mtrobot.web.config import ServerInfo
 from mtrobot.web.connection import run_probe
 from mtrobot.web.credentials import sealed_of, to_columns
-from mtrobot.web.errors import Conflict, InvalidInput, TooManyAttempts
+from mtrobot.web.errors import Conflict, InvalidInput, TooManyAttempts, Unavailable
 from mtrobot.web.probe import ProbeOutcome, unknown_server
 from mtrobot.web.schemas import AccountCreate, AccountDraft, AccountPublic, DraftCheck, FieldCheck
 from mtrobot.web.state import AppState
@@ -132,6 +132,9 @@ def _store(
             return AccountPublic.model_validate(row)
     except account_repo.AccountLimitReached:
         raise _limit_error() from None
+    except OperationalError:
+        # SQLite refuses the second of two racing writers instead of letting both pass the limit.
+        raise Unavailable("the database is busy; nothing was stored, please try again", code="busy") from None
     except (account_repo.AccountAlreadyConnected, IntegrityError):
         raise Conflict(
             f"account {body.login} on {info.name} is already connected on this platform",

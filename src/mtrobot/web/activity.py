@@ -69,16 +69,63 @@ def describe_error(error: BrokerError) -> tuple[str, str]:
     return "rejected", f"Order {error.order_id} ({error.symbol}) was not executed: {error.message}"
 
 
-def describe_reconciliation(report: dict[str, Any]) -> tuple[str, str] | None:
-    differences = report.get("differences") or []
-    if not differences:
-        return None
-    first = differences[0] if isinstance(differences[0], str) else str(differences[0].get("message", ""))
-    more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-    return (
-        "reconciliation",
-        f"The broker's records differed from the platform's and were adopted: {first}{more}",
-    )
+_DIFFERENCE_WORDS = {
+    "missing": "position {position} ({symbol}) is no longer open at the broker",
+    "extra": "position {position} ({symbol}) is open at the broker but was unknown here",
+    "volume_mismatch": "position {position} ({symbol}) is {broker_volume} lots at the broker, "
+    "{platform_volume} here",
+    "outside_platform": "position {position} ({symbol}) was opened outside the platform",
+    "order_missing": "pending order {ticket} ({symbol}) is no longer at the broker",
+    "order_resolved": "order {order_id} ({symbol}) was resolved from the broker's records",
+}
+_DIFFERENCE_FIELDS = ("position", "symbol", "ticket", "order_id", "broker_volume", "platform_volume")
+MAX_DIFFERENCE_LINES = 10
+
+
+def describe_reconciliation(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """One line per difference the reconciliation found (at most ten, then a summary)."""
+    differences = [d for d in report.get("differences") or [] if isinstance(d, dict)]
+    lines = []
+    for diff in differences[:MAX_DIFFERENCE_LINES]:
+        template = _DIFFERENCE_WORDS.get(str(diff.get("kind")), "{symbol}: the broker's records differed")
+        values = {k: "?" if diff.get(k) is None else diff[k] for k in _DIFFERENCE_FIELDS}
+        text = template.format(**values)
+        detail = f" ({diff['detail']})" if diff.get("detail") else ""
+        lines.append(("reconciliation", f"Reconciliation: {text}{detail}; the broker's view was adopted."))
+    if len(differences) > MAX_DIFFERENCE_LINES:
+        more = len(differences) - MAX_DIFFERENCE_LINES
+        lines.append(
+            ("reconciliation", f"Reconciliation: {more} more differences with the broker were adopted.")
+        )
+    return lines
+
+
+def robot_states(snapshot: AccountSnapshot) -> dict[str, tuple[str, str]]:
+    """Robot name -> (state, reason), read leniently from the snapshot's ``robots`` entries."""
+    states: dict[str, tuple[str, str]] = {}
+    for entry in snapshot.robots:
+        name = str(entry.get("name") or entry.get("robot") or "")
+        if not name:
+            continue
+        state = entry.get("state") or entry.get("status") or ("paused" if entry.get("paused") else "running")
+        states[name] = (str(state), str(entry.get("reason") or entry.get("message") or ""))
+    return states
+
+
+def describe_robot_changes(
+    before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]
+) -> list[tuple[str, str]]:
+    lines = []
+    for name, (state, reason) in after.items():
+        old = before.get(name, ("running", ""))[0]
+        if state == old:
+            continue
+        why = f": {reason}" if reason else ""
+        if state in ("paused", "stopped", "quarantined", "error"):
+            lines.append(("robot", f"Robot {name} {state}{why}."))
+        elif state == "running" and old in ("paused", "stopped", "quarantined", "error"):
+            lines.append(("robot", f"Robot {name} resumed."))
+    return lines
 
 
 class ActivityRecorder:
@@ -87,6 +134,7 @@ class ActivityRecorder:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._connection: dict[str, ConnectionState] = {}
+        self._robots: dict[str, dict[str, tuple[str, str]]] = {}
 
     def on_update(self, update: OrderUpdate) -> None:
         with self._sessions.begin() as db:
@@ -128,24 +176,32 @@ class ActivityRecorder:
             order_repo.log_activity(db, error.account, kind, message, error.order_id)
 
     def on_snapshot(self, snapshot: AccountSnapshot) -> None:
+        lines: list[tuple[str, str]] = []
         before = self._connection.get(snapshot.account)
         self._connection[snapshot.account] = snapshot.connection
-        if before is None or before == snapshot.connection:
-            return
         words = _CONNECTION_WORDS.get(snapshot.connection)
-        if words is None:
+        if before is not None and before != snapshot.connection and words is not None:
+            lines.append(words)
+        robots = robot_states(snapshot)
+        previous = self._robots.get(snapshot.account)
+        self._robots[snapshot.account] = robots
+        if previous is not None:
+            lines.extend(describe_robot_changes(previous, robots))
+        if not lines:
             return
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, snapshot.account) is not None:
-                order_repo.log_activity(db, snapshot.account, words[0], words[1])
+                for kind, message in lines:
+                    order_repo.log_activity(db, snapshot.account, kind, message)
 
     def on_reconciliation(self, account: str, report: dict[str, Any]) -> None:
-        line = describe_reconciliation(report)
-        if line is None:
+        lines = describe_reconciliation(report)
+        if not lines:
             return
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, account) is not None:
-                order_repo.log_activity(db, account, line[0], line[1])
+                for kind, message in lines:
+                    order_repo.log_activity(db, account, kind, message)
 
 
 async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from mtrobot.core.lifecycle import OrderState
@@ -60,21 +61,27 @@ def _row_fields(request: OrderRequest) -> dict[str, Any]:
 
 def _store(state: AppState, request: OrderRequest, parent: str | None) -> tuple[Order, bool]:
     """Insert the order, or recognise a retry of the same one. Returns (row, is_new)."""
-    fields = _row_fields(request)
-    with state.sessions.begin() as db:
-        existing = order_repo.order_of(db, request.account, request.order_id)
-        if existing is not None:
-            if any(getattr(existing, k) != v for k, v in fields.items()):
-                raise Conflict(
-                    f"order id '{request.order_id}' was already used for a different order",
-                    field="order_id",
-                    code="order_id_taken",
+    try:
+        with state.sessions.begin() as db:
+            existing = order_repo.order_of(db, request.account, request.order_id)
+            if existing is None:
+                fields = _row_fields(request)
+                row = order_repo.add_order(
+                    db, request.account, request.order_id, parent_order_id=parent, state="received", **fields
                 )
-            return existing, False
-        row = order_repo.add_order(
-            db, request.account, request.order_id, parent_order_id=parent, state="received", **fields
+                return row, True
+    except IntegrityError:  # the same order id arrived twice at once: the other request stored it
+        with state.sessions() as db:
+            existing = order_repo.order_of(db, request.account, request.order_id)
+    if existing is None:  # pragma: no cover - an integrity error always means the row exists
+        raise Conflict(f"order id '{request.order_id}' could not be stored; retry", field="order_id")
+    if any(getattr(existing, k) != v for k, v in _row_fields(request).items()):
+        raise Conflict(
+            f"order id '{request.order_id}' was already used for a different order",
+            field="order_id",
+            code="order_id_taken",
         )
-        return row, True
+    return existing, False
 
 
 def _forget(state: AppState, account_id: str, order_id: str) -> None:

@@ -323,6 +323,9 @@ async def test_a_dropped_session_reconnects_within_the_backoff_schedule(rig: Rig
     schedule = rig.connector.options.current.reconnect_backoff
     assert all(d <= schedule.cap for d in session.backoff_delays)
     assert session.last_reconnect_s is not None and session.last_reconnect_s < 1.0 + schedule.cap
+    reconciler = rig.connector.reconciler
+    assert await rig.out.until(lambda g: reconciler.last_report is not None
+                               and reconciler.last_report.trigger == "reconnect", 10)  # fmt: skip
     oid = await rig.submit()
     assert await rig.final(oid) == "filled"
 
@@ -378,3 +381,54 @@ async def test_reconciliation_reports_positions_closed_and_opened_outside_the_pl
     kinds = {d.kind for d in report.differences}
     assert {"missing", "outside_platform"} <= kinds
     assert await rig.out.until(lambda g: bool(reports), 5)
+
+
+async def test_checklist_a_pending_price_on_the_wrong_side_of_the_market(rig: Rig) -> None:
+    price = rig.fills(await _filled(rig))[0]["price"]
+    error = await _refused(rig, order_type="buy_limit", price=round(price + 0.01, 5))
+    assert error["retcode_name"] == "TRADE_RETCODE_INVALID_PRICE" and "below" in error["message"]
+
+
+async def test_every_broker_call_is_mirrored_to_kafka_when_configured(
+    nats_url: str, nc: Client, tmp_path: Path, simbroker: SimBrokerProcess, kafka_bootstrap: str
+) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from mtrobot.storage.kafka_audit import AUDIT_TOPIC, KafkaAuditMirror
+
+    admin = simbroker.admin()
+    server = simbroker.servers[0]
+    login = await admin.create_account(server=server, password=PASSWORD, investor_password="Sim-inv1")
+    account = "kafka-" + uuid.uuid4().hex[:6]
+    out = Outputs()
+    await out.subscribe(nc, account)
+    connector = Connector(
+        account,
+        Settings(data_dir=tmp_path / "data"),
+        SecretStr(PASSWORD),
+        ConnectorOptions(login=login, server=server),
+        ConnectorParts(lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port),
+                       kafka=KafkaAuditMirror(kafka_bootstrap)),
+        nats_url=nats_url,
+        use_hub=False,
+    )  # fmt: skip
+    await connector.start()
+    try:
+        oid = "k" + uuid.uuid4().hex[:8]
+        body = {"order_id": oid, "account": account, "symbol": "EURUSD", "order_type": "buy", "volume": 0.01}
+        await nc.jetstream().publish(subjects.orders_submitted(account, "EURUSD"), json.dumps(body).encode())
+        assert await out.until(lambda g: any(f["order_id"] == oid for f in g["fill"]), 15)
+        assert await out.until(lambda g: connector.audit.backlog()["kafka"] == 0, 30)
+    finally:
+        await connector.stop()
+    consumer = AIOKafkaConsumer(AUDIT_TOPIC, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10_000, max_records=1000)
+    finally:
+        await consumer.stop()
+    records = [json.loads(r.value) for rs in batch.values() for r in rs]
+    sends = [r for r in records if r["operation"] == "order_send" and r["order_id"] == oid]
+    assert len(sends) == 1 and sends[0]["retcode"] == 10009
+    assert all(r["account"] == account for r in records)
+    assert PASSWORD not in json.dumps(records)

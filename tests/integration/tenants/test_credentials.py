@@ -100,3 +100,21 @@ def test_the_rotate_command_rewraps_under_a_new_key(client: TestClient, settings
         row = account_repo.account_by_id(db, account)
         assert row is not None
         assert state.vault.open(account, sealed_of(row)) == PASSWORDS[0]
+
+
+def test_a_supervisor_hands_an_agent_its_password_without_seeing_it(client: TestClient) -> None:
+    """The supervisor unwraps only the data key; the agent opens the record with it, no master key needed."""
+    import dataclasses
+
+    from mtrobot.vault import SealedSecret, open_with_data_key
+
+    trader = register(client)
+    state = state_of(client)
+    account = seed_account(state, trader.id, PASSWORDS[2])
+    with state.sessions() as db:
+        row = next(a for a in account_repo.all_accounts(db) if a.id == account)
+        record = SealedSecret(**dataclasses.asdict(account_repo.sealed_of(row)))
+    data_key = state.vault.unwrap_data_key(record)
+    handed_over = record.to_dict()  # what travels to the agent on its standard input, with the data key
+    assert PASSWORDS[2] not in str(handed_over)
+    assert open_with_data_key(data_key, SealedSecret.from_dict(handed_over), account) == PASSWORDS[2]

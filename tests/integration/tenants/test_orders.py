@@ -221,3 +221,39 @@ def test_a_reconnect_seen_in_the_snapshots_becomes_an_activity_line(live, nats_u
     wait_for(lambda: kinds()[:2] == ["reconnect", "reconnect"], "the lost and regained connection lines")
     messages = [a["message"] for a in trader.get(f"{API}/{account}/activity").json()]
     assert messages[:2] == ["Connected to the broker.", "Lost the connection to the broker; reconnecting."]
+
+
+def test_the_same_order_posted_twice_at_once_is_stored_and_published_once(live, nats_url) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _c, trader, account = live
+    body = BUY | {"order_id": "twin-1"}
+    with ThreadPoolExecutor(4) as pool:
+        url = f"{API}/{account}/orders"
+        answers = list(pool.map(lambda _: trader.send("POST", url, json=body), range(4)))
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    assert [req.order_id for req, _ in stored_orders(nats_url, account)] == ["twin-1"]
+
+
+def test_each_reconciliation_difference_becomes_a_plain_activity_line(live, nats_url) -> None:
+    from mtrobot.connector.reconcile import Difference, ReconciliationReport
+
+    _c, trader, account = live
+    report = ReconciliationReport(account=account, trigger="reconnect", positions_checked=2, orders_checked=0,
+                                  differences=[
+                                      Difference(kind="outside_platform", symbol="EURUSD", position=77),
+                                      Difference(kind="volume_mismatch", symbol="XAUUSD", position=78,
+                                                 platform_volume=0.2, broker_volume=0.1),
+                                  ])  # fmt: skip
+    publish(nats_url, subjects.reconciliation_report(account), report.model_dump_json().encode())
+
+    def lines() -> list[str]:
+        return [
+            a["message"]
+            for a in trader.get(f"{API}/{account}/activity").json()
+            if a["kind"] == "reconciliation"
+        ]
+
+    wait_for(lambda: len(lines()) == 2, "two reconciliation lines")
+    assert "position 77 (EURUSD) was opened outside the platform" in lines()[1]
+    assert "position 78 (XAUUSD) is 0.1 lots at the broker, 0.2 here" in lines()[0]

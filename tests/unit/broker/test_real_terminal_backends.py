@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any
 
+import numpy as np
 import pytest
 import structlog
 
@@ -160,3 +161,26 @@ async def test_a_call_queued_behind_a_slow_one_that_times_out_was_never_made() -
     fake.standin_release("initialize")
     assert await slow is True
     assert [call.name for call in fake.standin_call_log()] == ["initialize"]  # account_info never ran
+
+
+def test_an_empty_series_is_an_empty_array_of_the_mt5_dtype_whatever_it_came_as() -> None:
+    from mtrobot.broker.results import to_array
+    from mtrobot.broker.terminal import RATES_DTYPE
+
+    for empty in (np.array([]), np.zeros(0, dtype=[("time", "<i8")]), []):
+        copied = to_array(RATES_DTYPE, empty)
+        assert copied.dtype == RATES_DTYPE and len(copied) == 0
+    with pytest.raises(MalformedResult, match="lacks the columns"):
+        to_array(RATES_DTYPE, np.zeros(2, dtype=[("time", "<i8")]))
+
+
+def test_the_bridge_helper_turns_results_into_plain_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtrobot.broker.mt5linux import REMOTE_HELPER, decode
+
+    monkeypatch.setitem(sys.modules, "MetaTrader5", FakeMT5())
+    helper: dict[str, Any] = {}
+    exec(REMOTE_HELPER.read_text(encoding="utf-8"), helper)  # as the bridge's Python runs it
+    tick = build(c_type("Tick"), defaults("Tick") | {"bid": np.float64(1.1), "volume": np.int64(3)})
+    wire = helper["plain"]((tick, np.zeros(2, dtype=[("time", "<i8"), ("bid", "<f8")])))
+    assert decode(wire)[0] == defaults("Tick") | {"bid": 1.1, "volume": 3}
+    assert type(decode(wire)[0]["bid"]) is float and decode(wire)[1].dtype.names == ("time", "bid")

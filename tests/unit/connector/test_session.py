@@ -138,3 +138,39 @@ async def test_the_password_reaches_the_terminal_but_never_the_audit(tmp_path: P
     assert plan["passwords"] == ["s3cret"]
     spooled = b"".join((tmp_path / "spool").glob("seg-*.jsonl").__next__().read_bytes().splitlines())
     assert b"s3cret" not in spooled and b"initialize" in spooled
+
+
+class PickyTerminal(FakeTerminal):
+    """Accepts only the current password of ``plan['password']``, as a broker would."""
+
+    def __init__(self, broker: FakeBroker, plan: dict[str, Any]) -> None:
+        super().__init__(broker)
+        self.plan = plan
+
+    async def initialize(self, *a: Any, **kw: Any) -> bool:
+        self.plan["tries"] = self.plan.get("tries", 0) + 1
+        if kw.get("password") != self.plan["password"]:
+            self._error = (-6, "Terminal: Authorization failed")
+            return False
+        return True
+
+
+async def test_a_refused_password_is_read_again_and_tried_at_once(tmp_path: Path) -> None:
+    from mtrobot.connector.credentials import Credentials
+
+    plan: dict[str, Any] = {"password": "new-one"}
+
+    async def refresh() -> Credentials:
+        return Credentials(SecretStr("new-one"), login=77, server="Sim-Demo")
+
+    options = OptionsHolder(ConnectorOptions(reconnect_backoff=Backoff(5.0, 10.0)))  # a backoff would show
+    link = BrokerLink(None, AuditTrail("s1", tmp_path / "spool", {}), 2.0)
+    limiter = LoginRateLimiter(tmp_path / "run", "Sim-Demo", LoginRate(1000, 1000))
+    broker = FakeBroker()
+    session = Session("s1", link, options, lambda: PickyTerminal(broker, plan), SecretStr("old-one"), limiter,
+                      refresh=refresh)  # fmt: skip
+    session.start()
+    assert await session.wait_ready(3.0)
+    await session.stop()
+    assert plan["tries"] == 2 and session.backoff_delays == []
+    assert options.current.login == 77 and options.current.server == "Sim-Demo"

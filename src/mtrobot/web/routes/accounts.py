@@ -43,7 +43,7 @@ def validate_draft(body: AccountDraft, _caller: CallerDep, state: StateDep) -> D
 @router.post(
     "/accounts",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 409, 422, 429),
+    responses=problem_responses(401, 403, 409, 422, 429, 503),
     summary="Connect an MT5 account (tested before it is stored)",
 )
 async def connect_account(body: AccountCreate, caller: CallerDep, state: StateDep) -> AccountPublic:

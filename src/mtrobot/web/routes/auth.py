@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mtrobot.storage import traders as trader_repo
 from mtrobot.storage.models import Trader
+from mtrobot.web.config import WebOptions
 from mtrobot.web.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -88,18 +89,32 @@ def login(
         raise TooManyAttempts(f"too many failed sign-ins; try again in {wait // 60 + 1} minutes", wait)
     trader = trader_repo.trader_by_email(db, body.email)
     if not verify_password(trader.password_hash if trader else None, body.password.get_secret_value()):
-        trader_repo.record_failure(db, keys[:1], opts.login_limit, opts.login_window, opts.login_lock)
-        trader_repo.record_failure(db, keys[1:], opts.login_limit * 4, opts.login_window, opts.login_lock)
-        db.commit()
+        _count_failure(db, keys, opts)
         raise NotAuthenticated("wrong e-mail address or password", code="bad_credentials")
     assert trader is not None
     trader_repo.clear_failures(db, keys[:1])
+    trader_repo.purge_expired_sessions(db)
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         trader_repo.drop_session(db, digest(old))
     session = start_session(response, db, state, trader)
     db.commit()
     return session
+
+
+def _count_failure(db: Session, keys: list[str], opts: WebOptions) -> None:
+    """Count a failed sign-in against the e-mail and the client address; a racing failure that created
+    the same counter first is simply counted again on top of it."""
+    for attempt in range(2):
+        try:
+            trader_repo.record_failure(db, keys[:1], opts.login_limit, opts.login_window, opts.login_lock)
+            trader_repo.record_failure(db, keys[1:], opts.login_limit * 4, opts.login_window, opts.login_lock)
+            db.commit()
+            return
+        except IntegrityError:
+            db.rollback()
+            if attempt:
+                raise
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
