@@ -359,14 +359,25 @@ class OrderExecutor:
         return entry
 
     async def settle_unknown(self, entry: JournalEntry) -> JournalEntry:
-        """Reconciliation's last word on an order still unknown after the settle time: if the broker still
-        has no trace of it, it was not executed; say so and close it."""
-        entry = await self.resolve(entry)
-        if entry.state is not S.UNKNOWN or entry.unknown_since is None:
+        """Reconciliation's word on an order left ``unknown``: look again; if a lookup that *succeeded* still
+        finds no trace after the settle time, the order was not executed: say so and close it."""
+        if not await self.session.wait_ready(1.0):
+            return entry
+        request = OrderRequest.model_validate(entry.request)
+        if request.action in (OrderAction.MODIFY, OrderAction.CANCEL):
+            entry = await self._resolve_idempotent(entry, request)
+            looked = entry.state is S.UNKNOWN and self.session.link.terminal is not None
+        else:
+            try:
+                found = await find_by_tag(self.link, entry)
+            except LookupUnavailable:
+                return entry
+            if not found.empty:
+                return await self._apply_found(entry, request, found)
+            looked = True
+        if not looked or entry.state is not S.UNKNOWN or entry.unknown_since is None:
             return entry
         if time.time() - entry.unknown_since < self.options.current.unknown_settle_s:
-            return entry
-        if not await self.session.wait_ready(1.0):
             return entry
         message = (
             "The broker's answer to this order was lost, and the broker has no trace of it: it was "

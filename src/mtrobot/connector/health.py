@@ -11,7 +11,11 @@ import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from mtrobot.core.lifecycle import OrderState
+
 from .service import Connector
+
+_TERMINAL = {s.value for s in OrderState if s.is_terminal}
 
 
 def health_app(connector: Connector) -> FastAPI:
@@ -39,6 +43,10 @@ def health_app(connector: Connector) -> FastAPI:
         m.broker_calls.labels(connector.account).set(connector.link.calls)
         m.broker_failures.labels(connector.account).set(connector.link.failures)
         m.reconnects.labels(connector.account).set(connector.session.connects)
+        if connector.journal is not None:
+            states = connector.journal.count_by_state()
+            waiting = sum(n for state, n in states.items() if state not in _TERMINAL)
+            m.open_orders.labels(connector.account).set(waiting)
         for sink, size in connector.audit.backlog().items():
             m.audit_backlog.labels(connector.account, sink).set(size)
         return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

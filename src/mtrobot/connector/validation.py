@@ -277,6 +277,15 @@ def check_request(
         return Refusal(
             INVALID, f"Pending order {request.ticket} is not active (filled, cancelled or expired?)."
         )
+    target_symbol = (
+        market.position.symbol if market.position else market.order.symbol if market.order else sym
+    )
+    if target_symbol != sym:
+        # The lookup after a lost answer searches by the order's symbol: it must be the target's.
+        what = f"position {request.position}" if market.position else f"order {request.ticket}"
+        return Refusal(
+            INVALID, f"The order was refused: field 'symbol' is '{sym}' but {what} is on '{target_symbol}'."
+        )
     if info is None:
         return Refusal(INVALID, f"The broker does not offer the symbol '{sym}'.")
     if request.action is OrderAction.CANCEL:

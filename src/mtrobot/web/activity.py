@@ -100,12 +100,41 @@ def describe_reconciliation(report: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def robot_states(snapshot: AccountSnapshot) -> dict[str, tuple[str, str]]:
+    """Robot name -> (state, reason), read leniently from the snapshot's ``robots`` entries."""
+    states: dict[str, tuple[str, str]] = {}
+    for entry in snapshot.robots:
+        name = str(entry.get("name") or entry.get("robot") or "")
+        if not name:
+            continue
+        state = entry.get("state") or entry.get("status") or ("paused" if entry.get("paused") else "running")
+        states[name] = (str(state), str(entry.get("reason") or entry.get("message") or ""))
+    return states
+
+
+def describe_robot_changes(
+    before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]
+) -> list[tuple[str, str]]:
+    lines = []
+    for name, (state, reason) in after.items():
+        old = before.get(name, ("running", ""))[0]
+        if state == old:
+            continue
+        why = f": {reason}" if reason else ""
+        if state in ("paused", "stopped", "quarantined", "error"):
+            lines.append(("robot", f"Robot {name} {state}{why}."))
+        elif state == "running" and old in ("paused", "stopped", "quarantined", "error"):
+            lines.append(("robot", f"Robot {name} resumed."))
+    return lines
+
+
 class ActivityRecorder:
     """Applies events to the database; synchronous, called from a worker thread."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._connection: dict[str, ConnectionState] = {}
+        self._robots: dict[str, dict[str, tuple[str, str]]] = {}
 
     def on_update(self, update: OrderUpdate) -> None:
         with self._sessions.begin() as db:
@@ -147,16 +176,23 @@ class ActivityRecorder:
             order_repo.log_activity(db, error.account, kind, message, error.order_id)
 
     def on_snapshot(self, snapshot: AccountSnapshot) -> None:
+        lines: list[tuple[str, str]] = []
         before = self._connection.get(snapshot.account)
         self._connection[snapshot.account] = snapshot.connection
-        if before is None or before == snapshot.connection:
-            return
         words = _CONNECTION_WORDS.get(snapshot.connection)
-        if words is None:
+        if before is not None and before != snapshot.connection and words is not None:
+            lines.append(words)
+        robots = robot_states(snapshot)
+        previous = self._robots.get(snapshot.account)
+        self._robots[snapshot.account] = robots
+        if previous is not None:
+            lines.extend(describe_robot_changes(previous, robots))
+        if not lines:
             return
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, snapshot.account) is not None:
-                order_repo.log_activity(db, snapshot.account, words[0], words[1])
+                for kind, message in lines:
+                    order_repo.log_activity(db, snapshot.account, kind, message)
 
     def on_reconciliation(self, account: str, report: dict[str, Any]) -> None:
         lines = describe_reconciliation(report)

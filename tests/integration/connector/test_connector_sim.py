@@ -323,6 +323,9 @@ async def test_a_dropped_session_reconnects_within_the_backoff_schedule(rig: Rig
     schedule = rig.connector.options.current.reconnect_backoff
     assert all(d <= schedule.cap for d in session.backoff_delays)
     assert session.last_reconnect_s is not None and session.last_reconnect_s < 1.0 + schedule.cap
+    reconciler = rig.connector.reconciler
+    assert await rig.out.until(lambda g: reconciler.last_report is not None
+                               and reconciler.last_report.trigger == "reconnect", 10)  # fmt: skip
     oid = await rig.submit()
     assert await rig.final(oid) == "filled"
 

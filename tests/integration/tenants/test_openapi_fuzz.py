@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from mtrobot.settings import Settings
-from tests.integration.tenants.conftest import make_client, register
+from tests.integration.tenants.conftest import make_client, register, seed_account, state_of
 
 MAX_EXAMPLES = 12
 
@@ -30,11 +30,11 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory, nats_url: str) -> Iter
     )
     with make_client(app_settings, bus_timeout_s=1.0) as client:
         trader = register(client, "fuzzer")
-        yield client, trader.token("trade")
+        yield client, trader.token("trade"), seed_account(state_of(client), trader.id)
 
 
 def test_the_api_answers_every_generated_request_as_documented(fuzz_target) -> None:
-    client, token = fuzz_target
+    client, token, account = fuzz_target
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
@@ -51,8 +51,14 @@ def test_the_api_answers_every_generated_request_as_documented(fuzz_target) -> N
             database=None,
         )
         def exercise(case) -> None:
+            removes_account = case.method == "DELETE" and case.path == "/api/v1/accounts/{account_id}"
+            if "account_id" in (case.path_parameters or {}) and not removes_account:
+                case.path_parameters["account_id"] = account  # reach the handlers, not only the 404
             # Every built-in check except one: a schema-valid request may still be refused with a 422 on
             # semantic grounds (an unknown broker server, a limit order without a price), as documented.
             case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
 
         exercise()
+
+    # The generated requests reached the handlers: some orders were placed on the fuzzer's account.
+    assert client.get(f"/api/v1/accounts/{account}/orders", headers=headers).json()

@@ -175,3 +175,29 @@ def test_closing_more_than_the_position_holds_is_refused() -> None:
     )
     r = refuse(order(action="close", position=9, volume=0.5, order_type=None), position=pos)
     assert r is not None and r[0] == 10038
+
+
+def test_closing_a_position_under_another_symbol_is_refused_naming_the_symbol_field() -> None:
+    pos = TradePosition(
+        ticket=9,
+        time=0,
+        time_msc=0,
+        time_update=0,
+        time_update_msc=0,
+        type=0,
+        magic=1,
+        identifier=9,
+        reason=3,
+        volume=0.1,
+        price_open=1.1,
+        sl=0,
+        tp=0,
+        price_current=1.1,
+        swap=0,
+        profit=0,
+        symbol="GBPUSD",
+        comment="",
+        external_id="",
+    )
+    r = refuse(order(action="close", position=9, order_type=None), position=pos)
+    assert r is not None and "'symbol'" in r[1] and "GBPUSD" in r[1]
