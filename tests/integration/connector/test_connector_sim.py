@@ -432,3 +432,13 @@ async def test_every_broker_call_is_mirrored_to_kafka_when_configured(
     assert len(sends) == 1 and sends[0]["retcode"] == 10009
     assert all(r["account"] == account for r in records)
     assert PASSWORD not in json.dumps(records)
+
+
+async def test_a_partial_fill_gives_one_fill_per_deal_and_ends_cancelled_for_the_rest(rig: Rig) -> None:
+    oid = await rig.submit(symbol="XAUUSD", volume=12.0, filling="ioc")  # the broker has 10 lots of liquidity
+    assert await rig.out.until(lambda g: rig.states(oid)[-1:] == ["cancelled"], 15), rig.states(oid)
+    assert rig.states(oid) == ["received", "validated", "sent", "partially_filled", "cancelled"]
+    [fill] = rig.fills(oid)
+    assert fill["volume"] == 10.0 and fill["partial"] is True and fill["remaining_volume"] == 2.0
+    final = [u for u in rig.out.got["order"] if u["order_id"] == oid][-1]
+    assert final["filled_volume"] == 10.0
