@@ -405,3 +405,42 @@ async def test_return_filling_leaves_the_remainder_working(venue: Venue, term: T
     assert await term.orders_total() == 0
     deals = await term.history_deals_get(ticket=result.order)
     assert deals is not None and sum(d.volume for d in deals) == pytest.approx(0.5) and len(deals) == 2
+
+
+async def test_a_broker_may_refuse_sl_tp_on_a_market_execution_open(netting_venue: Venue) -> None:
+    admin = need_admin(netting_venue)
+    term = await netting_venue.connected()
+    await admin.update_server(server=netting_venue.server, sltp_on_market_open=False)  # type: ignore[attr-defined]
+    tick = await term.symbol_info_tick(netting_venue.symbol)
+    assert tick is not None
+    sl = round(tick.bid - 0.0050, 5)
+    await refused(
+        term,
+        await market(term, netting_venue.symbol, mt5.ORDER_TYPE_BUY, sl=sl),
+        mt5.TRADE_RETCODE_INVALID_STOPS,
+    )
+    ticket = await open_position(term, netting_venue.symbol, mt5.ORDER_TYPE_BUY)
+    result = await term.order_send(
+        {
+            "action": mt5.TRADE_ACTION_SLTP,
+            "symbol": netting_venue.symbol,
+            "position": ticket,
+            "sl": sl,
+            "tp": 0.0,
+        }
+    )
+    assert result is not None and result.retcode == mt5.TRADE_RETCODE_DONE
+
+
+async def test_a_favourable_move_beyond_the_deviation_fills_unless_the_broker_requotes_both_ways(
+    venue: Venue, term: Terminal
+) -> None:
+    admin = need_admin(venue)
+    info = await term.symbol_info(venue.symbol)
+    if info is None or info.trade_exemode != mt5.SYMBOL_TRADE_EXECUTION_INSTANT:
+        pytest.skip("requotes need instant execution")
+    request = await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, deviation=5)
+    await admin.set_quote(server=venue.server, symbol=venue.symbol, bid=request["price"] - 0.0020)  # type: ignore[attr-defined]
+    assert (await term.order_send(request)).retcode == mt5.TRADE_RETCODE_DONE  # type: ignore[union-attr]
+    await admin.update_server(server=venue.server, requote_both_ways=True)  # type: ignore[attr-defined]
+    await refused(term, request, mt5.TRADE_RETCODE_REQUOTE)

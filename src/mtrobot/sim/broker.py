@@ -46,6 +46,7 @@ _SERVER_FIELDS = frozenset(
         "max_requests_per_second",
         "inactivity_timeout_s",
         "requote_both_ways",
+        "sltp_on_market_open",
         "stops_strict",
         "comment_length",
     }

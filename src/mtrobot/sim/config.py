@@ -86,6 +86,9 @@ class ServerConfig(Frozen):
     fifo_close: bool = False
     hedge_prohibited: bool = False
     requote_both_ways: bool = False
+    sltp_on_market_open: bool = Field(
+        default=True, description="market execution accepts SL/TP with the opening deal (some brokers: 10016)"
+    )
     slippage_points: int = Field(default=0, ge=0, description="max adverse slippage under market execution")
     comment_length: int = Field(default=16, ge=0, le=31, description="characters the server keeps")
     stops_strict: bool = Field(default=True, description="stops level compared with > rather than >=")

@@ -197,6 +197,14 @@ class Desk:
             self._check_close(account, spec, position, tick)
         else:
             close_price = tick.bid if buy else tick.ask
+            market_exe = spec.execution in (
+                mt5.SYMBOL_TRADE_EXECUTION_MARKET,
+                mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE,
+            )
+            if market_exe and not server.config.sltp_on_market_open and (req.sl or req.tp):
+                raise Refuse(
+                    mt5.TRADE_RETCODE_INVALID_STOPS, "Invalid stops: set SL/TP after the position opens"
+                )
             rules.stops_valid(
                 spec, buy=buy, reference=close_price, sl=req.sl, tp=req.tp, strict=server.config.stops_strict
             )
@@ -250,7 +258,8 @@ class Desk:
         market = tick.ask if buy else tick.bid
         price = market
         if spec.execution in (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_TRADE_EXECUTION_REQUEST):
-            if server.faults.requote_next > 0 or self._beyond_deviation(spec, req, market, buy):
+            both_ways = server.config.requote_both_ways
+            if server.faults.requote_next > 0 or self._beyond_deviation(spec, req, market, buy, both_ways):
                 server.faults.requote_next = max(0, server.faults.requote_next - 1)
                 raise Refuse(mt5.TRADE_RETCODE_REQUOTE)
         else:
@@ -299,9 +308,13 @@ class Desk:
         )
 
     @staticmethod
-    def _beyond_deviation(spec: SymbolSpec, req: TradeRequest, market: float, buy: bool) -> bool:
+    def _beyond_deviation(
+        spec: SymbolSpec, req: TradeRequest, market: float, buy: bool, both_ways: bool
+    ) -> bool:
+        """Adverse moves beyond ``deviation`` points requote; with ``both_ways`` favourable ones too."""
         adverse = (market - req.price) if buy else (req.price - market)
-        return adverse > req.deviation * spec.point + spec.point * 1e-3
+        moved = abs(adverse) if both_ways else adverse
+        return moved > req.deviation * spec.point + spec.point * 1e-3
 
     def _apply_stops_on_fill(self, account: Account, order: Order, req: TradeRequest) -> None:
         """On netting, SL/TP sent with a deal set the position's levels."""

@@ -80,3 +80,24 @@ def test_margin_formulas_follow_the_calc_mode() -> None:
     assert gold.calc_mode == mt5.SYMBOL_CALC_MODE_CFDLEVERAGE
     assert margin_in_margin_currency(gold, 1.0, 2000.0, 100) == pytest.approx(2000.0)
     assert margin_in_margin_currency(index, 1.0, 5000.0, 100) == pytest.approx(250.0)
+
+
+def test_the_default_brokers_differ_where_real_brokers_differ() -> None:
+    demo, live = default_config().servers
+    assert (demo.name, live.name) == ("MTRobot-Demo", "Northwind-Live")
+    assert demo.margin_mode == mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+    assert live.margin_mode == mt5.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+    assert {s.execution for s in demo.symbols} == {mt5.SYMBOL_TRADE_EXECUTION_INSTANT}
+    assert {s.execution for s in live.symbols} == {mt5.SYMBOL_TRADE_EXECUTION_MARKET}
+    for server in (demo, live):
+        assert (server.maintenance_start, server.maintenance_minutes) == ("00:00", 5)
+        assert server.inactivity_timeout_s == 30.0 and server.comment_length == 16
+        assert {"EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "US500"} <= {s.name for s in server.symbols}
+
+
+def test_mtrobot_up_starts_the_simbroker_first() -> None:
+    from mtrobot.launcher import UpOptions, embedded_parts
+    from mtrobot.settings import Settings
+
+    parts = embedded_parts(Settings(), UpOptions(), "nats://127.0.0.1:1")
+    assert parts[0].name == "simbroker" and parts[0].where.endswith("simbroker.json")
