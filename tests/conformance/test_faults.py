@@ -42,7 +42,7 @@ async def test_a_lost_answer_means_the_order_may_have_executed(venue: Venue, ter
 
 async def test_an_answer_that_never_comes_is_an_ipc_timeout(venue: Venue) -> None:
     admin = need_admin(venue)
-    term = await venue.connected(call_timeout=0.3)
+    term = await venue.connected(call_timeout=1.0)
     await admin.lose_replies(server=venue.server, n=1, mode="timeout")  # type: ignore[attr-defined]
     assert await term.order_send(await market(term, venue.symbol, mt5.ORDER_TYPE_BUY)) is None
     assert (await term.last_error())[0] == mt5.RES_E_INTERNAL_FAIL_TIMEOUT
@@ -61,9 +61,9 @@ async def test_latency_delays_every_answer(venue: Venue, term: Terminal) -> None
 
 async def test_an_idle_session_is_disconnected(venue: Venue, term: Terminal) -> None:
     admin = need_admin(venue)
-    await admin.update_server(server=venue.server, inactivity_timeout_s=0.2)  # type: ignore[attr-defined]
+    await admin.update_server(server=venue.server, inactivity_timeout_s=0.5)  # type: ignore[attr-defined]
     assert await term.account_info() is not None
-    await asyncio.sleep(0.3)  # the stimulus: 0.3 s without a request
+    await asyncio.sleep(0.7)  # the stimulus: 0.7 s without a request
     assert await term.account_info() is None
     assert (await term.last_error())[0] == mt5.RES_E_INTERNAL_FAIL_CONNECT
 

@@ -95,6 +95,10 @@ class SimBroker:
                 return server, server.accounts[login]
         raise ConfigError(f"login: no account {login}")
 
+    def revision(self) -> int:
+        """Changes to the books so far, over every server."""
+        return sum(server.revision for server in self.servers.values())
+
     def sessions_of(self, server: str) -> list[Session]:
         return [s for s in self.sessions if s.server is not None and s.server.name == server]
 
@@ -199,6 +203,7 @@ class AdminApi:
                     f"{key}: not a changeable account field ({', '.join(sorted(_ACCOUNT_FIELDS))})"
                 )
             setattr(account, key, value)
+        self.broker.server(account.server).revision += 1
 
     def drop_connections(self, *, server: str) -> int:
         """Drop every terminal session on ``server``; returns how many."""

@@ -80,7 +80,9 @@ class Desk:
                 if faults.reject_execute:  # executed, but the server answers as if it might not have been
                     self._execute(account, req)
                 raise Refuse(faults.reject_retcode)
-            return self._execute(account, req)
+            outcome = self._execute(account, req)
+            self.server.revision += 1  # SL/TP and order changes make no ticket: count them here
+            return outcome
         except Refuse as refusal:
             outcome = Outcome(refusal.retcode, comment=refusal.comment)
             if refusal.retcode in (mt5.TRADE_RETCODE_REQUOTE, mt5.TRADE_RETCODE_PRICE_CHANGED):

@@ -72,6 +72,8 @@ class TradeServer:
         self._deal_seq = 200_000_000
         self._next_login = config.login_base
         self._swap_day = day_start(start)
+        self.revision = 0
+        """Bumped by every change to the books (what persistence watches)."""
         for feed in self.feeds.values():  # an opening quote, so the server has prices from the start
             feed.force_quote(start, feed.spec.start_price, None)
 
@@ -123,13 +125,16 @@ class TradeServer:
                     except LookupError:
                         continue
                     position.swap = round(position.swap + amount, account.currency_digits)
+                    self.revision += 1
 
     # -- tickets and accounts --------------------------------------------------------------------------
     def next_order_ticket(self) -> int:
+        self.revision += 1
         self._order_seq += 1
         return self._order_seq
 
     def next_deal_ticket(self) -> int:
+        self.revision += 1
         self._deal_seq += 1
         return self._deal_seq
 
@@ -166,6 +171,7 @@ class TradeServer:
             investor_hash=hash_password(investor_password),
         )
         self.accounts[login] = account
+        self.revision += 1
         if balance:
             self.balance_operation(account, balance, "Deposit")
         return account
@@ -334,6 +340,7 @@ class TradeServer:
         return deal
 
     def archive(self, account: Account, order: Order, state: int) -> None:
+        self.revision += 1
         order.state = state
         order.time_done_ms = self.now_ms()
         account.orders.pop(order.ticket, None)

@@ -111,10 +111,13 @@ async def run_simbroker(
     }
     write_private_json(path, info)
     try:
+        saved = broker.revision()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SAVE_EVERY_S)
-            persistence.save(broker, state)
+            if broker.revision() != saved:  # only when the books changed
+                saved = broker.revision()
+                persistence.save(broker, state)
     finally:
         log.info("simbroker stopping")
         await server.stop()

@@ -367,11 +367,13 @@ class Session:
         return result, OK
 
     def _rate_limited(self, server: TradeServer) -> bool:
+        """At most ``max_requests_per_second`` order_send per second of the *broker's* clock: on a virtual
+        clock a backtest is judged by simulated time, not by how fast this machine replays it."""
         limit = server.config.max_requests_per_second
         if not limit:
             return False
-        now = time.monotonic()
-        while self._sends and now - self._sends[0] > 1.0:
+        now = server.clock.now_ms() / 1000
+        while self._sends and now - self._sends[0] >= 1.0:
             self._sends.popleft()
         if len(self._sends) >= limit:
             return True

@@ -267,6 +267,7 @@ async def test_a_silent_client_is_disconnected_after_the_inactivity_limit(rig: R
     writer.write(struct.pack(">I", 100) + b"partial")  # a frame that never completes
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the watchdog
+    rig.broker.default_inactivity_s = 30.0
     witness = await rig.healthy_client()
     assert await witness.account_info() is not None
 
