@@ -80,7 +80,7 @@ class OrderExecutor:
     # -- intake ------------------------------------------------------------------------------------
 
     async def handle_message(
-        self, data: bytes, subject_symbol: str, stream_seq: int | None
+        self, data: bytes, subject_symbol: str, stream_seq: int | None, published_at: float | None = None
     ) -> JournalEntry | None:
         """Process one message from ``orders.submitted.{account}.>`` until its outcome is recorded."""
         parsed = parse(data, self.account, subject_symbol)
@@ -103,6 +103,7 @@ class OrderExecutor:
             stream_seq,
             comment_tag(self.account, parsed.order_id),
             magic,
+            published_at,
         )
         entry = admission.entry
         if not admission.new and entry.stream_seq != stream_seq:

@@ -229,9 +229,14 @@ class Journal:
         stream_seq: int | None,
         tag: str,
         magic: int,
+        published_at: float | None = None,
     ) -> Admission:
-        """Record a newly arrived order as ``received`` (with its OrderUpdate), or return the existing row."""
+        """Record a newly arrived order as ``received`` (with its OrderUpdate), or return the existing row.
+
+        ``created_at`` is when the order was published (the stream's timestamp) when known, so an order that
+        waited in the stream behind others is as old as it really is."""
         now = time.time()
+        created = min(now, published_at) if published_at else now
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
@@ -251,7 +256,7 @@ class Journal:
                     OrderState.RECEIVED.value,
                     tag,
                     magic,
-                    now,
+                    created,
                     now,
                 ),
             )

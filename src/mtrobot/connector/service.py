@@ -366,11 +366,13 @@ class Connector:
     async def _handle(self, msg: Any) -> None:
         token = msg.subject.split(".", 3)[3] if msg.subject.count(".") >= 3 else "_"
         symbol = subjects.symbol_from_token(token)
-        seq = msg.metadata.sequence.stream if msg.metadata else None
+        meta = msg.metadata
+        seq = meta.sequence.stream if meta else None
+        published = meta.timestamp.timestamp() if meta and meta.timestamp else None
         heartbeat = asyncio.create_task(self._keep_in_progress(msg), name="intake-in-progress")
         try:
             async with self._order_lock:
-                await self.executor.handle_message(msg.data, symbol, seq)
+                await self.executor.handle_message(msg.data, symbol, seq, published)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -170,3 +170,25 @@ async def test_retries_changed_in_the_hub_take_effect_without_a_restart(
         assert len(broker.sends) == 4  # 1 + 2 requotes + the fill
     finally:
         await connector.stop()
+
+
+async def test_an_order_older_than_the_maximum_age_is_rejected_unsent(
+    nats_url: str, nc: Client, tmp_path: Path, chdb_store: ChdbExecutions
+) -> None:
+    account = "bus-too-old"
+    broker = FakeBroker()
+    out = Outputs()
+    await out.subscribe(nc, account)
+    await nc.jetstream().publish(subjects.orders_submitted(account, "EURUSD"), order(account, "old1"))
+    await asyncio.sleep(1.0)  # the order's age is what is under test
+    connector = Connector(
+        account, Settings(data_dir=tmp_path / "data"), SecretStr("pw"), ConnectorOptions(max_order_age_s=0.5),
+        ConnectorParts(lambda: FakeTerminal(broker), executions=chdb_store), nats_url=nats_url, use_hub=False,
+    )  # fmt: skip
+    await connector.start()
+    try:
+        assert await out.until(lambda g: any(e["order_id"] == "old1" for e in g["error"]))
+        assert broker.sends == [] and out.got["order"][-1]["state"] == "rejected"
+        assert "too old" in out.got["error"][0]["message"]
+    finally:
+        await connector.stop()

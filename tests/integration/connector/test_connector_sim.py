@@ -6,6 +6,7 @@ dropped mid-order, a requote storm, a maintenance window. NATS restarts and cras
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -432,3 +433,27 @@ async def test_every_broker_call_is_mirrored_to_kafka_when_configured(
     assert len(sends) == 1 and sends[0]["retcode"] == 10009
     assert all(r["account"] == account for r in records)
     assert PASSWORD not in json.dumps(records)
+
+
+async def test_a_partial_fill_gives_one_fill_per_deal_and_ends_cancelled_for_the_rest(rig: Rig) -> None:
+    oid = await rig.submit(symbol="XAUUSD", volume=12.0, filling="ioc")  # the broker has 10 lots of liquidity
+    assert await rig.out.until(lambda g: rig.states(oid)[-1:] == ["cancelled"], 15), rig.states(oid)
+    assert rig.states(oid) == ["received", "validated", "sent", "partially_filled", "cancelled"]
+    [fill] = rig.fills(oid)
+    assert fill["volume"] == 10.0 and fill["partial"] is True and fill["remaining_volume"] == 2.0
+    final = [u for u in rig.out.got["order"] if u["order_id"] == oid][-1]
+    assert final["filled_volume"] == 10.0
+
+
+async def test_the_keepalive_holds_the_session_inside_the_brokers_inactivity_timeout(rig: Rig) -> None:
+    await rig.admin.update_server(server=rig.server, inactivity_timeout_s=2.5)  # keepalive is every 1 s here
+    try:
+        await rig.connector.session.wait_ready(5)
+        connects, failures = rig.connector.session.connects, rig.connector.link.failures
+        await asyncio.sleep(6.0)  # idle for more than twice the broker's limit: the duration under test
+        oid = await rig.submit()
+        assert await rig.final(oid) == "filled"
+        # Had the broker dropped us for inactivity, the order's first call would have failed and reconnected.
+        assert rig.connector.session.connects == connects and rig.connector.link.failures == failures
+    finally:
+        await rig.admin.update_server(server=rig.server, inactivity_timeout_s=30.0)
