@@ -14,12 +14,16 @@ from tests.conformance.conftest import need_admin
 from tests.conformance.helpers import market, open_position
 from tests.conformance.venues import Venue
 
+LINK_DOWN = (mt5.RES_E_INTERNAL_FAIL_CONNECT, mt5.RES_E_INTERNAL_FAIL_RECEIVE)
+"""A call racing with the server closing the link may see the close before sending (-10004) or after (-10002,
+which for order_send means "look it up"): both are a dead link."""
+
 
 async def test_a_dropped_connection_fails_calls_until_initialize_again(venue: Venue, term: Terminal) -> None:
     admin = need_admin(venue)
     assert await admin.drop_connections(server=venue.server) == 1  # type: ignore[attr-defined]
     assert await term.account_info() is None
-    assert (await term.last_error())[0] == mt5.RES_E_INTERNAL_FAIL_CONNECT
+    assert (await term.last_error())[0] in LINK_DOWN
     assert await term.initialize(login=venue.login, password=venue.password, server=venue.server)
     assert await term.account_info() is not None
 
@@ -63,9 +67,9 @@ async def test_an_idle_session_is_disconnected(venue: Venue, term: Terminal) -> 
     admin = need_admin(venue)
     await admin.update_server(server=venue.server, inactivity_timeout_s=0.5)  # type: ignore[attr-defined]
     assert await term.account_info() is not None
-    await asyncio.sleep(0.7)  # the stimulus: 0.7 s without a request
+    await asyncio.sleep(1.0)  # the stimulus: 1 s without a request
     assert await term.account_info() is None
-    assert (await term.last_error())[0] == mt5.RES_E_INTERNAL_FAIL_CONNECT
+    assert (await term.last_error())[0] in LINK_DOWN
 
 
 async def test_maintenance_drops_sessions_refuses_logins_then_ends(venue: Venue, term: Terminal) -> None:
