@@ -119,10 +119,11 @@ class AuditTrail:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake[name].wait(), 1.0)
                 continue
+            delivered = None
             try:
                 for item in items:
                     await send(f"{self.spool.spool_id}-{item.key}", item.payload, self.subject)
-                    self.spool.commit(name, item)
+                    delivered = item
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -130,3 +131,6 @@ class AuditTrail:
                 failures += 1
                 log.warning("audit sink unavailable, spooling", sink=name, error=str(exc), failures=failures)
                 await asyncio.sleep(backoff.delay(failures))
+            finally:
+                if delivered is not None:  # one cursor write per batch, up to the last acknowledged record
+                    self.spool.commit(name, delivered)

@@ -20,6 +20,7 @@ from typing import IO, Any
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import SecretStr
 
 from mtrobot.bus import subjects
@@ -146,7 +147,7 @@ class Connector:
             self.nc = await connect(self.nats_url, f"connector-{self.account}")
             self._own_nc = True
         self.js = self.nc.jetstream(timeout=5)
-        await provision(self.js)
+        await self._ensure_streams()
         if self.use_hub:
             await self._start_hub()
         self.audit = AuditTrail(self.account, self.dir / "audit-spool", self._audit_sinks())
@@ -181,6 +182,15 @@ class Connector:
         self._spawn(self._watch_loop(), "watch")
         self._spawn(self._sync_loop(), "sync")
         log.info("connector started", account=self.account, journal=str(self.journal.path))
+
+    async def _ensure_streams(self) -> None:
+        """Provision only a bus that lacks our streams: an operator's cluster keeps its own settings."""
+        assert self.js is not None
+        try:
+            for stream in (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM):
+                await self.js.stream_info(stream)
+        except NotFoundError:
+            await provision(self.js)
 
     async def stop(self) -> None:
         for task in self._tasks:
