@@ -103,12 +103,15 @@ class TcpTransport:
                 if size > MAX_FRAME:
                     break
                 message = unpack_body(await self._reader.readexactly(size))
+                if message.get("gone"):  # the server closed the session: nothing waiting was processed
+                    gone = NotSent("the server closed the session")
+                    for waiting in self._waiting.values():
+                        if not waiting.done():
+                            waiting.set_exception(gone)
+                    break
                 future = self._waiting.pop(message.get("id", -1), None)
                 if future is not None and not future.done():
-                    if message.get("gone"):
-                        future.set_exception(NotSent("the server had closed the session"))
-                    else:
-                        future.set_result(message)
+                    future.set_result(message)
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:

@@ -13,22 +13,12 @@ from mtrobot.broker.retcodes import retcode_comment
 from mtrobot.broker.structures import OrderCheckResult, Tick, TradeRequest
 from mtrobot.sim import rules
 from mtrobot.sim.config import SymbolSpec
+from mtrobot.sim.desk_base import Outcome
+from mtrobot.sim.desk_orders import OrderActions
 from mtrobot.sim.money import Leg
-from mtrobot.sim.rules import BUY_TYPES, PENDING_TYPES, Refuse
-from mtrobot.sim.server import VOLUME_EPS, TradeServer, vround
+from mtrobot.sim.rules import Refuse
+from mtrobot.sim.server import VOLUME_EPS, vround
 from mtrobot.sim.state import Account, Order, Position
-
-
-@dataclass
-class Outcome:
-    retcode: int
-    deal: int = 0
-    order: int = 0
-    volume: float = 0.0
-    price: float = 0.0
-    bid: float = 0.0
-    ask: float = 0.0
-    comment: str = ""
 
 
 @dataclass
@@ -41,9 +31,8 @@ class DealPlan:
     extra: list[Leg]
 
 
-class Desk:
-    def __init__(self, server: TradeServer) -> None:
-        self.server = server
+class Desk(OrderActions):
+    """order_check and order_send of one trade server (market deals here; the rest in OrderActions)."""
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(self, account: Account, req: TradeRequest, can_trade: bool) -> OrderCheckResult:
@@ -91,36 +80,6 @@ class Desk:
                     outcome.bid, outcome.ask = tick.bid, tick.ask
             return outcome
 
-    # -- shared gates ----------------------------------------------------------------------------------
-    @staticmethod
-    def _gate_account(account: Account, can_trade: bool) -> None:
-        if not can_trade or not account.trade_allowed:
-            raise Refuse(mt5.TRADE_RETCODE_TRADE_DISABLED)
-        if not account.trade_expert:
-            raise Refuse(mt5.TRADE_RETCODE_SERVER_DISABLES_AT)
-
-    def _spec(self, symbol: str) -> SymbolSpec:
-        spec = self.server.specs.get(symbol)
-        if spec is None:
-            raise Refuse(mt5.TRADE_RETCODE_INVALID, "Invalid request: unknown symbol")
-        return spec
-
-    def _market(self, symbol: str) -> Tick:
-        if not self.server.market_open(symbol):
-            raise Refuse(mt5.TRADE_RETCODE_MARKET_CLOSED)
-        tick = self.server.quote(symbol)
-        if tick is None or symbol in self.server.faults.quotes_off:
-            raise Refuse(mt5.TRADE_RETCODE_PRICE_OFF)
-        return tick
-
-    def _position(self, account: Account, ticket: int) -> Position:
-        position = account.positions.get(ticket)
-        if position is not None:
-            return position
-        if ticket in account.closed_positions:
-            raise Refuse(mt5.TRADE_RETCODE_POSITION_CLOSED)
-        raise Refuse(mt5.TRADE_RETCODE_INVALID, "Invalid request: no such position")
-
     def _validate(self, account: Account, req: TradeRequest) -> list[Leg]:
         """Every check of ``req`` without executing it; returns the legs it would add (for margin)."""
         action = req.action
@@ -157,17 +116,6 @@ class Desk:
         if action == mt5.TRADE_ACTION_CLOSE_BY:
             return self._close_by(account, req)
         raise Refuse(mt5.TRADE_RETCODE_INVALID)
-
-    def _check_money(self, account: Account, extra: list[Leg]) -> None:
-        if not extra:
-            return
-        before = self.server.figures(account)
-        after = self.server.figures(account, extra)
-        if after.margin > before.margin + 1e-9 and after.margin_free < 0:
-            raise Refuse(mt5.TRADE_RETCODE_NO_MONEY)
-
-    def _comment(self, text: str) -> str:
-        return text[: self.server.config.comment_length]
 
     # -- DEAL ------------------------------------------------------------------------------------------
     def _plan_deal(self, account: Account, req: TradeRequest) -> DealPlan:
@@ -232,25 +180,6 @@ class Desk:
             ]
             if older:
                 raise Refuse(mt5.TRADE_RETCODE_FIFO_CLOSE)
-
-    def _check_opening_limits(self, account: Account, spec: SymbolSpec, buy: bool, volume: float) -> None:
-        config = self.server.config
-        same_side = [p for p in account.positions.values() if p.symbol == spec.name]
-        if not self.server.netting():
-            if config.hedge_prohibited and any(p.is_buy != buy for p in same_side):
-                raise Refuse(mt5.TRADE_RETCODE_HEDGE_PROHIBITED)
-            count = len(account.positions) + len(account.orders)
-            if config.limit_positions and count >= config.limit_positions:
-                raise Refuse(mt5.TRADE_RETCODE_LIMIT_POSITIONS)
-        elif config.limit_positions and not same_side and len(account.positions) >= config.limit_positions:
-            raise Refuse(mt5.TRADE_RETCODE_LIMIT_POSITIONS)
-        if spec.volume_limit:
-            exposure = sum(p.volume for p in same_side if p.is_buy == buy)
-            exposure += sum(
-                o.volume_current for o in account.orders.values() if o.symbol == spec.name and o.is_buy == buy
-            )
-            if exposure + volume > spec.volume_limit + VOLUME_EPS:
-                raise Refuse(mt5.TRADE_RETCODE_LIMIT_VOLUME)
 
     def _deal(self, account: Account, req: TradeRequest) -> Outcome:
         server = self.server
@@ -325,198 +254,3 @@ class Desk:
         for position in account.positions.values():
             if position.identifier == order.position_id:
                 position.sl, position.tp = req.sl or position.sl, req.tp or position.tp
-
-    # -- PENDING ---------------------------------------------------------------------------------------
-    def _check_pending(self, account: Account, req: TradeRequest) -> tuple[SymbolSpec, Tick]:
-        server = self.server
-        if req.type not in PENDING_TYPES:
-            raise Refuse(mt5.TRADE_RETCODE_INVALID_ORDER)
-        spec = self._spec(req.symbol)
-        tick = self._market(spec.name)
-        buy = req.type in BUY_TYPES
-        rules.symbol_trade_mode(spec, opening=True, buy=buy)
-        rules.order_type_allowed(spec, req.type)
-        rules.filling_allowed(spec, req.type_filling, pending=True)
-        rules.volume_valid(spec, req.volume)
-        strict = server.config.stops_strict
-        rules.pending_price_valid(spec, req.type, req.price, req.stoplimit, tick, strict)
-        entry = req.stoplimit if req.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT else req.price
-        rules.stops_valid(spec, buy=buy, reference=entry, sl=req.sl, tp=req.tp, strict=strict)
-        rules.expiration_valid(spec, req.type_time, req.expiration, server.now_ms() // 1000)
-        if server.config.limit_orders and len(account.orders) >= server.config.limit_orders:
-            raise Refuse(mt5.TRADE_RETCODE_LIMIT_ORDERS)
-        self._check_opening_limits(account, spec, buy, req.volume)
-        return spec, tick
-
-    def _expiration(self, type_time: int, expiration: int) -> int:
-        now = self.server.now_ms()
-        if type_time == mt5.ORDER_TIME_DAY:
-            return self.server.schedule.trading_day_end(now) // 1000
-        if type_time == mt5.ORDER_TIME_SPECIFIED:
-            return expiration
-        if type_time == mt5.ORDER_TIME_SPECIFIED_DAY:
-            return expiration - expiration % 86400 + 86399
-        return 0
-
-    def _pending(self, account: Account, req: TradeRequest) -> Outcome:
-        server = self.server
-        spec, tick = self._check_pending(account, req)
-        order = Order(
-            ticket=server.next_order_ticket(),
-            symbol=spec.name,
-            type=req.type,
-            volume_initial=req.volume,
-            volume_current=req.volume,
-            price_open=req.price,
-            time_setup_ms=server.now_ms(),
-            magic=req.magic,
-            comment=self._comment(req.comment),
-            sl=req.sl,
-            tp=req.tp,
-            price_stoplimit=req.stoplimit,
-            price_current=tick.ask if req.type in BUY_TYPES else tick.bid,
-            type_time=req.type_time,
-            type_filling=req.type_filling,
-            time_expiration=self._expiration(req.type_time, req.expiration),
-        )
-        account.orders[order.ticket] = order
-        code = mt5.TRADE_RETCODE_DONE
-        return Outcome(
-            code, 0, order.ticket, req.volume, req.price, tick.bid, tick.ask, retcode_comment(code)
-        )
-
-    # -- SLTP ------------------------------------------------------------------------------------------
-    def _sltp_position(self, account: Account, req: TradeRequest) -> Position:
-        if req.position:
-            return self._position(account, req.position)
-        if self.server.netting() and req.symbol:
-            position = next((p for p in account.positions.values() if p.symbol == req.symbol), None)
-            if position is not None:
-                return position
-        raise Refuse(mt5.TRADE_RETCODE_INVALID, "Invalid request: position required")
-
-    def _check_sltp(self, account: Account, req: TradeRequest) -> Position:
-        position = self._sltp_position(account, req)
-        spec = self._spec(position.symbol)
-        tick = self._market(spec.name)
-        rules.symbol_trade_mode(spec, opening=False, buy=position.is_buy)
-        if req.sl == position.sl and req.tp == position.tp:
-            raise Refuse(mt5.TRADE_RETCODE_NO_CHANGES)
-        close_price = tick.bid if position.is_buy else tick.ask
-        rules.stops_valid(
-            spec,
-            buy=position.is_buy,
-            reference=close_price,
-            sl=req.sl if req.sl != position.sl else 0.0,
-            tp=req.tp if req.tp != position.tp else 0.0,
-            strict=self.server.config.stops_strict,
-        )
-        if rules.frozen_position(spec, buy=position.is_buy, sl=position.sl, tp=position.tp, tick=tick):
-            raise Refuse(mt5.TRADE_RETCODE_FROZEN)
-        return position
-
-    def _sltp(self, account: Account, req: TradeRequest) -> Outcome:
-        position = self._check_sltp(account, req)
-        position.sl, position.tp = req.sl, req.tp
-        position.time_update_ms = self.server.now_ms()
-        return Outcome(mt5.TRADE_RETCODE_DONE, comment=retcode_comment(mt5.TRADE_RETCODE_DONE))
-
-    # -- MODIFY / REMOVE -------------------------------------------------------------------------------
-    def _order_for_change(self, account: Account, req: TradeRequest) -> tuple[Order, SymbolSpec, Tick]:
-        order = account.orders.get(req.order) if req.order else None
-        if order is None or order.type not in PENDING_TYPES:
-            raise Refuse(mt5.TRADE_RETCODE_INVALID, "Invalid request: no such pending order")
-        spec = self._spec(order.symbol)
-        tick = self._market(spec.name)
-        if rules.frozen_order(spec, order.type, order.price_open, tick):
-            raise Refuse(mt5.TRADE_RETCODE_FROZEN)
-        return order, spec, tick
-
-    def _check_modify(self, account: Account, req: TradeRequest) -> Order:
-        order, spec, tick = self._order_for_change(account, req)
-        stoplimit = req.stoplimit if order.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT else order.price_stoplimit
-        expiration = self._expiration(req.type_time, req.expiration)
-        same = (req.price, req.sl, req.tp, stoplimit, req.type_time, expiration) == (
-            order.price_open,
-            order.sl,
-            order.tp,
-            order.price_stoplimit,
-            order.type_time,
-            order.time_expiration,
-        )
-        if same:
-            raise Refuse(mt5.TRADE_RETCODE_NO_CHANGES)
-        strict = self.server.config.stops_strict
-        rules.pending_price_valid(spec, order.type, req.price, stoplimit, tick, strict)
-        entry = stoplimit if order.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT else req.price
-        rules.stops_valid(spec, buy=order.is_buy, reference=entry, sl=req.sl, tp=req.tp, strict=strict)
-        rules.expiration_valid(spec, req.type_time, req.expiration, self.server.now_ms() // 1000)
-        return order
-
-    def _modify(self, account: Account, req: TradeRequest) -> Outcome:
-        order = self._check_modify(account, req)
-        order.price_open, order.sl, order.tp = req.price, req.sl, req.tp
-        if order.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT:
-            order.price_stoplimit = req.stoplimit
-        order.type_time = req.type_time
-        order.time_expiration = self._expiration(req.type_time, req.expiration)
-        return Outcome(mt5.TRADE_RETCODE_DONE, comment=retcode_comment(mt5.TRADE_RETCODE_DONE))
-
-    def _remove(self, account: Account, req: TradeRequest) -> Outcome:
-        order, _, _ = self._order_for_change(account, req)
-        self.server.archive(account, order, mt5.ORDER_STATE_CANCELED)
-        return Outcome(mt5.TRADE_RETCODE_DONE, comment=retcode_comment(mt5.TRADE_RETCODE_DONE))
-
-    # -- CLOSE_BY --------------------------------------------------------------------------------------
-    def _check_close_by(self, account: Account, req: TradeRequest) -> tuple[Position, Position, Tick]:
-        if self.server.netting():
-            raise Refuse(mt5.TRADE_RETCODE_INVALID_ORDER)
-        position = self._position(account, req.position) if req.position else None
-        by = self._position(account, req.position_by) if req.position_by else None
-        if position is None or by is None or position is by:
-            raise Refuse(mt5.TRADE_RETCODE_INVALID, "Invalid request: position and position_by required")
-        if position.symbol != by.symbol or position.is_buy == by.is_buy:
-            raise Refuse(
-                mt5.TRADE_RETCODE_INVALID, "Invalid request: positions must be opposite, same symbol"
-            )
-        spec = self._spec(position.symbol)
-        rules.order_type_allowed(spec, mt5.ORDER_TYPE_CLOSE_BY)
-        tick = self._market(spec.name)
-        rules.symbol_trade_mode(spec, opening=False, buy=position.is_buy)
-        for p in (position, by):
-            if rules.frozen_position(spec, buy=p.is_buy, sl=p.sl, tp=p.tp, tick=tick):
-                raise Refuse(mt5.TRADE_RETCODE_FROZEN)
-        return position, by, tick
-
-    def _close_by(self, account: Account, req: TradeRequest) -> Outcome:
-        server = self.server
-        position, by, tick = self._check_close_by(account, req)
-        volume = min(position.volume, by.volume)
-        now = server.now_ms()
-        order = Order(
-            ticket=server.next_order_ticket(),
-            symbol=position.symbol,
-            type=mt5.ORDER_TYPE_CLOSE_BY,
-            volume_initial=volume,
-            volume_current=volume,
-            price_open=by.price_open,
-            time_setup_ms=now,
-            magic=req.magic,
-            comment=self._comment(req.comment or f"#{position.ticket} by #{by.ticket}"),
-            type_filling=mt5.ORDER_FILLING_FOK,
-            state=mt5.ORDER_STATE_STARTED,
-            position_id=position.identifier,
-            position_by_id=by.identifier,
-        )
-        first = None
-        for target in (position, by):
-            order.volume_current = volume
-            deal = server.fill_close_by(account, order, target, volume, by.price_open)
-            first = first or deal
-        order.position_id, order.volume_current = position.identifier, 0.0
-        server.archive(account, order, mt5.ORDER_STATE_FILLED)
-        assert first is not None
-        code = mt5.TRADE_RETCODE_DONE
-        return Outcome(
-            code, first.ticket, order.ticket, volume, by.price_open, tick.bid, tick.ask, retcode_comment(code)
-        )

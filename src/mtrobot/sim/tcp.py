@@ -17,6 +17,15 @@ log = get_logger(__name__)
 WATCHDOG_PERIOD_S = 0.25
 
 
+def _farewell(writer: asyncio.StreamWriter) -> None:
+    """Tell the client the server is closing the session (so its next call fails as never sent, -10004,
+    rather than as a lost answer), then close. Any request still on its way was not processed."""
+    gone = {"v": PROTOCOL_VERSION, "id": 0, "r": None, "e": [-10004, "No IPC connection"], "gone": True}
+    with contextlib.suppress(Exception):
+        writer.write(pack_frame(gone))
+    writer.close()
+
+
 class SimServer:
     def __init__(
         self,
@@ -72,7 +81,7 @@ class SimServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(self.broker, self.admin, self._admin_token)
-        connection.on_drop.append(writer.close)
+        connection.on_drop.append(lambda: _farewell(writer))
         self._connections[connection] = writer
         try:
             while not connection.closed:
@@ -111,7 +120,7 @@ class SimServer:
                 if connection.idle_expired():
                     log.info("simbroker: inactivity disconnect")
                     connection.shutdown()
-                    writer.close()
+                    _farewell(writer)
 
     async def _ticker(self, period: float) -> None:
         while True:

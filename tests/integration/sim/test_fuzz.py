@@ -266,7 +266,9 @@ async def test_a_silent_client_is_disconnected_after_the_inactivity_limit(rig: R
     reader, writer = await rig.raw()
     writer.write(struct.pack(">I", 100) + b"partial")  # a frame that never completes
     await writer.drain()
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the watchdog
+    farewell = await read_answer(reader)  # the watchdog says goodbye, then closes
+    assert farewell["gone"] is True and farewell["e"][0] == mt5.RES_E_INTERNAL_FAIL_CONNECT
+    assert await asyncio.wait_for(reader.read(), 5) == b""
     rig.broker.default_inactivity_s = 30.0
     witness = await rig.healthy_client()
     assert await witness.account_info() is not None
