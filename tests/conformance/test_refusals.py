@@ -444,3 +444,12 @@ async def test_a_favourable_move_beyond_the_deviation_fills_unless_the_broker_re
     assert (await term.order_send(request)).retcode == mt5.TRADE_RETCODE_DONE  # type: ignore[union-attr]
     await admin.update_server(server=venue.server, requote_both_ways=True)  # type: ignore[attr-defined]
     await refused(term, request, mt5.TRADE_RETCODE_REQUOTE)
+
+
+async def test_a_broker_may_refuse_new_exposure_in_margin_call(venue: Venue, term: Terminal) -> None:
+    admin = need_admin(venue)
+    await admin.update_server(server=venue.server, margin_call_blocks_new=True, margin_call=300.0)  # type: ignore[attr-defined]
+    await open_position(term, venue.symbol, mt5.ORDER_TYPE_BUY, 2.0)  # margin level about 460 %
+    check = await term.order_check(await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, 2.0))
+    assert check is not None and check.retcode == mt5.TRADE_RETCODE_NO_MONEY and check.margin_free > 0
+    await refused(term, await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, 2.0), mt5.TRADE_RETCODE_NO_MONEY)

@@ -43,6 +43,7 @@ _SERVER_FIELDS = frozenset(
         "slippage_points",
         "margin_call",
         "margin_stopout",
+        "margin_call_blocks_new",
         "max_requests_per_second",
         "inactivity_timeout_s",
         "requote_both_ways",

@@ -81,6 +81,9 @@ class ServerConfig(Frozen):
     margin_so_mode: int = mt5.ACCOUNT_STOPOUT_MODE_PERCENT
     margin_call: float = 100.0
     margin_stopout: float = 50.0
+    margin_call_blocks_new: bool = Field(
+        default=False, description="refuse new exposure that leaves the margin level at/below margin_call"
+    )
     limit_orders: int = Field(default=200, ge=0)
     limit_positions: int = Field(default=0, ge=0, description="0 = unlimited")
     fifo_close: bool = False

@@ -64,8 +64,17 @@ class DeskBase:
             return
         before = self.server.figures(account)
         after = self.server.figures(account, extra)
-        if after.margin > before.margin + 1e-9 and after.margin_free < 0:
+        if after.margin <= before.margin + 1e-9:
+            return  # reducing exposure never needs money
+        if after.margin_free < 0:
             raise Refuse(mt5.TRADE_RETCODE_NO_MONEY)
+        config = self.server.config
+        in_call = (
+            config.margin_so_mode == mt5.ACCOUNT_STOPOUT_MODE_PERCENT
+            and after.margin_level <= config.margin_call
+        )
+        if config.margin_call_blocks_new and in_call:  # broker policy: no new exposure in margin call
+            raise Refuse(mt5.TRADE_RETCODE_NO_MONEY, "No money: margin call")
 
     def _comment(self, text: str) -> str:
         return text[: self.server.config.comment_length]

@@ -165,15 +165,26 @@ class Deal:
         )
 
 
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**12, r=8, p=1)
-    return f"{salt.hex()}:{digest.hex()}"
+SCRYPT_N = 2**10
+"""Cost of the account password hashes: a simulator wants many cheap logins, but still salted hashes."""
+
+
+def _scrypt(password: str, salt: bytes, n: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1)
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    return f"scrypt:{SCRYPT_N}:{salt.hex()}:{_scrypt(password, salt, SCRYPT_N).hex()}"
 
 
 def check_password(password: str, stored: str) -> bool:
-    salt_hex, _, digest_hex = stored.partition(":")
-    candidate = hash_password(password, bytes.fromhex(salt_hex)).partition(":")[2]
+    parts = stored.split(":")
+    if len(parts) == 4 and parts[0] == "scrypt":
+        n, salt_hex, digest_hex = int(parts[1]), parts[2], parts[3]
+    else:  # the first format, "salt:digest" at n = 4096
+        n, (salt_hex, digest_hex) = 2**12, parts[:2]
+    candidate = _scrypt(password, bytes.fromhex(salt_hex), n).hex()
     return hmac.compare_digest(candidate, digest_hex)
 
 

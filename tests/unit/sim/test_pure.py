@@ -101,3 +101,16 @@ def test_mtrobot_up_starts_the_simbroker_first() -> None:
 
     parts = embedded_parts(Settings(), UpOptions(), "nats://127.0.0.1:1")
     assert parts[0].name == "simbroker" and parts[0].where.endswith("simbroker.json")
+
+
+def test_account_passwords_are_salted_hashes_and_older_hashes_still_verify() -> None:
+    import hashlib
+
+    from mtrobot.sim.state import check_password, hash_password
+
+    first, second = hash_password("Master-pass-1"), hash_password("Master-pass-1")
+    assert first != second and "Master-pass-1" not in first
+    assert check_password("Master-pass-1", first) and not check_password("Master-pass-2", first)
+    salt = bytes(range(16))
+    legacy = f"{salt.hex()}:{hashlib.scrypt(b'Old-pass-1', salt=salt, n=2**12, r=8, p=1).hex()}"
+    assert check_password("Old-pass-1", legacy) and not check_password("Old-pass-2", legacy)
