@@ -35,12 +35,43 @@ class SimBrokerProcess:
         return open_terminal("sim", host=self.host, port=self.port)
 
 
+def always_open_config(path: Path) -> Path:
+    """The built-in broker, but every symbol trades at weekends and there is no daily break: the tests of the
+    order path must not depend on the day or the hour they run at (maintenance is injected where tested)."""
+    from mtrobot.sim.config import default_config
+
+    config = default_config(42)
+    servers = tuple(
+        server.model_copy(
+            update={
+                "maintenance_minutes": 0,
+                "symbols": tuple(s.model_copy(update={"weekend_trading": True}) for s in server.symbols),
+            }
+        )
+        for server in config.servers
+    )
+    path.write_text(config.model_copy(update={"servers": servers}).model_dump_json())
+    return path
+
+
 @pytest.fixture(scope="session")
 def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerProcess]:
     data = tmp_path_factory.mktemp("simbroker")
+    config = always_open_config(data / "broker.json")
     log = open(data / "simbroker.log", "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mtrobot", "simbroker", "--data-dir", str(data), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "mtrobot",
+            "simbroker",
+            "--data-dir",
+            str(data),
+            "--port",
+            "0",
+            "--config",
+            str(config),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
