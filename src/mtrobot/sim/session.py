@@ -176,7 +176,7 @@ class Session:
         if args and "group" in kwargs:
             raise InvalidArgument("Invalid number of arguments")
         group = args[0] if args else kwargs.get("group")
-        if group is not None and not isinstance(group, str):
+        if group is not None and (not isinstance(group, str) or len(group) > 256):
             raise invalid_field("group")
         server, account = self._require()
         specs = [s for s in server.specs.values() if group is None or views.matches_group(s.name, group)]
