@@ -297,3 +297,23 @@ async def test_crypto_trades_at_the_weekend_while_forex_is_closed(venue: Venue, 
     assert btc.retcode == mt5.TRADE_RETCODE_DONE
     fx = await send_market(term, venue.symbol, mt5.ORDER_TYPE_BUY)
     assert fx.retcode == mt5.TRADE_RETCODE_MARKET_CLOSED
+
+
+async def test_daily_gtc_mode_ends_pending_orders_and_stops_with_the_day(
+    venue: Venue, term: Terminal
+) -> None:
+    admin = need_admin(venue)
+    await admin.update_symbol(
+        server=venue.server, symbol=venue.symbol, order_gtc_mode=mt5.SYMBOL_ORDERS_DAILY
+    )  # type: ignore[attr-defined]
+    ticket = placed(await term.order_send(await pending(term, venue.symbol, mt5.ORDER_TYPE_BUY_LIMIT, 500)))
+    tick = await term.symbol_info_tick(venue.symbol)
+    assert tick is not None
+    position = await open_position(term, venue.symbol, mt5.ORDER_TYPE_BUY, sl=round(tick.bid - 0.0100, 5))
+    await admin.freeze_prices(server=venue.server)  # type: ignore[attr-defined]  # nothing may trigger meanwhile
+    now = await admin.server_time(server=venue.server)  # type: ignore[attr-defined]
+    await admin.advance_clock(seconds=(86_400_000 - now % 86_400_000) / 1000 + 600)  # type: ignore[attr-defined]
+    (order,) = await term.history_orders_get(ticket=ticket)  # type: ignore[misc]
+    assert order.state == mt5.ORDER_STATE_EXPIRED
+    (held,) = await term.positions_get(ticket=position)  # type: ignore[misc]
+    assert held.sl == 0.0

@@ -25,6 +25,7 @@ _SYMBOL_FIELDS = frozenset(
         "filling_mode",
         "expiration_mode",
         "order_mode",
+        "order_gtc_mode",
         "volume_min",
         "volume_max",
         "volume_step",
