@@ -453,3 +453,17 @@ async def test_a_broker_may_refuse_new_exposure_in_margin_call(venue: Venue, ter
     check = await term.order_check(await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, 2.0))
     assert check is not None and check.retcode == mt5.TRADE_RETCODE_NO_MONEY and check.margin_free > 0
     await refused(term, await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, 2.0), mt5.TRADE_RETCODE_NO_MONEY)
+
+
+async def test_request_execution_answers_prices_changed_when_the_quote_moved(
+    venue: Venue, term: Terminal
+) -> None:
+    admin = need_admin(venue)
+    await admin.update_symbol(
+        server=venue.server, symbol=venue.symbol, execution=mt5.SYMBOL_TRADE_EXECUTION_REQUEST
+    )  # type: ignore[attr-defined]
+    request = await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, deviation=5)
+    quote = await admin.set_quote(server=venue.server, symbol=venue.symbol, bid=request["price"] + 0.0010)  # type: ignore[attr-defined]
+    result = await term.order_send(request)
+    assert result is not None and result.retcode == mt5.TRADE_RETCODE_PRICE_CHANGED
+    assert result.ask == pytest.approx(quote["ask"]) and await term.positions_total() == 0

@@ -162,7 +162,7 @@ _TRADE: tuple[tuple[int, str, Reaction, str], ...] = (
 
 _RES: tuple[tuple[int, str, Reaction, str, Reaction | None], ...] = (
     (1, "RES_S_OK", _R.OK, "Success.", None),
-    (-1, "RES_E_FAIL", _R.RETRY, "The terminal call failed.", None),
+    (-1, "RES_E_FAIL", _R.RETRY, "The terminal call failed.", _R.AMBIGUOUS),
     (-2, "RES_E_INVALID_PARAMS", _R.FATAL, "The request has an invalid field; it was not sent.", None),
     (-3, "RES_E_NO_MEMORY", _R.FATAL, "The terminal ran out of memory.", None),
     (-4, "RES_E_NOT_FOUND", _R.FATAL, "Not found (unknown symbol, or no history).", None),

@@ -190,9 +190,12 @@ class Desk(OrderActions):
         price = market
         if spec.execution in (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_TRADE_EXECUTION_REQUEST):
             both_ways = server.config.requote_both_ways
-            if server.faults.requote_next > 0 or self._beyond_deviation(spec, req, market, buy, both_ways):
-                server.faults.requote_next = max(0, server.faults.requote_next - 1)
+            if server.faults.requote_next > 0:
+                server.faults.requote_next -= 1
                 raise Refuse(mt5.TRADE_RETCODE_REQUOTE)
+            if self._beyond_deviation(spec, req, market, buy, both_ways):
+                quoted = spec.execution == mt5.SYMBOL_TRADE_EXECUTION_REQUEST  # the dealer's quote moved on
+                raise Refuse(mt5.TRADE_RETCODE_PRICE_CHANGED if quoted else mt5.TRADE_RETCODE_REQUOTE)
         else:
             if server.faults.requote_next > 0:
                 server.faults.requote_next -= 1

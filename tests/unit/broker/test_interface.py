@@ -71,6 +71,8 @@ def test_outcomes_that_may_have_executed_are_ambiguous() -> None:
     assert receive.reaction_for("order_send") is Reaction.AMBIGUOUS
     assert receive.reaction_for("positions_get") is Reaction.RETRY
     assert last_error_code(mt5.RES_E_INVALID_PARAMS).reaction_for("order_send") is Reaction.FATAL
+    assert last_error_code(mt5.RES_E_FAIL).reaction_for("order_send") is Reaction.AMBIGUOUS
+    assert last_error_code(mt5.RES_E_INTERNAL_FAIL_CONNECT).reaction_for("order_send") is Reaction.RETRY
     assert trade_retcode(99999).reaction is Reaction.AMBIGUOUS
 
 

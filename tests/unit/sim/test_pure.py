@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,20 @@ def test_account_passwords_are_salted_hashes_and_older_hashes_still_verify() -> 
     salt = bytes(range(16))
     legacy = f"{salt.hex()}:{hashlib.scrypt(b'Old-pass-1', salt=salt, n=2**12, r=8, p=1).hex()}"
     assert check_password("Old-pass-1", legacy) and not check_password("Old-pass-2", legacy)
+
+
+def test_a_broker_config_file_is_validated_naming_the_field(tmp_path: Path) -> None:
+    from mtrobot.sim.service import load_config, parse_replay
+
+    good = tmp_path / "broker.json"
+    good.write_text(default_config(seed=5).model_dump_json())
+    assert load_config(good, None).seed == 5 and load_config(good, 9).seed == 9
+    bad = tmp_path / "bad.json"
+    data = default_config().model_dump(mode="json")
+    data["servers"][0]["symbols"][0]["digits"] = 42
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="digits"):
+        load_config(bad, None)
+    assert parse_replay("MTRobot-Demo:EURUSD=/data/eurusd.csv")[:2] == ("MTRobot-Demo", "EURUSD")
+    with pytest.raises(ConfigError, match="SERVER:SYMBOL=FILE"):
+        parse_replay("EURUSD.csv")
