@@ -467,3 +467,14 @@ async def test_request_execution_answers_prices_changed_when_the_quote_moved(
     result = await term.order_send(request)
     assert result is not None and result.retcode == mt5.TRADE_RETCODE_PRICE_CHANGED
     assert result.ask == pytest.approx(quote["ask"]) and await term.positions_total() == 0
+
+
+async def test_a_strict_build_refuses_punctuation_in_comments(venue: Venue, term: Terminal) -> None:
+    admin = need_admin(venue)
+    await admin.update_server(server=venue.server, strict_comments=True)  # type: ignore[attr-defined]
+    assert (
+        await term.order_send(await market(term, venue.symbol, mt5.ORDER_TYPE_BUY, comment="m:order-1"))
+        is None
+    )
+    assert await term.last_error() == (mt5.RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
+    assert (await send_market(term, venue.symbol, mt5.ORDER_TYPE_BUY, comment="m-order_1")).retcode == 10009

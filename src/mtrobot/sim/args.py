@@ -119,6 +119,15 @@ def comment_ok(text: str) -> bool:
     return len(text) <= MAX_COMMENT and all(" " <= ch <= "~" for ch in text)
 
 
+SAFE_COMMENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-")
+
+
+def comment_safe(text: str) -> bool:
+    """The reference's safe rule (section 6.8): letters, digits, space, ``_`` and ``-``; some builds refuse
+    brackets and punctuation such as ``[ ] ( ) : = ,``."""
+    return all(ch in SAFE_COMMENT_CHARS for ch in text)
+
+
 def parse_request(request: Any) -> TradeRequest:
     """The request dict -> the echoed TradeRequest (every key present); the error names the field."""
     if not isinstance(request, dict):

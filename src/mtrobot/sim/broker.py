@@ -50,6 +50,7 @@ _SERVER_FIELDS = frozenset(
         "sltp_on_market_open",
         "stops_strict",
         "comment_length",
+        "strict_comments",
     }
 )
 

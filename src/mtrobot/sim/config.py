@@ -94,6 +94,10 @@ class ServerConfig(Frozen):
     )
     slippage_points: int = Field(default=0, ge=0, description="max adverse slippage under market execution")
     comment_length: int = Field(default=16, ge=0, le=31, description="characters the server keeps")
+    strict_comments: bool = Field(
+        default=False,
+        description="refuse comments with characters other than letters, digits, space, _ and -",
+    )
     stops_strict: bool = Field(default=True, description="stops level compared with > rather than >=")
     inactivity_timeout_s: float = Field(default=30.0, gt=0)
     max_requests_per_second: int = Field(default=100, ge=0, description="per session; 0 = unlimited")

@@ -20,6 +20,7 @@ from mtrobot.sim import history, series, views
 from mtrobot.sim.args import (
     InvalidArgument,
     arity,
+    comment_safe,
     int_arg,
     invalid_field,
     is_int,
@@ -175,7 +176,7 @@ class Session:
         if args and "group" in kwargs:
             raise InvalidArgument("Invalid number of arguments")
         group = args[0] if args else kwargs.get("group")
-        if group is not None and not isinstance(group, str):
+        if group is not None and (not isinstance(group, str) or len(group) > 256):
             raise invalid_field("group")
         server, account = self._require()
         specs = [s for s in server.specs.values() if group is None or views.matches_group(s.name, group)]
@@ -326,15 +327,22 @@ class Session:
             raise InvalidArgument("Invalid number of arguments")
         return parse_request(args[0])
 
+    def _binding_checks(self, server: TradeServer, request: TradeRequest) -> None:
+        """Checks some terminal builds make and others do not: on only when the server asks for them."""
+        if server.config.strict_comments and not comment_safe(request.comment):
+            raise invalid_field("comment")
+
     def _op_order_check(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
         request = self._trade_request(args, kwargs)
         server, account = self._require()
+        self._binding_checks(server, request)
         desk = self.broker.desk(server.name)
         return desk.check(account, request, can_trade=not self.investor), OK
 
     def _op_order_send(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
         request = self._trade_request(args, kwargs)
         server, account = self._require()
+        self._binding_checks(server, request)
         if self.tradeapi_disabled:
             return None, API_DISABLED
         if not self.algo_trading:

@@ -5,24 +5,25 @@ from __future__ import annotations
 import datetime as dt
 
 from mtrobot.broker import constants as mt5
-from mtrobot.broker.backends import open_terminal
 from mtrobot.broker.structures import TradeDeal
-from mtrobot.sim.admin import LocalAdmin
-from mtrobot.sim.broker import SimBroker
-from mtrobot.sim.clock import VirtualClock
+from mtrobot.broker.terminal import Terminal
+from mtrobot.sim.admin import LocalAdmin, SimAdmin
 from mtrobot.sim.config import default_config
+from mtrobot.sim.harness import sim_harness
 
 START = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
-async def scripted_run(seed: int, server: str) -> tuple[TradeDeal, ...]:
+async def scripted_run(seed: int, server: str, tcp: bool = False) -> tuple[TradeDeal, ...]:
     """Two simulated hours of a simple robot: orders with SL/TP, pending orders, closes, on every symbol."""
-    broker = SimBroker(default_config(seed=seed), clock=VirtualClock(START))
-    admin = LocalAdmin(broker)
+    async with sim_harness(start=START, config=default_config(seed=seed), tcp=tcp) as sim:
+        return await _script(sim.admin, sim.terminal(call_timeout=10), server)
+
+
+async def _script(admin: LocalAdmin | SimAdmin, term: Terminal, server: str) -> tuple[TradeDeal, ...]:
     login = await admin.create_account(
         server=server, password="Master-pass-1", investor_password="Inv-pass-1"
     )
-    term = open_terminal("sim-inprocess", broker=broker)
     assert await term.initialize(login=login, password="Master-pass-1", server=server)
     filling = mt5.ORDER_FILLING_IOC
     for step in range(24):
@@ -83,7 +84,7 @@ async def scripted_run(seed: int, server: str) -> tuple[TradeDeal, ...]:
 
 async def test_a_seeded_run_replayed_gives_identical_deals() -> None:
     first = await scripted_run(7, "MTRobot-Demo")
-    second = await scripted_run(7, "MTRobot-Demo")
+    second = await scripted_run(7, "MTRobot-Demo", tcp=True)  # and the wire changes nothing
     assert len(first) > 30
     assert {d.reason for d in first} >= {mt5.DEAL_REASON_EXPERT, mt5.DEAL_REASON_SL, mt5.DEAL_REASON_TP}
     assert first == second
