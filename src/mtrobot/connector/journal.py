@@ -334,7 +334,7 @@ class Journal:
                 ),
             )
             if error is not None:
-                events.add("error", subjects.broker_error(self.account, entry.symbol), error)
+                events.add("error", subjects.broker_error(self.account, entry.symbol or "_"), error)
             if emit_update and (not same or new_fills):
                 events.add(
                     "update", *self._update(order_id, entry.symbol, state, ticket or entry.ticket, filled)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -16,8 +17,10 @@ from pydantic import ValidationError
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import SymbolInfo, Tick, TradeOrder, TradePosition
-from mtrobot.core.ids import is_order_id
+from mtrobot.core.ids import SYMBOL_PATTERN, is_order_id
 from mtrobot.core.orders import OrderAction, OrderRequest, OrderType
+
+_SUBJECT_SAFE = re.compile(SYMBOL_PATTERN)
 
 INVALID = 10013
 INVALID_VOLUME = 10014
@@ -86,11 +89,15 @@ def parse(data: bytes, account: str, subject_symbol: str) -> Parsed:
         )
     order_id = raw.get("order_id") if isinstance(raw.get("order_id"), str) else None
     order_id = order_id if order_id and is_order_id(order_id) else None
-    symbol = raw.get("symbol") if isinstance(raw.get("symbol"), str) else subject_symbol
+    raw_symbol = raw.get("symbol")
+    # An unusable symbol must not become part of a subject: fall back to the subject's own token.
+    symbol = (
+        raw_symbol if isinstance(raw_symbol, str) and _SUBJECT_SAFE.fullmatch(raw_symbol) else subject_symbol
+    )
     try:
         request = OrderRequest.model_validate(raw)
     except ValidationError as exc:
-        return Parsed(None, Refusal(INVALID, _describe(exc)), order_id, str(symbol)[:32], raw)
+        return Parsed(None, Refusal(INVALID, _describe(exc)), order_id, symbol, raw)
     if request.account != account:
         refusal = Refusal(
             INVALID,

@@ -201,3 +201,15 @@ def test_closing_a_position_under_another_symbol_is_refused_naming_the_symbol_fi
     )
     r = refuse(order(action="close", position=9, order_type=None), position=pos)
     assert r is not None and "'symbol'" in r[1] and "GBPUSD" in r[1]
+
+
+@pytest.mark.parametrize("bad", ["", "EUR USD", "a>b", 42])
+def test_an_unusable_symbol_never_becomes_part_of_a_subject(bad: object) -> None:
+    p = parse(
+        json.dumps(
+            {"order_id": "o1", "account": "acc1", "symbol": bad, "order_type": "buy", "volume": 0.1}
+        ).encode(),
+        "acc1",
+        "EURUSD",
+    )
+    assert p.refusal is not None and p.symbol == "EURUSD"
