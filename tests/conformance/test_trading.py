@@ -25,7 +25,9 @@ async def test_a_market_buy_opens_a_position_with_its_deal_and_order(venue: Venu
     assert position.ticket == result.order and position.identifier == result.order
     assert position.type == mt5.POSITION_TYPE_BUY and position.magic == 4242
     assert position.reason == mt5.POSITION_REASON_EXPERT
-    assert len(position.comment) <= 16 and "python script open".startswith(position.comment)
+    assert position.comment and "python script open".startswith(position.comment)  # brokers may cut it
+    if venue.admin is not None:
+        assert position.comment == "python script op"  # the simulated servers keep 16 characters
     deals = await term.history_deals_get(ticket=result.order)  # ticket= is the ORDER ticket
     assert deals is not None and [d.ticket for d in deals] == [result.deal]
     assert deals[0].entry == mt5.DEAL_ENTRY_IN and deals[0].position_id == position.identifier
@@ -47,6 +49,8 @@ async def test_a_hedging_position_is_closed_by_ticket_partially_then_fully(
 ) -> None:
     if not venue.hedging:
         pytest.skip("hedging account needed")
+    start = await term.account_info()
+    assert start is not None
     ticket = await open_position(term, venue.symbol, mt5.ORDER_TYPE_BUY, 0.3)
     partial = await send_market(term, venue.symbol, mt5.ORDER_TYPE_SELL, 0.1, position=ticket)
     assert partial.retcode == mt5.TRADE_RETCODE_DONE
@@ -62,9 +66,8 @@ async def test_a_hedging_position_is_closed_by_ticket_partially_then_fully(
         mt5.DEAL_ENTRY_OUT,
     ]
     info = await term.account_info()
-    assert info is not None and info.balance == pytest.approx(
-        10_000 + sum(d.profit + d.commission for d in deals)
-    )
+    booked = sum(d.profit + d.commission + d.swap for d in deals)
+    assert info is not None and info.balance == pytest.approx(start.balance + booked, abs=0.01)
 
 
 async def test_an_opposite_deal_without_position_opens_a_second_position_on_hedging(
