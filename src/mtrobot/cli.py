@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,6 +254,35 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
     if report.retired_key_ids:
         where = "MTROBOT_MASTER_KEY" if settings.master_key is not None else "the key file"
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
+
+
+BENCHMARKS = {"latency", "throughput"}
+LATER_BENCHMARKS = {"stream": "the aggregator", "density": "the supervisor", "storm": "the supervisor"}
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="latency or throughput")],
+    orders: Annotated[int, typer.Option(min=1, max=100_000, help="orders to measure")] = 200,
+    warmup: Annotated[int, typer.Option(min=0, max=10_000, help="orders sent before measuring")] = 20,
+) -> None:
+    """Measure a hot path on a throw-away embedded platform; one JSON line per result on stdout."""
+    if name in LATER_BENCHMARKS:
+        typer.secho(f"error: bench {name} needs {LATER_BENCHMARKS[name]}, which is not built yet", err=True)
+        raise typer.Exit(2)
+    if name not in BENCHMARKS:
+        typer.secho(f"error: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}", err=True)
+        raise typer.Exit(2)
+    from mtrobot.bench.orders import run_order_benchmarks
+
+    configure_logging(level="WARNING", service="bench")
+
+    async def _run() -> int:
+        for result in await run_order_benchmarks([name], orders, warmup):
+            print(json.dumps(result), flush=True)
+        return 0
+
+    raise typer.Exit(run_async(_run()))
 
 
 def main() -> None:

@@ -265,3 +265,18 @@ def default_config(seed: int = 42) -> BrokerConfig:
             ),
         ),
     )
+
+
+def always_open(config: BrokerConfig) -> BrokerConfig:
+    """``config`` with every symbol trading seven days a week and no daily break: for drills, benchmarks and
+    tests of the order path that must not depend on the day or the hour they run at."""
+    servers = tuple(
+        server.model_copy(
+            update={
+                "maintenance_minutes": 0,
+                "symbols": tuple(s.model_copy(update={"weekend_trading": True}) for s in server.symbols),
+            }
+        )
+        for server in config.servers
+    )
+    return config.model_copy(update={"servers": servers})

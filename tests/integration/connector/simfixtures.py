@@ -38,19 +38,9 @@ class SimBrokerProcess:
 def always_open_config(path: Path) -> Path:
     """The built-in broker, but every symbol trades at weekends and there is no daily break: the tests of the
     order path must not depend on the day or the hour they run at (maintenance is injected where tested)."""
-    from mtrobot.sim.config import default_config
+    from mtrobot.sim.config import always_open, default_config
 
-    config = default_config(42)
-    servers = tuple(
-        server.model_copy(
-            update={
-                "maintenance_minutes": 0,
-                "symbols": tuple(s.model_copy(update={"weekend_trading": True}) for s in server.symbols),
-            }
-        )
-        for server in config.servers
-    )
-    path.write_text(config.model_copy(update={"servers": servers}).model_dump_json())
+    path.write_text(always_open(default_config(42)).model_dump_json())
     return path
 
 
