@@ -4,6 +4,9 @@ The suite talks to the :class:`~mtrobot.broker.terminal.Terminal` interface only
 admin channel (the simulator's back office): tests that need one to set prices or inject faults skip
 without it, so the same suite runs unchanged against a real terminal.
 
+Against a real terminal use a demo account with no open positions or pending orders: the trading tests
+open and close minimum positions and count what they find.
+
 To add a backend, register an async context manager factory in :data:`VENUES` under the backend id and
 list the id in ``MTROBOT_CONFORMANCE_BACKENDS`` (comma-separated; default :data:`DEFAULT_BACKENDS`).
 """

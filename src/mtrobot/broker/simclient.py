@@ -32,7 +32,7 @@ from mtrobot.broker.structures import (
     TradeOrder,
     TradePosition,
 )
-from mtrobot.broker.terminal import DateLike, RatesArray, TicksArray, TradeRequestDict
+from mtrobot.broker.terminal import DateLike, RatesArray, Terminal, TicksArray, TradeRequestDict
 
 NO_IPC = (mt5.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
 RECV_FAILED = (mt5.RES_E_INTERNAL_FAIL_RECEIVE, "IPC recv failed")
@@ -408,3 +408,8 @@ def open_sim_terminal(host: str = "127.0.0.1", port: int = 0, **options: Any) ->
     if not port:
         raise ValueError("port: the simbroker's port is required")
     return SimTerminal(lambda: TcpTransport(host, port), **options)
+
+
+def _conforms(terminal: SimTerminal) -> Terminal:
+    """Never called: lets mypy prove that SimTerminal has the Terminal interface, signature for signature."""
+    return terminal

@@ -9,6 +9,7 @@ from typing import Any
 
 from mtrobot.broker import constants as mt5
 from mtrobot.core.errors import ConfigError
+from mtrobot.logging import get_logger
 from mtrobot.sim.clock import Clock, RealClock, VirtualClock
 from mtrobot.sim.config import BrokerConfig, default_config
 from mtrobot.sim.desk import Desk
@@ -25,6 +26,7 @@ _SYMBOL_FIELDS = frozenset(
         "filling_mode",
         "expiration_mode",
         "order_mode",
+        "order_gtc_mode",
         "volume_min",
         "volume_max",
         "volume_step",
@@ -53,6 +55,18 @@ _SERVER_FIELDS = frozenset(
         "strict_comments",
     }
 )
+
+
+log = get_logger(__name__)
+
+_QUIET = frozenset({"info", "server_time", "account_state"})
+_LOGGED = frozenset(
+    {"server", "login", "symbol", "n", "ms", "seconds", "retcode", "mode", "execute", "frozen", "off"}
+)
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 64)
 
 
 def _is_int(value: Any) -> bool:
@@ -360,4 +374,8 @@ class AdminApi:
     def call(self, op: str, kwargs: dict[str, Any]) -> Any:
         if op not in self.OPERATIONS:
             raise ConfigError(f"op: unknown admin operation {op!r}")
+        if op not in _QUIET:  # an operator can see who changed what; never a password
+            log.info(
+                "simbroker admin", op=op, **{k: v for k, v in kwargs.items() if k in _LOGGED and _plain(v)}
+            )
         return getattr(self, op)(**kwargs)

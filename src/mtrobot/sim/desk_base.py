@@ -98,9 +98,12 @@ class DeskBase:
             if exposure + volume > spec.volume_limit + VOLUME_EPS:
                 raise Refuse(mt5.TRADE_RETCODE_LIMIT_VOLUME)
 
-    def _expiration(self, type_time: int, expiration: int) -> int:
+    def _expiration(self, type_time: int, expiration: int, spec: SymbolSpec) -> int:
+        """``time_expiration`` of a pending order (0 = none); on symbols whose GTC orders only live for the
+        day (order_gtc_mode 1 and 2) a GTC order also ends with the day."""
         now = self.server.now_ms()
-        if type_time == mt5.ORDER_TIME_DAY:
+        daily_gtc = type_time == mt5.ORDER_TIME_GTC and spec.order_gtc_mode != mt5.SYMBOL_ORDERS_GTC
+        if type_time == mt5.ORDER_TIME_DAY or daily_gtc:
             return self.server.schedule.trading_day_end(now) // 1000
         if type_time == mt5.ORDER_TIME_SPECIFIED:
             return expiration

@@ -54,7 +54,7 @@ class OrderActions(DeskBase):
             price_current=tick.ask if req.type in BUY_TYPES else tick.bid,
             type_time=req.type_time,
             type_filling=req.type_filling,
-            time_expiration=self._expiration(req.type_time, req.expiration),
+            time_expiration=self._expiration(req.type_time, req.expiration, spec),
         )
         account.orders[order.ticket] = order
         code = mt5.TRADE_RETCODE_DONE
@@ -112,7 +112,7 @@ class OrderActions(DeskBase):
     def _check_modify(self, account: Account, req: TradeRequest) -> Order:
         order, spec, tick = self._order_for_change(account, req)
         stoplimit = req.stoplimit if order.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT else order.price_stoplimit
-        expiration = self._expiration(req.type_time, req.expiration)
+        expiration = self._expiration(req.type_time, req.expiration, spec)
         same = (req.price, req.sl, req.tp, stoplimit, req.type_time, expiration) == (
             order.price_open,
             order.sl,
@@ -136,7 +136,7 @@ class OrderActions(DeskBase):
         if order.type >= mt5.ORDER_TYPE_BUY_STOP_LIMIT:
             order.price_stoplimit = req.stoplimit
         order.type_time = req.type_time
-        order.time_expiration = self._expiration(req.type_time, req.expiration)
+        order.time_expiration = self._expiration(req.type_time, req.expiration, self._spec(order.symbol))
         return Outcome(mt5.TRADE_RETCODE_DONE, comment=retcode_comment(mt5.TRADE_RETCODE_DONE))
 
     def _remove(self, account: Account, req: TradeRequest) -> Outcome:

@@ -105,7 +105,8 @@ class TradeServer:
         self.charge_swaps(now)
 
     def charge_swaps(self, now_ms: int) -> None:
-        """Daily rollover at 00:00 server time: swap in points on every position, triple on Wednesday."""
+        """Daily rollover at 00:00 server time: swap in points on every position, triple on Wednesday;
+        SL/TP end with the day on symbols whose order_gtc_mode is SYMBOL_ORDERS_DAILY."""
         while self._swap_day + DAY_MS <= now_ms:
             closing_day = self._swap_day
             self._swap_day += DAY_MS
@@ -113,6 +114,8 @@ class TradeServer:
             for account in self.accounts.values():
                 for position in account.positions.values():
                     spec = self.specs[position.symbol]
+                    if spec.order_gtc_mode == mt5.SYMBOL_ORDERS_DAILY:  # SL/TP live for the day only
+                        position.sl = position.tp = 0.0
                     if day in (0, 6) and not spec.weekend_trading:
                         continue
                     points = spec.swap_long if position.is_buy else spec.swap_short

@@ -143,3 +143,22 @@ async def test_the_harness_gives_a_ready_broker_over_either_link(tcp: bool) -> N
         assert sim.backend == ("sim" if tcp else "sim-inprocess")
         assert (await term.account_info()).login == login  # type: ignore[union-attr]
         await term.shutdown()
+
+
+async def test_admin_operations_are_logged_without_secrets() -> None:
+    from structlog.testing import capture_logs
+
+    from mtrobot.sim.admin import LocalAdmin
+    from mtrobot.sim.broker import SimBroker
+
+    admin = LocalAdmin(SimBroker())
+    with capture_logs() as entries:
+        await admin.create_account(
+            server="MTRobot-Demo", password="Secret-master-9", investor_password="Secret-inv-9"
+        )
+        await admin.reject_next(server="MTRobot-Demo", n=2, retcode=10012)
+    assert [e.get("op") for e in entries if e["event"] == "simbroker admin"] == [
+        "create_account",
+        "reject_next",
+    ]
+    assert "Secret" not in repr(entries)
