@@ -39,7 +39,7 @@ class Found:
 
 
 def _tagged(comment: str, tag: str) -> bool:
-    # Exact only: "m:abc" is a prefix of "m:abcdef", so a prefix match could claim another order's deal.
+    # Exact only: "m-abc" is a prefix of "m-abcdef", so a prefix match could claim another order's deal.
     return comment == tag
 
 

@@ -43,14 +43,16 @@ def is_order_id(value: str) -> bool:
 def comment_tag(account: str, order_id: str) -> str:
     """The short, broker-safe tag written into the MT5 comment for ``order_id``.
 
-    An order id of up to 14 characters travels verbatim behind ``m:`` so a human reading the terminal sees
-    it; a longer one becomes ``h:`` plus 14 hex characters of a hash bound to the account, which the
-    connector can recompute when it searches the broker for an order after an ambiguous outcome.
+    An order id of up to 14 characters travels verbatim behind ``m-`` so a human reading the terminal sees
+    it; a longer one becomes ``h-`` plus 14 hex characters of a hash bound to the account, which the
+    connector can recompute when it searches the broker for an order after an ambiguous outcome. Only
+    letters, digits, ``_`` and ``-`` appear: some terminal builds refuse punctuation such as ``:`` in a
+    comment (MT5 reference 6.8).
     """
     if len(order_id) <= COMMENT_TAG_LENGTH - 2:
-        return f"m:{order_id}"
+        return f"m-{order_id}"
     digest = hashlib.blake2b(f"{account}/{order_id}".encode(), digest_size=7).hexdigest()
-    return f"h:{digest}"
+    return f"h-{digest}"
 
 
 def magic_number(account: str, robot: str | None) -> int:

@@ -95,7 +95,8 @@ class ServerConfig(Frozen):
     slippage_points: int = Field(default=0, ge=0, description="max adverse slippage under market execution")
     comment_length: int = Field(default=16, ge=0, le=31, description="characters the server keeps")
     strict_comments: bool = Field(
-        default=False,
+        # Strict by default: code proven here must pass the strictest terminal builds too.
+        default=True,
         description="refuse comments with characters other than letters, digits, space, _ and -",
     )
     stops_strict: bool = Field(default=True, description="stops level compared with > rather than >=")

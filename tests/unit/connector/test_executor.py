@@ -129,7 +129,7 @@ async def test_an_order_crashed_after_its_intent_is_looked_up_not_resent(tmp_pat
         "EURUSD",
         {"order_id": "o9", "account": "acc1", "symbol": "EURUSD", "order_type": "buy", "volume": 0.1},
         1,
-        "m:o9",
+        "m-o9",
         77,
     )
     rig.journal.transition("o9", S.VALIDATED)

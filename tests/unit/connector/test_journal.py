@@ -44,8 +44,8 @@ def _fill(deal: int, volume: float = 0.1) -> Fill:
 
 def test_a_new_order_is_admitted_once_and_a_second_admission_returns_the_existing_row(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    first = j.admit("o1", "EURUSD", {"x": 1}, 5, "m:o1", 42)
-    second = j.admit("o1", "EURUSD", {"x": 2}, 6, "m:o1", 42)
+    first = j.admit("o1", "EURUSD", {"x": 1}, 5, "m-o1", 42)
+    second = j.admit("o1", "EURUSD", {"x": 2}, 6, "m-o1", 42)
     assert first.new and not second.new
     assert second.entry.stream_seq == 5 and second.entry.request == {"x": 1}
     updates = [json.loads(o.payload)["state"] for o in j.outbox() if o.kind == "update"]
@@ -54,7 +54,7 @@ def test_a_new_order_is_admitted_once_and_a_second_admission_returns_the_existin
 
 def test_the_intent_to_send_is_durable_before_the_broker_is_called(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     j.transition("o1", S.VALIDATED)
     j.begin_attempt("o1")
     j.close()
@@ -65,7 +65,7 @@ def test_the_intent_to_send_is_durable_before_the_broker_is_called(tmp_path: Pat
 
 def test_transitions_follow_the_lifecycle_table_and_refuse_illegal_ones(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     with pytest.raises(IllegalTransition):
         j.transition("o1", S.FILLED)
     assert j.get("o1").state is S.RECEIVED  # type: ignore[union-attr]
@@ -73,7 +73,7 @@ def test_transitions_follow_the_lifecycle_table_and_refuse_illegal_ones(tmp_path
 
 def test_fills_are_recorded_once_per_deal_and_published_once(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     j.transition("o1", S.VALIDATED)
     j.begin_attempt("o1")
     j.transition("o1", S.PARTIALLY_FILLED, fills=[_fill(100)])
@@ -86,7 +86,7 @@ def test_fills_are_recorded_once_per_deal_and_published_once(tmp_path: Path) -> 
 
 def test_repeating_a_step_after_a_crash_changes_nothing_and_publishes_nothing(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     j.transition("o1", S.VALIDATED)
     before = len(j.outbox())
     j.transition("o1", S.VALIDATED)
@@ -95,7 +95,7 @@ def test_repeating_a_step_after_a_crash_changes_nothing_and_publishes_nothing(tm
 
 def test_a_duplicate_only_publishes_an_order_update_duplicate(tmp_path: Path) -> None:
     j = _journal(tmp_path)
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     j.remove_outbox(o.id for o in j.outbox())
     j.record_duplicate("o1", "EURUSD")
     [out] = j.outbox()
@@ -106,7 +106,7 @@ def test_a_duplicate_only_publishes_an_order_update_duplicate(tmp_path: Path) ->
 def test_open_entries_list_every_order_not_yet_terminal(tmp_path: Path) -> None:
     j = _journal(tmp_path)
     for oid in ("a", "b", "c"):
-        j.admit(oid, "EURUSD", {}, None, f"m:{oid}", 1)
+        j.admit(oid, "EURUSD", {}, None, f"m-{oid}", 1)
     j.transition("a", S.REJECTED)
     j.transition("b", S.VALIDATED)
     assert [e.order_id for e in j.open_entries()] == ["b", "c"]
@@ -114,7 +114,7 @@ def test_open_entries_list_every_order_not_yet_terminal(tmp_path: Path) -> None:
 
 def _write_then_die(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     j = Journal(Path(path), "acc1")
-    j.admit("o1", "EURUSD", {}, 1, "m:o1", 42)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
     j.transition("o1", S.VALIDATED)
     j.begin_attempt("o1")
     ready.set()
