@@ -51,6 +51,7 @@ class AuditTrail:
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
         self.recorded = 0
+        self._stopping = False
 
     def record(
         self,
@@ -97,11 +98,14 @@ class AuditTrail:
         deadline = loop.time() + drain_timeout
         while loop.time() < deadline and any(self.backlog().values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stopping = True
+        pending = {t for t in self._tasks if not t.done()}
+        for _ in range(20):  # a cancellation lost in a wait_for race is simply repeated
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=0.5)
         self._tasks.clear()
         self.spool.close()
 
@@ -112,7 +116,7 @@ class AuditTrail:
         send = self._sinks[name]
         backoff = Backoff(0.2, 10.0)
         failures = 0
-        while True:
+        while not self._stopping:
             items = await asyncio.to_thread(self.spool.read, name, 256)
             if not items:
                 self._wake[name].clear()

@@ -13,6 +13,8 @@ import contextlib
 import fcntl
 import os
 import random
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +45,26 @@ from .reconcile import Reconciler
 from .session import CredentialsRefresh, Session, TerminalFactory
 
 log = get_logger(__name__)
+
+
+REPLAY_WINDOW_S = 5.0
+"""After a NATS reconnect, events published this long before the disconnect go out again."""
+REPLAY_DELAY_S = 1.0
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed a cancellation."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = {t for t in tasks if not t.done()}
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a crashed task was already logged by its supervisor
+    if pending:
+        log.error("connector tasks did not stop", tasks=[t.get_name() for t in pending])
 
 
 def durable_name(account: str) -> str:
@@ -119,6 +141,9 @@ class Connector:
         self._flush_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_wake = asyncio.Event()
+        self._recent: deque[tuple[float, str, bytes]] = deque(maxlen=2048)
+        self._stopping = False
+        self._disconnected_at: float | None = None
         self._own_nc = False
         self._hub: Any = None
         self.metrics = ConnectorMetrics(account)
@@ -144,7 +169,7 @@ class Connector:
         else:
             if not self.nats_url:
                 raise FatalError("no NATS URL: set MTROBOT_NATS_URL or start `mtrobot up` first")
-            self.nc = await connect(self.nats_url, f"connector-{self.account}")
+            self.nc = await connect(self.nats_url, f"connector-{self.account}", on_state=self._on_nats_state)
             self._own_nc = True
         self.js = self.nc.jetstream(timeout=5)
         await self._ensure_streams()
@@ -193,11 +218,8 @@ class Connector:
             await provision(self.js)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping = True  # loops also end by themselves: a cancellation lost in a race cannot hang us
+        await cancel_all(self._tasks)
         self._tasks.clear()
         if hasattr(self, "session"):
             await self.session.stop()
@@ -299,13 +321,36 @@ class Connector:
                 await self.nc.publish(item.subject, item.payload)
                 done.append(item.id)
             await self.nc.flush(timeout=5)
+            now = time.monotonic()
+            self._recent.extend((now, item.subject, item.payload) for item in items)
             self._failpoints.hit("after_publish")
             await asyncio.to_thread(self.journal.remove_outbox, done)
             sent += len(done)
         return sent
 
+    async def _on_nats_state(self, state: str) -> None:
+        """Events the server took just before it went away may never have reached the subscribers (core NATS
+        keeps nothing): after a reconnect, publish the last few seconds' events again (at least once)."""
+        if state == "disconnected":
+            self._disconnected_at = time.monotonic()
+        elif state == "reconnected" and self.nc is not None:
+            self._spawn(self._replay_recent(), "replay-recent")
+
+    async def _replay_recent(self) -> None:
+        await asyncio.sleep(REPLAY_DELAY_S)  # let the subscribers re-subscribe on the restarted server first
+        if self.nc is not None and self.nc.is_connected:
+            since = (self._disconnected_at or time.monotonic()) - REPLAY_WINDOW_S
+            replay = [(subject, payload) for stamp, subject, payload in self._recent if stamp >= since]
+            with contextlib.suppress(Exception):
+                for subject, payload in replay:
+                    await self.nc.publish(subject, payload)
+            log.info(
+                "nats reconnected: recent events published again", account=self.account, count=len(replay)
+            )
+            self._outbox_wake.set()
+
     async def _outbox_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
             self._outbox_wake.clear()
@@ -350,7 +395,7 @@ class Connector:
     async def _intake_loop(self) -> None:
         await self._recover()
         sub = None
-        while True:
+        while not self._stopping:
             try:
                 if sub is None:
                     sub = await self._subscribe()
@@ -417,7 +462,7 @@ class Connector:
             self._outbox_wake.set()
 
     async def _watch_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.options.current.pending_poll_s)
             if self.session.ready:
                 try:
@@ -427,7 +472,7 @@ class Connector:
                 self._outbox_wake.set()
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.options.current.sync_interval_s)
             if self.session.ready:
                 await self._reconcile("interval")

@@ -75,7 +75,11 @@ async def test_nats_restarted_mid_stream_loses_no_order_and_duplicates_none(
         await nats.start()
         for oid in ids[10:]:
             await js.publish(subjects.orders_submitted(account, "EURUSD"), body(oid))
-        assert await out.until(lambda g: finished(g) >= set(ids), 60), set(ids) - finished(out.got)
+        if not await out.until(lambda g: finished(g) >= set(ids), 60):
+            missing = set(ids) - finished(out.got)
+            journal = connector.journal
+            states = {o: journal.get(o).state.value if journal and journal.get(o) else None for o in missing}
+            raise AssertionError(f"no terminal OrderUpdate on the bus for {states} (journal states)")
     finally:
         await connector.stop()
         await nc.close()
