@@ -167,10 +167,6 @@ def connector(
     health_port: Annotated[int, typer.Option(help="port of /healthz, /readyz, /metrics; 0 = free")] = 8014,
     login: Annotated[int | None, typer.Option(help="MT5 login (else from the hub's connector.ID)")] = None,
     server: Annotated[str | None, typer.Option(help="MT5 server (else from the hub's connector.ID)")] = None,
-    credentials_from: Annotated[
-        str,
-        typer.Option("--credentials", help="stdin (JSON line, or MT5_PASSWORD) or vault (the account's row)"),
-    ] = "stdin",
 ) -> None:
     """Run the MT5 connector of one account. The password comes as one JSON line on stdin
     ({"password": "..."}), from MT5_PASSWORD stand-alone, or from the vault; never as an argument."""
@@ -179,9 +175,7 @@ def connector(
     settings = load_settings(data_dir)
     configure_logging(stream=sys.stderr, service=f"connector-{account}")
     try:
-        if credentials_from not in ("stdin", "vault"):
-            raise MtrobotError("--credentials must be 'stdin' or 'vault'")
-        credentials = {"source": "vault"} if credentials_from == "vault" else read_credentials()
+        credentials = read_credentials()
     except MtrobotError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

@@ -14,14 +14,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.server import EmbeddedNats, free_port
-from mtrobot.core.errors import FatalError
+from mtrobot.core.errors import FatalError, MtrobotError
 from mtrobot.logging import get_logger
 from mtrobot.proc import die_with_parent
 from mtrobot.settings import Settings
@@ -29,6 +29,8 @@ from mtrobot.settings import Settings
 log = get_logger(__name__)
 
 RESTART_BACKOFF_CAP_S = 30.0
+SECRET_ENV = frozenset({"MTROBOT_MASTER_KEY", "MT5_PASSWORD"})
+"""Never inherited by a child, except ``MTROBOT_MASTER_KEY`` by a part that declares it needs it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Part:
     label: str = ""
     stdin: bytes | None = None
     """Written to the child's standard input, then closed: how secrets reach a child (never argv/env)."""
+    stdin_source: Callable[[], Awaitable[bytes]] | None = None
+    """Like ``stdin``, but computed at each (re)start, e.g. a fresh credentials hand-off."""
+    master_key: bool = False
+    """Only parts that seal, open or rotate credentials see ``MTROBOT_MASTER_KEY`` in their environment."""
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -72,13 +78,20 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
 
 
 def connector_parts(settings: Settings, options: UpOptions) -> list[Part]:
-    """The demo account's MT5 connector. It opens the demo password from the vault in its own process once
-    the web part has created the demo account at the simulator (nothing secret in argv or env)."""
+    """The demo account's MT5 connector. Once the web part has stored the demo account, the launcher hands
+    the connector its sealed password and data key on stdin; only the connector opens it (nothing secret in
+    argv or env, and no master key in the agent)."""
+    from mtrobot.supervisor.handoff import credentials_handoff
+
     if not options.demo:
         return []
-    args = ("--account", "demo", "--credentials", "vault", "--health-port", "0")
+
+    async def handoff() -> bytes:
+        return await credentials_handoff(settings, "demo")
+
+    args = ("--account", "demo", "--health-port", "0")
     where = f"account demo (health port in {settings.run_dir / 'connector-demo.json'})"
-    return [Part("connector", args, where=where, label="connector-demo")]
+    return [Part("connector", args, where=where, label="connector-demo", stdin_source=handoff)]
 
 
 def web_part(settings: Settings, options: UpOptions) -> Part:
@@ -94,7 +107,7 @@ def web_part(settings: Settings, options: UpOptions) -> Part:
         login = demo_login(settings)
         where += f"  (demo login: {login.email} / {login.password})"
         args += ("--demo",)
-    return Part("web", args, where=where, label="web")
+    return Part("web", args, where=where, label="web", master_key=True)
 
 
 class DataDirLock:
@@ -149,7 +162,11 @@ class Launcher:
             try:
                 url = await self._start_bus()
                 for part in self._parts_factory(self.settings, self.options, url):
-                    self._running.append(RunningPart(part, await self._spawn(part, url)))
+                    try:
+                        self._running.append(RunningPart(part, await self._spawn(part, url)))
+                    except MtrobotError as exc:
+                        log.error("part not started", part=part.label or part.name, error=str(exc))
+                        self._echo(f"  {part.label or part.name}: NOT STARTED: {exc}")
                 self._report(url)
                 self._watchers = [
                     asyncio.create_task(self._watch(rp, url), name=f"watch-{rp.part.name}")
@@ -177,23 +194,26 @@ class Launcher:
         log.info("bus ready", url=url, provisioned=provisioned, embedded=self._nats is not None)
         return url
 
-    def _child_env(self, url: str) -> dict[str, str]:
-        env = dict(os.environ)
+    def child_env(self, url: str, part: Part) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        if part.master_key and "MTROBOT_MASTER_KEY" in os.environ:
+            env["MTROBOT_MASTER_KEY"] = os.environ["MTROBOT_MASTER_KEY"]
         env.update(MTROBOT_NATS_URL=url, MTROBOT_DATA_DIR=str(self.settings.data_dir))
-        return env
+        return env | dict(part.env)
 
     async def _spawn(self, part: Part, url: str) -> asyncio.subprocess.Process:
         logfile = self.settings.data_dir / "logs" / f"{part.label or part.name}.log"
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        env = self._child_env(url) | dict(part.env)
-        stdin = subprocess.PIPE if part.stdin is not None else subprocess.DEVNULL
+        env = self.child_env(url, part)
+        data = part.stdin if part.stdin_source is None else await part.stdin_source()
+        stdin = subprocess.PIPE if data is not None else subprocess.DEVNULL
         with open(logfile, "ab") as out:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "mtrobot", part.name, *part.args,
                 stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
             )  # fmt: skip
-        if part.stdin is not None and process.stdin is not None:
-            process.stdin.write(part.stdin)
+        if data is not None and process.stdin is not None:
+            process.stdin.write(data)
             await process.stdin.drain()
             process.stdin.close()
         return process
@@ -202,15 +222,23 @@ class Launcher:
         """Restart a part that dies on its own, with capped exponential backoff."""
         while not self._stopping.is_set():
             code = await rp.process.wait()
-            if self._stopping.is_set():
-                return
-            rp.restarts += 1
-            delay = min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(rp.restarts, 10))
-            log.error("part exited, restarting", part=rp.part.label or rp.part.name, code=code, in_s=delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            if not self._stopping.is_set():
-                rp.process = await self._spawn(rp.part, url)
+            while not self._stopping.is_set():
+                rp.restarts += 1
+                delay = min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(rp.restarts, 10))
+                log.error(
+                    "part exited, restarting", part=rp.part.label or rp.part.name, code=code, in_s=delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    return
+                try:
+                    rp.process = await self._spawn(rp.part, url)
+                    break
+                except MtrobotError as exc:
+                    log.error(
+                        "part could not be restarted", part=rp.part.label or rp.part.name, error=str(exc)
+                    )
 
     async def _stop_all(self, grace: float = 10.0) -> None:
         self._stopping.set()

@@ -23,7 +23,7 @@ from mtrobot.core.errors import ConfigError
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
-from .credentials import Credentials, vault_credentials
+from .credentials import EXIT_REHANDOFF, Credentials, open_handoff
 from .options import ConnectorOptions
 from .service import Connector, ConnectorParts
 
@@ -31,7 +31,8 @@ log = get_logger(__name__)
 
 
 def read_credentials(stream: TextIO | None = None) -> dict[str, Any]:
-    """Credentials from one JSON line on stdin (when stdin is not a terminal), else ``MT5_PASSWORD``."""
+    """Credentials from one JSON line on stdin (when stdin is not a terminal): ``{"password": ...}`` or a
+    supervisor's ``{"handoff": ...}``; else ``MT5_PASSWORD``."""
     stream = stream or sys.stdin
     if stream is not None and not stream.isatty():
         line = stream.readline().strip()
@@ -42,8 +43,10 @@ def read_credentials(stream: TextIO | None = None) -> dict[str, Any]:
                 raise ConfigError(
                     'credentials on stdin must be one JSON line such as {"password": ...}'
                 ) from None
+            if isinstance(data, dict) and isinstance(data.get("handoff"), dict):
+                return data
             if not isinstance(data, dict) or not isinstance(data.get("password"), str):
-                raise ConfigError("credentials on stdin need a string field 'password'")
+                raise ConfigError("credentials on stdin need a string field 'password' (or a 'handoff')")
             return data
     password = os.environ.pop("MT5_PASSWORD", None)  # do not pass it on to any child
     if password:
@@ -136,8 +139,10 @@ async def run_standalone(
 
     settings.ensure_dirs()
     refresh = None
-    if credentials.get("source") == "vault":
-        creds = await vault_credentials(settings, account)
+    exit_code = 0
+    stopping = asyncio.Event()
+    if "handoff" in credentials:
+        creds = open_handoff(account, credentials)
         await publish_connection(settings, account, backend, creds)
         credentials = {
             "password": creds.password.get_secret_value(),
@@ -146,7 +151,14 @@ async def run_standalone(
         }
 
         async def refresh() -> Credentials:
-            return await vault_credentials(settings, account, wait_s=5.0)
+            # Refused: the stored password may have been replaced. Only the supervisor can read it again.
+            nonlocal exit_code
+            log.warning(
+                "broker refused the handed-off password; asking for a fresh hand-off", account=account
+            )
+            exit_code = EXIT_REHANDOFF
+            stopping.set()
+            return creds
 
     opts = options or ConnectorOptions()
     opts = opts.with_changes(
@@ -165,7 +177,6 @@ async def run_standalone(
         refresh=refresh,
     )
     parts.terminal_factory = terminal_factory(backend, settings, lambda: connector.options.current)
-    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
@@ -182,4 +193,4 @@ async def run_standalone(
         await connector.stop()
         if parts.executions is not None:
             parts.executions.close()
-    return 0
+    return exit_code

@@ -1,0 +1,58 @@
+"""Handing an agent its broker credentials without the supervisor ever seeing the password.
+
+The supervisor holds the master key; the agent must not (with it, one compromised agent could open every
+account's password). So the supervisor unwraps only the account's data key and sends it with the sealed
+record on the agent's standard input; the agent opens the record itself, bound to its own account id
+(DESIGN.md section 4: plaintext exists only in that account's agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from mtrobot.core.errors import ConfigError
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+
+log = get_logger(__name__)
+
+
+def _read_handoff(settings: Settings, account: str) -> dict[str, Any] | None:
+    from mtrobot.storage import accounts as account_repo
+    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.vault import SealedSecret, Vault, load_keyring
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_factory(engine)() as db:
+            row = account_repo.account_by_id(db, account)
+            if row is None:
+                return None
+            cols = account_repo.sealed_of(row)
+            server, login = str(row.server), int(row.login)
+        record = SealedSecret(cols.key_id, cols.wrapped_key, cols.nonce, cols.ciphertext)
+        data_key = Vault(load_keyring(settings, create=False)).unwrap_data_key(record)
+    except Exception as exc:  # no database, table, row or key yet: not ready
+        log.info("account credentials not readable yet", account=account, error=type(exc).__name__)
+        return None
+    finally:
+        engine.dispose()
+    return {
+        "handoff": {"record": record.to_dict(), "data_key": base64.b64encode(data_key).decode()},
+        "login": login,
+        "server": server,
+    }
+
+
+async def credentials_handoff(settings: Settings, account: str, wait_s: float = 180.0) -> bytes:
+    """One JSON line for the agent's stdin; waits up to ``wait_s`` for the account to be stored."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while (found := await asyncio.to_thread(_read_handoff, settings, account)) is None:
+        if loop.time() > deadline:
+            raise ConfigError(f"account {account!r} has no stored credentials after {wait_s:.0f} s")
+        await asyncio.sleep(0.5)
+    return json.dumps(found).encode() + b"\n"
