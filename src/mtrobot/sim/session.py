@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.retcodes import retcode_comment
 from mtrobot.broker.structures import OrderSendResult, TradeRequest
+from mtrobot.broker.terminal import TERMINAL_FUNCTIONS
 from mtrobot.sim import history, series, views
 from mtrobot.sim.args import (
     InvalidArgument,
@@ -412,36 +413,8 @@ class _NoSession(Exception):
     pass
 
 
-_OPS = (
-    "initialize",
-    "login",
-    "shutdown",
-    "version",
-    "account_info",
-    "terminal_info",
-    "symbols_total",
-    "symbols_get",
-    "symbol_info",
-    "symbol_info_tick",
-    "symbol_select",
-    "orders_total",
-    "orders_get",
-    "positions_total",
-    "positions_get",
-    "history_orders_total",
-    "history_orders_get",
-    "history_deals_total",
-    "history_deals_get",
-    "order_calc_margin",
-    "order_calc_profit",
-    "order_check",
-    "order_send",
-    "copy_rates_from",
-    "copy_rates_from_pos",
-    "copy_rates_range",
-    "copy_ticks_from",
-    "copy_ticks_range",
-)
+# Every interface function but last_error, which the client answers from the last reply it got.
+_OPS = tuple(name for name in TERMINAL_FUNCTIONS if name != "last_error")
 
 _BOOL_OPS = frozenset({"initialize", "login", "symbol_select"})
 _INT_OPS = frozenset(
