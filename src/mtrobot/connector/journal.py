@@ -168,12 +168,16 @@ class Journal:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def _row(self, order_id: str) -> Any:
+        """The order's row, or None; callers hold ``self._lock`` (and a transaction when they write)."""
+        return self._db.execute(
+            f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
+            (order_id,),
+        ).fetchone()
+
     def get(self, order_id: str) -> JournalEntry | None:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
-                (order_id,),
-            ).fetchone()
+            row = self._row(order_id)
         return _entry(row) if row else None
 
     def open_entries(self) -> list[JournalEntry]:
@@ -239,10 +243,7 @@ class Journal:
         created = min(now, published_at) if published_at else now
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
-                (order_id,),
-            ).fetchone()
+            row = self._row(order_id)
             if row:
                 return Admission(_entry(row), new=False)
             self._db.execute(
@@ -263,10 +264,7 @@ class Journal:
             events = _Events()
             events.add("update", *self._update(order_id, symbol, OrderState.RECEIVED, None, 0.0))
             self._write_events(events)
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
-                (order_id,),
-            ).fetchone()
+            row = self._row(order_id)
         return Admission(_entry(row), new=True)
 
     def record_duplicate(self, order_id: str, symbol: str) -> None:
@@ -302,10 +300,7 @@ class Journal:
         now = time.time()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
-                (order_id,),
-            ).fetchone()
+            row = self._row(order_id)
             if row is None:
                 raise KeyError(order_id)
             entry = _entry(row)
@@ -340,10 +335,7 @@ class Journal:
                     "update", *self._update(order_id, entry.symbol, state, ticket or entry.ticket, filled)
                 )
             self._write_events(events)
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?",  # noqa: S608
-                (order_id,),
-            ).fetchone()
+            row = self._row(order_id)
         return _entry(row)
 
     def add_fills(self, order_id: str, fills: Iterable[Fill]) -> list[Fill]:
