@@ -8,6 +8,7 @@ import pytest
 
 from mtrobot.bus.server import free_port
 from mtrobot.status import collect_status
+from tests.contracts import PROVISIONED_ON_THE_BUS
 from tests.e2e.proc_tools import alive, descendants, mtrobot_command, start_up, wait_until
 
 
@@ -25,13 +26,7 @@ def test_up_provisions_the_bus_and_a_signal_leaves_no_child_behind(data_dir, sig
     try:
         url = _wait_ready(data_dir, proc)
         names = {name for _, name, n, _ in asyncio.run(collect_status(url, 3)) if n >= 0}
-        assert names == {
-            "ORDERS",
-            "BROKER_COMMUNICATION_LOG",
-            "account_snapshots",
-            "central_hub",
-            "service_registry",
-        }
+        assert names == PROVISIONED_ON_THE_BUS
         children = descendants(proc.pid)
         assert children, "mtrobot up should have started nats-server at least"
         proc.send_signal(sig)

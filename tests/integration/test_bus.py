@@ -5,6 +5,7 @@ import pytest
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import BUCKETS, STREAMS, connect, provision
 from mtrobot.status import collect_status
+from tests.contracts import PROVISIONED_ON_THE_BUS
 
 
 async def test_provisioning_creates_every_stream_and_bucket_and_is_idempotent(nc) -> None:
@@ -25,13 +26,7 @@ async def test_provisioning_creates_every_stream_and_bucket_and_is_idempotent(nc
 async def test_status_reports_every_contract_name(nats_url: str) -> None:
     rows = await collect_status(nats_url, 3)
     names = {name for _, name, messages, _ in rows if messages >= 0}
-    assert names == {
-        "ORDERS",
-        "BROKER_COMMUNICATION_LOG",
-        "account_snapshots",
-        "central_hub",
-        "service_registry",
-    }
+    assert names == PROVISIONED_ON_THE_BUS
 
 
 async def test_an_order_request_lands_in_the_orders_stream(nc) -> None:
