@@ -12,8 +12,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +21,12 @@ from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError, MtrobotError
 from mtrobot.logging import get_logger
-from mtrobot.proc import die_with_parent
+from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
 from mtrobot.settings import Settings
 
 log = get_logger(__name__)
 
 RESTART_BACKOFF_CAP_S = 30.0
-SECRET_ENV = frozenset({"MTROBOT_MASTER_KEY", "MT5_PASSWORD"})
-"""Never inherited by a child, except ``MTROBOT_MASTER_KEY`` by a part that declares it needs it."""
 
 
 @dataclass(frozen=True)
@@ -195,28 +191,19 @@ class Launcher:
         return url
 
     def child_env(self, url: str, part: Part) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        env = inherited_env()  # MTROBOT_MASTER_KEY is added back only for a part that declares it needs it
         if part.master_key and "MTROBOT_MASTER_KEY" in os.environ:
             env["MTROBOT_MASTER_KEY"] = os.environ["MTROBOT_MASTER_KEY"]
         env.update(MTROBOT_NATS_URL=url, MTROBOT_DATA_DIR=str(self.settings.data_dir))
         return env | dict(part.env)
 
     async def _spawn(self, part: Part, url: str) -> asyncio.subprocess.Process:
-        logfile = self.settings.data_dir / "logs" / f"{part.label or part.name}.log"
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        env = self.child_env(url, part)
-        data = part.stdin if part.stdin_source is None else await part.stdin_source()
-        stdin = subprocess.PIPE if data is not None else subprocess.DEVNULL
-        with open(logfile, "ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "mtrobot", part.name, *part.args,
-                stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
-            )  # fmt: skip
-        if data is not None and process.stdin is not None:
-            process.stdin.write(data)
-            await process.stdin.drain()
-            process.stdin.close()
-        return process
+        return await spawn_mtrobot(
+            (part.name, *part.args),
+            env=self.child_env(url, part),
+            log_path=self.settings.data_dir / "logs" / f"{part.label or part.name}.log",
+            stdin=part.stdin if part.stdin_source is None else await part.stdin_source(),
+        )
 
     async def _watch(self, rp: RunningPart, url: str) -> None:
         """Restart a part that dies on its own, with capped exponential backoff."""
@@ -249,13 +236,8 @@ class Launcher:
                 with contextlib.suppress(ProcessLookupError):
                     rp.process.terminate()
         for rp in reversed(self._running):
-            try:
-                await asyncio.wait_for(rp.process.wait(), grace)
-            except TimeoutError:
-                log.warning("part ignored SIGTERM, killing", part=rp.part.name)
-                with contextlib.suppress(ProcessLookupError):
-                    rp.process.kill()
-                await rp.process.wait()
+            if await stop_process(rp.process, grace):
+                log.warning("part ignored SIGTERM and was killed", part=rp.part.name)
         if self._nats is not None:
             await self._nats.stop()
         with contextlib.suppress(FileNotFoundError):

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import signal
+import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+SECRET_ENV = frozenset({"MTROBOT_MASTER_KEY", "MT5_PASSWORD"})
+"""Never inherited by a child unless the spawner adds it back on purpose."""
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without :data:`SECRET_ENV`: the base of every child's environment."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
 def die_with_parent() -> None:
@@ -15,3 +29,37 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+async def spawn_mtrobot(
+    args: tuple[str, ...], *, env: Mapping[str, str], log_path: Path, stdin: bytes | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``python -m mtrobot ARGS`` with output appended to ``log_path``. ``stdin`` (a secret, typically)
+    is written to the child's standard input and closed; without it the child reads from /dev/null."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mtrobot", *args,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, env=dict(env), preexec_fn=die_with_parent,
+        )  # fmt: skip
+    if stdin is not None and process.stdin is not None:
+        process.stdin.write(stdin)
+        await process.stdin.drain()
+        process.stdin.close()
+    return process
+
+
+async def stop_process(process: asyncio.subprocess.Process, grace: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; True if it had to be killed."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+        return False
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        return True

@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.server import EmbeddedNats
 from mtrobot.core.errors import FatalError
-from mtrobot.proc import die_with_parent
+from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
 from mtrobot.sim.admin import SimAdmin
 from mtrobot.sim.config import always_open, default_config
 
@@ -52,31 +49,8 @@ async def _wait_for(
 async def _spawn(
     data_dir: Path, url: str, *args: str, stdin: bytes | None = None
 ) -> asyncio.subprocess.Process:
-    env = dict(os.environ, MTROBOT_NATS_URL=url, MTROBOT_DATA_DIR=str(data_dir))
-    env.pop("MT5_PASSWORD", None)
-    log = open(data_dir / f"{args[0]}.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mtrobot", *args,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
-    )  # fmt: skip
-    log.close()
-    if stdin is not None and proc.stdin is not None:
-        proc.stdin.write(stdin)
-        await proc.stdin.drain()
-        proc.stdin.close()
-    return proc
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+    env = inherited_env() | {"MTROBOT_NATS_URL": url, "MTROBOT_DATA_DIR": str(data_dir)}
+    return await spawn_mtrobot(args, env=env, log_path=data_dir / f"{args[0]}.log", stdin=stdin)
 
 
 @contextlib.asynccontextmanager
@@ -129,5 +103,5 @@ async def platform_rig(startup_timeout: float = 60.0) -> AsyncIterator[Rig]:
         finally:
             await nc.close()
             for proc in reversed(procs):
-                await _stop(proc)
+                await stop_process(proc)
             await nats.stop()
