@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,10 +33,10 @@ def load_settings(data_dir: Path | None = None) -> Settings:
     return Settings(data_dir=data_dir) if data_dir is not None else Settings()
 
 
-def run_async(coro: object) -> int:
+def run_async(coro: Coroutine[Any, Any, int | None]) -> int:
     """Run a service coroutine, turning our own errors into one clear line and exit code 1."""
     try:
-        result = asyncio.run(coro)  # type: ignore[arg-type]
+        result = asyncio.run(coro)
     except MtrobotError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         return 1
