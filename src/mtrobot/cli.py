@@ -251,15 +251,108 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
 
 
-BENCHMARKS = {"latency", "throughput"}
+BENCHMARKS = {"latency", "throughput", "backtest"}
+
+
+@app.command("robots")
+def robots_command(
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the catalogue as JSON")] = False,
+) -> None:
+    """The robot catalogue: name, what each robot does, its parameters with defaults and ranges."""
+    from rich.console import Console
+
+    from mtrobot.robots.commands import load_catalogue, print_catalogue
+
+    configure_logging(level="WARNING", service="robots")
+    print_catalogue(load_catalogue(load_settings(data_dir)), as_json=as_json, console=Console())
+
+
+@app.command()
+def backtest(
+    robot: Annotated[str, typer.Argument(help="a robot of `mtrobot robots`")],
+    symbol: Annotated[str, typer.Option(help="symbol of the simulator (EURUSD, XAUUSD, ...)")] = "EURUSD",
+    timeframe: Annotated[str, typer.Option(help="M1 M5 M15 M30 H1 H4 D1")] = "H1",
+    date_from: Annotated[str | None, typer.Option("--from", help="first day (server time)")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="end, exclusive (server time)")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="MT5 'Export bars' or ticks file; default: bundled")
+    ] = None,
+    assignments: Annotated[list[str] | None, typer.Option("--set", help="parameter, name=value")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the results; default: a new one")] = None,
+    sweep: Annotated[list[str] | None, typer.Option(help="parameter grid, name=a..b:step")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="processes of a sweep")] = None,
+    metric: Annotated[str, typer.Option(help="what the sweep's heatmap shows")] = "net_profit",
+    balance: Annotated[float, typer.Option(min=1, max=1e9, help="initial deposit")] = 10_000.0,
+    account: Annotated[str, typer.Option(help="hedging (instant execution) or netting (market)")] = "hedging",
+    lots: Annotated[float | None, typer.Option(min=0.01, max=100, help="fixed volume per order")] = None,
+    risk_percent: Annotated[
+        float | None, typer.Option(min=0.01, max=100, help="% of equity per order")
+    ] = None,
+    spread: Annotated[
+        int | None, typer.Option(min=0, max=100_000, help="spread in points (override)")
+    ] = None,
+    commission: Annotated[float | None, typer.Option(min=0, max=1000, help="per lot and side")] = None,
+    leverage: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Backtest a robot on the simulator's MT5 semantics: report.json, deals.csv, equity.png."""
+    from rich.console import Console
+
+    from mtrobot.robots import commands
+    from mtrobot.robots.catalogue import robots_folder
+
+    configure_logging(level="WARNING", service="backtest")
+    settings = load_settings(data_dir)
+    console = Console(stderr=False)
+    try:
+        catalogue = commands.load_catalogue(settings)
+        spec = commands.build_spec(
+            catalogue,
+            robot,
+            symbol=symbol,
+            timeframe=timeframe,
+            data=data,
+            date_from=date_from,
+            date_to=date_to,
+            assignments=assignments or [],
+            balance=balance,
+            account=account,
+            lots=lots,
+            risk_percent=risk_percent,
+            spread=spread,
+            commission=commission,
+            leverage=leverage,
+        )
+        folder = out or commands.default_out(settings, spec, bool(sweep))
+        if sweep:
+            commands.backtest_sweep(
+                spec,
+                catalogue,
+                sweep,
+                folder,
+                console,
+                workers=workers,
+                metric=metric,
+                robots_dir=robots_folder(settings.data_dir),
+            )
+        else:
+            commands.backtest_once(spec, catalogue, folder, console)
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
 LATER_BENCHMARKS = {"stream": "the aggregator", "density": "the supervisor", "storm": "the supervisor"}
 
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="latency or throughput")],
+    name: Annotated[str, typer.Argument(help="latency, throughput or backtest")],
     orders: Annotated[int, typer.Option(min=1, max=100_000, help="orders to measure")] = 200,
     warmup: Annotated[int, typer.Option(min=0, max=10_000, help="orders sent before measuring")] = 20,
+    bars: Annotated[int, typer.Option(min=100, max=6_000, help="H1 bars of a backtest")] = 5_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="backtest runs (the median is reported)")] = 3,
 ) -> None:
     """Measure a hot path on a throw-away embedded platform; one JSON line per result on stdout."""
     if name in LATER_BENCHMARKS:
@@ -268,12 +361,18 @@ def bench(
     if name not in BENCHMARKS:
         typer.secho(f"error: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}", err=True)
         raise typer.Exit(2)
-    from mtrobot.bench.orders import run_order_benchmarks
-
     configure_logging(level="WARNING", service="bench")
 
     async def _run() -> int:
-        for result in await run_order_benchmarks([name], orders, warmup):
+        if name == "backtest":
+            from mtrobot.bench.backtest import run_backtest_benchmark
+
+            results = await run_backtest_benchmark(bars, runs)
+        else:
+            from mtrobot.bench.orders import run_order_benchmarks
+
+            results = await run_order_benchmarks([name], orders, warmup)
+        for result in results:
             print(json.dumps(result), flush=True)
         return 0
 

@@ -39,6 +39,11 @@ def hub_config_key(service: str) -> str:
     return _service(service)
 
 
+def portfolio_service(account: str) -> str:
+    """The hub service name (and ``central_hub`` key) of an account's portfolio: ``portfolio.{account}``."""
+    return f"portfolio.{_account(account)}"
+
+
 def registry_key(service: str, instance_id: str) -> str:
     """The ``service_registry`` key of one running instance of ``service``."""
     if not _INSTANCE_RE.fullmatch(instance_id):
@@ -91,6 +96,11 @@ def agent_control(account: str) -> str:
     return f"agent.control.{_account(account)}"
 
 
+def robot_event(account: str) -> str:
+    """Robot and portfolio events of one account's robot host (RobotEvent), for the activity log."""
+    return f"robots.event.{_account(account)}"
+
+
 def reconciliation_report(account: str) -> str:
     return f"reconcile.report.{_account(account)}"
 
@@ -114,6 +124,10 @@ def broker_error_all() -> str:
 
 def snapshot_all() -> str:
     return "snapshot.*"
+
+
+def robot_event_all() -> str:
+    return "robots.event.*"
 
 
 def reconciliation_report_all() -> str:

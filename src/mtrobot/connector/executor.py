@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.retcodes import Reaction, trade_retcode
+from mtrobot.broker.trade_request import Market, build
 from mtrobot.core.events import BrokerError, ErrorCategory, Fill
 from mtrobot.core.ids import comment_tag, magic_number
 from mtrobot.core.lifecycle import OrderState
@@ -28,8 +29,7 @@ from .link import BrokerLink, CallResult
 from .lookup import Found, LookupUnavailable, find_by_tag
 from .options import OptionsHolder
 from .outcomes import Verdict, fill_from_result, fills_from_deals, judge
-from .trade_request import build
-from .validation import Market, Refusal, check_request, parse
+from .validation import Refusal, check_request, parse
 
 log = get_logger(__name__)
 T = TypeVar("T")

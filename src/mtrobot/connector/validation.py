@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from mtrobot.broker import constants as mt5
-from mtrobot.broker.structures import SymbolInfo, Tick, TradeOrder, TradePosition
+from mtrobot.broker.structures import SymbolInfo, Tick, TradePosition
+from mtrobot.broker.trade_request import Market
 from mtrobot.core.ids import SYMBOL_PATTERN, is_order_id
 from mtrobot.core.orders import OrderAction, OrderRequest, OrderType
 
@@ -253,16 +254,6 @@ def check_pending_price(
                 f"The stop-limit price {_fmt(stoplimit)} must be {side} the trigger price {_fmt(price)}.",
             )
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Market:
-    """What the broker said about the request's symbol and targets, read just before validating."""
-
-    info: SymbolInfo | None
-    tick: Tick | None
-    position: TradePosition | None = None
-    order: TradeOrder | None = None
 
 
 def check_request(

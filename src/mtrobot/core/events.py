@@ -109,6 +109,19 @@ class AccountSnapshot(Record):
     robots: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class RobotEvent(Record):
+    """Something a trader should read in the account's activity log about a robot or the portfolio: a
+    robot paused (its exception, a hook past its timeout), a risk guard breached, an order refused before
+    it was published, a portfolio loaded. ``robot`` is the allocation's label (``ma_cross EURUSD H1``),
+    empty for the whole portfolio; ``message`` is a plain-language sentence."""
+
+    account: AccountId
+    robot: str = Field(default="", max_length=128)
+    kind: str = Field(pattern=r"^[a-z_]{1,32}$")
+    message: str = Field(max_length=1000)
+    ts: datetime = Field(default_factory=utc_now)
+
+
 class Heartbeat(Record):
     account: AccountId
     ts: datetime = Field(default_factory=utc_now)

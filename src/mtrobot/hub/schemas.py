@@ -10,10 +10,11 @@ on its safe defaults.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
+from mtrobot.core.ids import SYMBOL_PATTERN
 from mtrobot.logging import get_logger, is_secret_key
 
 log = get_logger(__name__)
@@ -79,6 +80,100 @@ class ConnectorConfig(Section):
     position_sync: PositionSync = PositionSync()
 
 
+# --- portfolio.{account} ----------------------------------------------------------------------------------
+
+ROBOT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+Timeframe = Literal["M1", "M5", "M15", "M30", "H1", "H4", "D1"]
+ParamValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=64)]
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class StrictSection(Section):
+    """A section traders write through the API: a wrong JSON type is refused, never coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Sizing(StrictSection):
+    """How big each order of a robot is: a fixed volume, or a percentage of equity (docs/robots.md)."""
+
+    mode: Literal["fixed_lots", "equity_percent"] = "fixed_lots"
+    lots: float = Field(default=0.01, gt=0, le=100, description="volume of each order (fixed_lots)")
+    equity_percent: float = Field(
+        default=1.0, gt=0, le=100, description="equity at risk per order (equity_percent)"
+    )
+
+
+class TradingHours(StrictSection):
+    """When a robot may open positions, in the trade server's time; closing is always allowed."""
+
+    start: str = Field(default="00:00", pattern=_HHMM)
+    end: str = Field(default="23:59", pattern=_HHMM, description="exclusive; before start = overnight")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TradingHours:
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+
+class Allocation(StrictSection):
+    """One robot on one symbol and timeframe, with its parameters and risk."""
+
+    robot: str = Field(pattern=ROBOT_NAME_PATTERN)
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
+    timeframe: Timeframe = "H1"
+    enabled: bool = True
+    params: dict[str, ParamValue] = Field(default_factory=dict, max_length=50)
+    sizing: Sizing = Sizing()
+    max_open_positions: int = Field(default=1, ge=1, le=100, description="this robot's own positions")
+    trading_hours: TradingHours | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.robot} {self.symbol} {self.timeframe}"
+
+
+class AccountRisk(StrictSection):
+    """Pre-trade limits and the guards of the whole account (their exact meaning: docs/robots.md)."""
+
+    max_open_positions: int = Field(default=20, ge=1, le=1000, description="open positions on the account")
+    max_lots_per_order: float = Field(default=1.0, gt=0, le=1000)
+    min_margin_level_percent: float = Field(
+        default=200.0, ge=0, le=1_000_000, description="refuse an order that would leave less"
+    )
+    max_daily_loss_money: float | None = Field(default=None, gt=0, le=1e12)
+    max_daily_loss_percent: float | None = Field(default=None, gt=0, le=100)
+    max_drawdown_money: float | None = Field(default=None, gt=0, le=1e12)
+    max_drawdown_percent: float | None = Field(default=None, gt=0, le=100)
+    flatten_on_breach: bool = Field(default=False, description="close every position when a guard fires")
+
+
+class PortfolioConfig(StrictSection):
+    """An account's portfolio (key ``portfolio.{account}`` in ``central_hub``), hot-loaded by its agent.
+
+    Robot names and parameters are checked against the robot catalogue by the robots part
+    (``mtrobot.robots.portfolio``) before the web writes a document here; the agent refuses, per
+    allocation, whatever still does not fit.
+    """
+
+    active: bool = False
+    robots: list[Allocation] = Field(default_factory=list, max_length=50)
+    risk: AccountRisk = AccountRisk()
+
+    @model_validator(mode="after")
+    def _one_allocation_per_robot_symbol_timeframe(self) -> PortfolioConfig:
+        seen: set[tuple[str, str, str]] = set()
+        for allocation in self.robots:
+            key = (allocation.robot, allocation.symbol, allocation.timeframe)
+            if key in seen:
+                raise ValueError(
+                    f"{allocation.label} appears twice: one allocation per robot, symbol, timeframe"
+                )
+            seen.add(key)
+        return self
+
+
 def secret_fields_of(schema: type[BaseModel], prefix: str = "") -> list[str]:
     """Every field path of ``schema`` (nested models included) whose name looks like a secret."""
     found: list[str] = []
@@ -130,6 +225,7 @@ def default_registry() -> SchemaRegistry:
     """A registry holding the built-in schemas."""
     registry = SchemaRegistry()
     registry.register("connector", ConnectorConfig)
+    registry.register("portfolio", PortfolioConfig)
     return registry
 
 

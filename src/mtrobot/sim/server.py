@@ -230,13 +230,18 @@ class TradeServer:
     def netting(self) -> bool:
         return self.config.margin_mode != mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
 
-    def figures(self, account: Account, extra: list[Leg] | None = None) -> Figures:
+    def floating(self, account: Account) -> tuple[float, float]:
+        """(profit, equity) at the current quotes: the part of :meth:`figures` without the margin, for a
+        backtest sampling equity at every tick."""
         for position in account.positions.values():
             self.refresh_position(account, position)
         profit = round(
             float(sum(p.profit + p.swap for p in account.positions.values())), account.currency_digits
         )
-        equity = round(account.balance + account.credit + profit, account.currency_digits)
+        return profit, round(account.balance + account.credit + profit, account.currency_digits)
+
+    def figures(self, account: Account, extra: list[Leg] | None = None) -> Figures:
+        profit, equity = self.floating(account)
         try:
             margin = self.money.account_margin(
                 self.legs(account) + (extra or []), account.leverage, account.currency, self.netting()

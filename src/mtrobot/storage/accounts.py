@@ -99,7 +99,7 @@ def add_account(
         cred_ciphertext=sealed.ciphertext,
     )
     db.add(row)
-    db.add(Portfolio(account_id=account_id, active=False, robots=[]))
+    db.add(Portfolio(account_id=account_id, active=False, robots=[], risk={}))
     db.flush()
     return row
 
@@ -169,14 +169,22 @@ def key_ids_in_use(db: Session) -> set[str]:
 def portfolio_of(db: Session, account_id: str) -> Portfolio:
     row = db.get(Portfolio, account_id)
     if row is None:
-        row = Portfolio(account_id=account_id, active=False, robots=[])
+        row = Portfolio(account_id=account_id, active=False, robots=[], risk={})
         db.add(row)
         db.flush()
     return row
 
 
-def save_portfolio(db: Session, account_id: str, active: bool, robots: list[dict[str, Any]]) -> Portfolio:
+def save_portfolio(
+    db: Session,
+    account_id: str,
+    active: bool,
+    robots: list[dict[str, Any]],
+    risk: dict[str, Any] | None = None,
+) -> Portfolio:
     row = portfolio_of(db, account_id)
     row.active, row.robots, row.updated_at = active, robots, utc_now()
+    if risk is not None:
+        row.risk = risk
     db.flush()
     return row

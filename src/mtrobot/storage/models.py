@@ -149,6 +149,7 @@ class Portfolio(Base):
     )
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     robots: Mapped[list[Any]] = mapped_column(default=list)
+    risk: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 

@@ -2,7 +2,8 @@
 
 The web listens (in a queue group, so several web processes share the work and each event is handled
 once) to the connector's ``broker.order`` / ``broker.fill`` / ``broker.error`` events, the reconciliation
-reports and the agents' snapshots (only their connection state, to log reconnects and maintenance).
+reports, the robot hosts' ``robots.event`` lines (a robot paused, an order refused by risk, a guard fired)
+and the agents' snapshots (only their connection state, to log reconnects and maintenance).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode
-from mtrobot.core.events import AccountSnapshot, BrokerError, ConnectionState, Fill, OrderUpdate
+from mtrobot.core.events import AccountSnapshot, BrokerError, ConnectionState, Fill, OrderUpdate, RobotEvent
 from mtrobot.core.lifecycle import IllegalTransition, OrderState, next_state
 from mtrobot.logging import get_logger
 from mtrobot.storage import accounts as account_repo
@@ -100,41 +101,12 @@ def describe_reconciliation(report: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def robot_states(snapshot: AccountSnapshot) -> dict[str, tuple[str, str]]:
-    """Robot name -> (state, reason), read leniently from the snapshot's ``robots`` entries."""
-    states: dict[str, tuple[str, str]] = {}
-    for entry in snapshot.robots:
-        name = str(entry.get("name") or entry.get("robot") or "")
-        if not name:
-            continue
-        state = entry.get("state") or entry.get("status") or ("paused" if entry.get("paused") else "running")
-        states[name] = (str(state), str(entry.get("reason") or entry.get("message") or ""))
-    return states
-
-
-def describe_robot_changes(
-    before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]
-) -> list[tuple[str, str]]:
-    lines = []
-    for name, (state, reason) in after.items():
-        old = before.get(name, ("running", ""))[0]
-        if state == old:
-            continue
-        why = f": {reason}" if reason else ""
-        if state in ("paused", "stopped", "quarantined", "error"):
-            lines.append(("robot", f"Robot {name} {state}{why}."))
-        elif state == "running" and old in ("paused", "stopped", "quarantined", "error"):
-            lines.append(("robot", f"Robot {name} resumed."))
-    return lines
-
-
 class ActivityRecorder:
     """Applies events to the database; synchronous, called from a worker thread."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._connection: dict[str, ConnectionState] = {}
-        self._robots: dict[str, dict[str, tuple[str, str]]] = {}
 
     def on_update(self, update: OrderUpdate) -> None:
         with self._sessions.begin() as db:
@@ -182,17 +154,18 @@ class ActivityRecorder:
         words = _CONNECTION_WORDS.get(snapshot.connection)
         if before is not None and before != snapshot.connection and words is not None:
             lines.append(words)
-        robots = robot_states(snapshot)
-        previous = self._robots.get(snapshot.account)
-        self._robots[snapshot.account] = robots
-        if previous is not None:
-            lines.extend(describe_robot_changes(previous, robots))
         if not lines:
             return
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, snapshot.account) is not None:
                 for kind, message in lines:
                     order_repo.log_activity(db, snapshot.account, kind, message)
+
+    def on_robot_event(self, event: RobotEvent) -> None:
+        """A robot host's line (a robot paused, an order refused by risk, a guard fired) as it was said."""
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, event.account) is not None:
+                order_repo.log_activity(db, event.account, "robot", event.message)
 
     def on_reconciliation(self, account: str, report: dict[str, Any]) -> None:
         lines = describe_reconciliation(report)
@@ -236,6 +209,7 @@ async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
         (subjects.broker_fill_all(), handler(Fill, recorder.on_fill)),
         (subjects.broker_error_all(), handler(BrokerError, recorder.on_error)),
         (subjects.snapshot_all(), handler(AccountSnapshot, recorder.on_snapshot)),
+        (subjects.robot_event_all(), handler(RobotEvent, recorder.on_robot_event)),
         (subjects.reconciliation_report_all(), on_report),
     ]
     return [await nc.subscribe(subject, queue=QUEUE_GROUP, cb=cb) for subject, cb in wanted]

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from mtrobot.logging import get_logger
+from mtrobot.robots.catalogue import Catalogue, robots_folder
 from mtrobot.settings import Settings
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
 from mtrobot.vault import Vault, load_keyring
@@ -22,7 +23,7 @@ from mtrobot.web.activity import ActivityRecorder, listen
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
-from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, tokens
+from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, tokens
 from mtrobot.web.state import AppState
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ def build_state(settings: Settings, options: WebOptions) -> AppState:
         sessions=session_factory(engine),
         vault=Vault(load_keyring(settings)),
         bus=Bus(settings.discover_nats_url, timeout=options.bus_timeout_s),
+        catalogue=Catalogue.load(robots_folder(settings.data_dir)),
     )
 
 
@@ -109,7 +111,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
     app.state.mtrobot = state
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, tokens, accounts, portfolio, orders, activity):
+    for module in (auth, tokens, accounts, portfolio, robots, orders, activity):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

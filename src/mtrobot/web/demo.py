@@ -37,10 +37,12 @@ DEMO_ROBOTS: tuple[dict[str, Any], ...] = (
         "robot": "ma_cross",
         "symbol": "EURUSD",
         "enabled": True,
-        "params": {"fast": 10, "slow": 30, "volume": 0.01},
+        "timeframe": "H1",
+        "params": {"fast": 10, "slow": 30},
+        "sizing": {"mode": "fixed_lots", "lots": 0.01},
     },
 )
-"""The demo portfolio (robot names are the robots part's; an unknown one is reported, not run)."""
+"""The demo portfolio: the built-in ``ma_cross`` on EURUSD H1 with 0.01 lots (mtrobot.robots)."""
 
 
 class SimAdminLike(Protocol):

@@ -79,6 +79,21 @@ class InvalidInput(WebError):
     status, title, code = 422, "Invalid input", "invalid"
 
 
+class InvalidFields(InvalidInput):
+    """Several inputs to fix at once, each named; ``code`` says what kind of problem it is."""
+
+    def __init__(self, problems: list[tuple[str, str]], *, code: str) -> None:
+        detail = "; ".join(f"{field}: {message}" for field, message in problems)
+        super().__init__(detail, code=code)
+        self.problems = problems
+
+    def problem(self) -> Problem:
+        errors = [FieldError(field=field, message=message) for field, message in self.problems]
+        return Problem(
+            title=self.title, status=self.status, detail=self.detail, code=self.code, errors=errors
+        )
+
+
 class TooManyAttempts(WebError):
     status, title, code = 429, "Too many attempts", "throttled"
 

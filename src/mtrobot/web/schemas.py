@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from mtrobot.core.ids import ORDER_ID_PATTERN, SYMBOL_PATTERN
 from mtrobot.core.orders import Filling, OrderType
+from mtrobot.hub.schemas import AccountRisk, Allocation, PortfolioConfig
 
 # ASCII only: a JSON-schema pattern and Python's re must agree on every character class used here.
 EMAIL_PATTERN = (
@@ -144,26 +145,46 @@ class ConnectionTest(BaseModel):
     field: str | None = None
 
 
-# --- portfolio -------------------------------------------------------------------------------------------
+# --- portfolio and robots ------------------------------------------------------------------------------
 
 
-class RobotEntry(In):
-    robot: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-    symbol: SymbolStr
-    enabled: bool = True
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+class PortfolioUpdate(PortfolioConfig):
+    """The whole portfolio, as the hub stores it (``PortfolioConfig``); ``active`` must be given."""
 
-
-class PortfolioUpdate(In):
     active: bool
-    robots: list[RobotEntry] = Field(default_factory=list, max_length=50)
 
 
 class PortfolioPublic(BaseModel):
     account_id: str
     active: bool
-    robots: list[RobotEntry]
+    robots: list[Allocation]
+    risk: AccountRisk
     updated_at: datetime
+    hub_revision: int | None = Field(
+        default=None,
+        description="revision of portfolio.{account} in the hub; null if the hub could not be reached "
+        "(the agent then picks the portfolio up when it next starts)",
+    )
+
+
+class ParameterPublic(BaseModel):
+    name: str
+    type: Literal["int", "float", "bool", "choice", "text"]
+    default: Any
+    minimum: float | None
+    maximum: float | None
+    exclusive_minimum: bool
+    exclusive_maximum: bool
+    choices: list[Any]
+    description: str
+
+
+class RobotPublic(BaseModel):
+    name: str
+    description: str
+    details: str
+    source: str = Field(description="builtin, entry point NAME or file PATH")
+    parameters: list[ParameterPublic]
 
 
 # --- orders and positions ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mtrobot.robots.catalogue import Catalogue
 from mtrobot.settings import Settings
 from mtrobot.vault import Vault
 from mtrobot.web.bus import Bus
@@ -40,6 +41,8 @@ class AppState:
     sessions: sessionmaker[Session]
     vault: Vault
     bus: Bus
+    catalogue: Catalogue = field(default_factory=Catalogue)
+    """The robots portfolios may use (built-ins, entry points, the data dir's robots folder)."""
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     probes: ProbeGate = field(default_factory=ProbeGate)
 

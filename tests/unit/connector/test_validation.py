@@ -10,7 +10,8 @@ import pytest
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import SymbolInfo, Tick, TradePosition
-from mtrobot.connector.validation import Market, TradingSession, check_request, parse
+from mtrobot.broker.trade_request import Market
+from mtrobot.connector.validation import TradingSession, check_request, parse
 from mtrobot.core.orders import OrderRequest
 
 

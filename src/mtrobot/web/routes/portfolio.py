@@ -1,22 +1,34 @@
-"""An account's portfolio: which robots run on which symbols, and whether it is active."""
+"""An account's portfolio: which robots run on which symbols, their risk, and whether it is active.
+
+A new portfolio is checked against the robot catalogue (an unknown robot or parameters that do not fit
+its declaration are refused with the field named), saved in the database, and written to the hub
+(``portfolio.{account}`` in ``central_hub``), which the account's agent watches and hot-loads.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from mtrobot.hub.schemas import AccountRisk, Allocation
+from mtrobot.robots.portfolio import check_portfolio
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage.models import Portfolio
-from mtrobot.web.deps import AccountDep, DbDep
-from mtrobot.web.errors import problem_responses
-from mtrobot.web.schemas import PortfolioPublic, PortfolioUpdate, RobotEntry
+from mtrobot.web.deps import AccountDep, DbDep, StateDep
+from mtrobot.web.errors import InvalidFields, problem_responses
+from mtrobot.web.portfolios import publish_portfolio
+from mtrobot.web.schemas import PortfolioPublic, PortfolioUpdate
 
 router = APIRouter(prefix="/accounts/{account_id}/portfolio", tags=["portfolio"])
 
 
-def _public(row: Portfolio) -> PortfolioPublic:
-    robots = [RobotEntry.model_validate(r) for r in row.robots]
+def _public(row: Portfolio, hub_revision: int | None = None) -> PortfolioPublic:
     return PortfolioPublic(
-        account_id=row.account_id, active=row.active, robots=robots, updated_at=row.updated_at
+        account_id=row.account_id,
+        active=row.active,
+        robots=[Allocation.model_validate(r) for r in row.robots],
+        risk=AccountRisk.model_validate(row.risk or {}),
+        updated_at=row.updated_at,
+        hub_revision=hub_revision,
     )
 
 
@@ -28,8 +40,15 @@ def get_portfolio(account: AccountDep, db: DbDep) -> PortfolioPublic:
 
 
 @router.put("", responses=problem_responses(401, 403, 404, 422))
-def put_portfolio(body: PortfolioUpdate, account: AccountDep, db: DbDep) -> PortfolioPublic:
-    robots = [r.model_dump() for r in body.robots]
-    row = account_repo.save_portfolio(db, account.id, body.active, robots)
+async def put_portfolio(
+    body: PortfolioUpdate, account: AccountDep, db: DbDep, state: StateDep
+) -> PortfolioPublic:
+    problems = check_portfolio(body, state.catalogue)
+    if problems:
+        code = "no_such_robot" if any(p.code == "no_such_robot" for p in problems) else "invalid_parameter"
+        raise InvalidFields([(p.field, p.message) for p in problems], code=code)
+    document = body.model_dump(mode="json")
+    row = account_repo.save_portfolio(db, account.id, body.active, document["robots"], document["risk"])
     db.commit()
-    return _public(row)
+    revision = await publish_portfolio(state, account.id, document)
+    return _public(row, revision)

@@ -3,17 +3,19 @@
 Prices are rounded to the symbol's digits, volumes sent as floats, the filling mode chosen from the
 symbol's flags when the order does not name one, and the comment is only the short tag derived from the
 order_id (brokers cut comments; the tag is what the lookup after a crash searches for).
+
+It lives in ``broker`` so that everything that sends an OrderRequest to a terminal builds it the same way:
+the connector, and the robots' backtest, which sends straight to the simulator.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mtrobot.broker import constants as mt5
-from mtrobot.broker.structures import SymbolInfo, Tick
+from mtrobot.broker.structures import SymbolInfo, Tick, TradeOrder, TradePosition
 from mtrobot.core.orders import Filling, OrderAction, OrderRequest, OrderType
-
-from .validation import Market
 
 ORDER_TYPES: dict[OrderType, int] = {
     OrderType.BUY: mt5.ORDER_TYPE_BUY,
@@ -25,6 +27,19 @@ ORDER_TYPES: dict[OrderType, int] = {
     OrderType.BUY_STOP_LIMIT: mt5.ORDER_TYPE_BUY_STOP_LIMIT,
     OrderType.SELL_STOP_LIMIT: mt5.ORDER_TYPE_SELL_STOP_LIMIT,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """What the broker said about the request's symbol and targets, read just before the request is built
+    (and, in the connector, validated)."""
+
+    info: SymbolInfo | None
+    tick: Tick | None
+    position: TradePosition | None = None
+    order: TradeOrder | None = None
+
+
 FILLINGS: dict[Filling, int] = {
     Filling.FOK: mt5.ORDER_FILLING_FOK,
     Filling.IOC: mt5.ORDER_FILLING_IOC,

@@ -1,0 +1,1 @@
+"""Backtests on the simulator's virtual clock and MT5 semantics: ``mtrobot backtest`` (docs/robots.md)."""

@@ -1,0 +1,596 @@
+"""The robot host: an account's portfolio running inside its agent (or a backtest). See docs/robots.md.
+
+Inputs: ticks (pulled from the market-data port by the host's pump, or fed by a backtest), the broker's
+fills and order updates for the robots' orders, the portfolio document (hot-loaded), and the trader's
+pause / resume / flatten. Outputs: OrderRequests through ``submit`` (the agent publishes them on
+``orders.submitted.{account}.{symbol}`` with a ``Nats-Msg-Id``), RobotEvents for the activity log, and
+the robots' states for the account snapshot.
+
+Each allocation is a :class:`~mtrobot.robots.slot.Slot`. Ticks update every slot's bar builder at once;
+a closed bar, a fill or an update becomes an event in the slot's queue, which the slot's worker handles
+one at a time: read the positions, call the robot's hook on its own thread (with a time limit), plan the
+intents (sizing, pre-trade risk) and submit them. A robot that fails is paused alone; the others go on.
+A backtest sets ``concurrent=False``: events are handled at once, in order, and hooks run inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mtrobot.broker import constants as mt5
+from mtrobot.broker.structures import Tick, TradePosition
+from mtrobot.core.events import Fill, OrderUpdate, RobotEvent
+from mtrobot.core.orders import OrderRequest
+from mtrobot.hub.schemas import Allocation, PortfolioConfig
+from mtrobot.logging import get_logger
+from mtrobot.robots.api import AccountView, Bar, Context, Quote, RobotError
+from mtrobot.robots.bars import BarBuilder
+from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
+from mtrobot.robots.hooks import HookRunner, HookTimeout, InlineRunner, ThreadRunner
+from mtrobot.robots.market import MarketData, MarketDataError
+from mtrobot.robots.orders import Batch, Planned, Refused, flatten_requests
+from mtrobot.robots.risk import EquityGuards
+from mtrobot.robots.slot import MAX_ORDERS_PER_EVENT, Slot, SlotState, slot_code
+
+log = get_logger(__name__)
+
+Submit = Callable[[OrderRequest], Awaitable[None]]
+EventSink = Callable[[RobotEvent], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    hook_timeout_s: float = 5.0
+    poll_interval_s: float | None = 0.5
+    """How often the pump reads new ticks; None: no pump (the caller feeds ticks, as a backtest does)."""
+    concurrent: bool = True
+    """Each robot on its own worker and thread; False: inline and in order (backtests)."""
+    settle_timeout_s: float = 10.0
+    """How long a closed bar waits for the robot's previous orders to be confirmed before it is skipped."""
+    equity_interval_ms: int = 1000
+    """Market time between two checks of the equity guards."""
+    submit_attempts: int = 3
+    submit_retry_s: float = 0.5
+    keep_sent: int | None = 10_000
+    start_retry_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SentOrder:
+    """An order the host handed to the order path, with the market time of the decision."""
+
+    order_id: str
+    robot: str
+    time_msc: int
+    action: str
+    side: str
+    volume: float | None
+    position: int | None
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class RobotHost:
+    def __init__(
+        self,
+        account: str,
+        market: MarketData,
+        submit: Submit,
+        catalogue: Catalogue,
+        portfolio: PortfolioConfig | None = None,
+        *,
+        on_event: EventSink | None = None,
+        options: HostOptions | None = None,
+        clock: Callable[[], datetime] = wall_clock,
+    ) -> None:
+        self.account = account
+        self.market = market
+        self.catalogue = catalogue
+        self.options = options or HostOptions()
+        self._submit = submit
+        self._on_event = on_event
+        self._clock = clock
+        self._portfolio = portfolio or PortfolioConfig()
+        self._guards = EquityGuards(self._portfolio.risk)
+        self._slots: dict[tuple[str, str, str], Slot] = {}
+        self._routes: OrderedDict[str, Slot] = OrderedDict()
+        self._paused: str | None = None
+        self._last_ms = 0
+        self._equity_ms: int | None = None
+        self._cash: tuple[int, float, float] | None = None  # (day, balance seen, cash flows)
+        self._pump: asyncio.Task[None] | None = None
+        self._started = False
+        self._lock = asyncio.Lock()
+        self.sent: deque[SentOrder] = deque(maxlen=self.options.keep_sent)
+        self.events: deque[RobotEvent] = deque(maxlen=1000)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._started = True
+        async with self._lock:
+            await self._apply(self._portfolio)
+        if self.options.poll_interval_s is not None:
+            self._pump = asyncio.create_task(self._pump_loop(), name=f"robots-pump-{self.account}")
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        async with self._lock:
+            for slot in list(self._slots.values()):
+                await self._stop_slot(slot, "the agent stopped")
+            self._slots.clear()
+        self._started = False
+
+    async def set_portfolio(self, config: PortfolioConfig) -> None:
+        """Hot-load a new portfolio: changed or removed allocations stop (their positions stay open),
+        new ones start; unchanged ones keep running undisturbed."""
+        async with self._lock:
+            self._portfolio = config
+            self._guards.risk = config.risk
+            if self._started:
+                await self._apply(config)
+
+    @property
+    def portfolio(self) -> PortfolioConfig:
+        return self._portfolio
+
+    def robots(self) -> list[dict[str, Any]]:
+        """The robots' states, for ``AccountSnapshot.robots``."""
+        return [slot.status() for slot in self._slots.values()]
+
+    # -- portfolio -----------------------------------------------------------------------------------
+    async def _apply(self, config: PortfolioConfig) -> None:
+        wanted = {} if not config.active else {_key(a): a for a in config.robots if a.enabled}
+        for key, slot in list(self._slots.items()):
+            if wanted.get(key) != slot.allocation:
+                await self._stop_slot(slot, "the portfolio changed")
+                del self._slots[key]
+        for key, allocation in wanted.items():
+            if key not in self._slots:
+                self._slots[key] = await self._new_slot(allocation)
+        if not config.active:
+            await self._emit("portfolio", "The portfolio is not active: no robot trades on this account.")
+            return
+        states = ", ".join(f"{s.label} ({s.state.value})" for s in self._slots.values()) or "no robot"
+        await self._emit("portfolio", f"Portfolio loaded: {states}.")
+
+    async def _new_slot(self, allocation: Allocation) -> Slot:
+        robot = self.catalogue.get(allocation.robot)
+        slot = Slot(self.account, allocation, robot)
+        if robot is None:
+            await self._set_state(
+                slot, SlotState.REFUSED, f"there is no robot named {allocation.robot!r} here"
+            )
+            return slot
+        try:
+            slot.params = validate_params(robot, allocation.params)
+        except ParamsRefused as exc:
+            await self._set_state(slot, SlotState.REFUSED, f"its parameters do not fit: {exc}")
+            return slot
+        if self._paused is not None:
+            slot.state, slot.reason = SlotState.PAUSED, self._paused
+        await self._prepare(slot)
+        return slot
+
+    async def _prepare(self, slot: Slot) -> None:
+        """Read the symbol and the recent bars, then start the robot; on a read failure the slot stays
+        ``starting`` and the next ticks try again."""
+        symbol, timeframe = slot.allocation.symbol, slot.allocation.timeframe
+        try:
+            slot.info = await self.market.symbol(symbol)
+            bars = await self.market.bars(symbol, timeframe, (slot.bars.maxlen or 1) + 1)
+        except MarketDataError as exc:
+            slot.reason = f"waiting for the terminal ({exc})"
+            slot.retry_at = self._last_ms + int(self.options.start_retry_s * 1000)
+            return
+        slot.builder = BarBuilder(timeframe, slot.info.point)
+        if bars:
+            slot.bars.extend(bars[:-1])
+            slot.builder.seed(bars[-1])
+        if slot.state is SlotState.STARTING:
+            await self._launch(slot)
+
+    async def _launch(self, slot: Slot) -> None:
+        assert slot.robot_class is not None
+        slot.robot = slot.robot_class(slot.params)
+        slot.runner = self._runner(slot)
+        await self._set_state(slot, SlotState.RUNNING, "")
+        if self.options.concurrent and slot.worker is None:
+            slot.worker = asyncio.create_task(self._work(slot), name=f"robot-{self.account}-{slot.label}")
+        await self._dispatch(slot, "start", None)
+
+    def _runner(self, slot: Slot) -> HookRunner:
+        if not self.options.concurrent:
+            return InlineRunner()
+        return ThreadRunner(f"{self.account}-{slot.allocation.robot}", self.options.hook_timeout_s)
+
+    async def _stop_slot(self, slot: Slot, why: str) -> None:
+        if slot.worker is not None:
+            slot.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot.worker
+            slot.worker = None
+        if slot.running:
+            await self._handle_logged(slot, "stop", None)
+        if slot.runner is not None:
+            slot.runner.close()
+        if slot.state is not SlotState.REFUSED:
+            slot.state, slot.reason = SlotState.STOPPED, why
+
+    # -- control -------------------------------------------------------------------------------------
+    async def pause(self, reason: str = "paused by the trader") -> None:
+        """Pause every robot of the account (they keep their positions)."""
+        async with self._lock:
+            await self._pause_all(reason)
+
+    async def resume(self) -> None:
+        """Resume every paused robot with a fresh instance; the drawdown guard measures from now on."""
+        async with self._lock:
+            self._paused = None
+            self._guards.rebase()
+            for slot in self._slots.values():
+                if slot.state is SlotState.PAUSED:
+                    slot.state = SlotState.STARTING
+                    if slot.runner is not None:
+                        slot.runner.close()
+                    await self._prepare(slot)
+                    if slot.running:
+                        await self._emit("resumed", f"Robot {slot.label} resumed.", slot)
+
+    async def flatten(self, reason: str = "asked by the trader") -> int:
+        """Close every open position of the account; returns how many closes were sent."""
+        positions = await self.market.positions()
+        code = slot_code(self.account, "flatten")
+        requests = flatten_requests(self.account, code, positions, self._last_ms, self._clock())
+        await self._emit("flatten", f"Closing {len(requests)} open positions: {reason}.")
+        for request in requests:
+            await self._deliver(request)
+        return len(requests)
+
+    async def _pause_all(self, reason: str) -> None:
+        self._paused = reason
+        for slot in self._slots.values():
+            if slot.state in (SlotState.RUNNING, SlotState.STARTING):
+                slot.state, slot.reason = SlotState.PAUSED, reason
+
+    # -- inputs --------------------------------------------------------------------------------------
+    async def feed(self, symbol: str, ticks: Sequence[Tick]) -> None:
+        """New prices of ``symbol``, oldest first (the pump calls this; so does a backtest)."""
+        slots = [s for s in self._slots.values() if s.allocation.symbol == symbol]
+        for slot in slots:
+            waiting = slot.builder is None and slot.state in (SlotState.STARTING, SlotState.PAUSED)
+            if waiting and self._last_ms >= slot.retry_at:
+                await self._prepare(slot)
+        for tick in ticks:
+            self._last_ms = max(self._last_ms, tick.time_msc)
+            quote = Quote(tick.time_msc, tick.bid, tick.ask)
+            for slot in slots:
+                if slot.builder is None:
+                    continue
+                slot.quote = quote
+                bar = slot.builder.update(tick.time_msc, tick.bid, tick.ask)
+                if bar is not None:
+                    slot.bars.append(bar)
+                    await self._dispatch(slot, "bar", (bar, tuple(slot.bars), quote))
+        for slot in slots:
+            wants = slot.running and slot.robot_class is not None and slot.robot_class.wants_ticks()
+            if ticks and wants and not slot.tick_queued:
+                slot.tick_queued = True
+                await self._dispatch(slot, "tick", None)
+        if ticks:
+            await self._check_equity()
+
+    async def on_fill(self, fill: Fill) -> None:
+        slot = self._routes.get(fill.order_id)
+        if slot is not None:
+            await self._dispatch(slot, "fill", fill)
+
+    async def on_order_update(self, update: OrderUpdate) -> None:
+        slot = self._routes.get(update.order_id)
+        if slot is None:
+            return
+        if update.state.is_terminal:
+            slot.resolve(update.order_id)
+        await self._dispatch(slot, "update", update)
+
+    # -- events --------------------------------------------------------------------------------------
+    async def _dispatch(self, slot: Slot, kind: str, payload: Any) -> None:
+        if not self.options.concurrent:
+            slot.tick_queued = False
+            await self._handle_logged(slot, kind, payload)
+            return
+        try:
+            slot.queue.put_nowait((kind, payload))
+        except asyncio.QueueFull:
+            log.error("robot event dropped: queue full", robot=slot.label, kind=kind)
+
+    async def _work(self, slot: Slot) -> None:
+        while True:
+            kind, payload = await slot.queue.get()
+            if kind == "tick":
+                slot.tick_queued = False
+            try:
+                await self._handle_logged(slot, kind, payload)
+            finally:
+                slot.queue.task_done()
+
+    async def drain(self) -> None:
+        """Return once every event queued so far has been handled (tests, and a clean stop)."""
+        for slot in list(self._slots.values()):
+            if slot.worker is not None and not slot.worker.done():
+                await slot.queue.join()
+
+    async def _handle_logged(self, slot: Slot, kind: str, payload: Any) -> None:
+        try:
+            await self._handle(slot, kind, payload)
+        except MarketDataError as exc:
+            what = f"the {_bar_time(payload[0])} bar" if kind == "bar" else f"a {kind}"
+            await self._emit("skipped", f"Skipped {what}: could not read the account ({exc}).", slot)
+        except Exception as exc:  # a bug of ours must not end the worker: log it and go on
+            log.error("robot host error", robot=slot.label, kind=kind, error=repr(exc), exc_info=exc)
+
+    async def _handle(self, slot: Slot, kind: str, payload: Any) -> None:
+        if not slot.running or slot.robot is None:
+            return
+        robot = slot.robot
+        if kind == "bar" and slot.in_flight and self.options.concurrent:
+            try:
+                await asyncio.wait_for(slot.settled.wait(), self.options.settle_timeout_s)
+            except TimeoutError:
+                waiting = ", ".join(slot.in_flight)
+                text = f"Skipped the {_bar_time(payload[0])} bar: orders {waiting} are not confirmed yet."
+                await self._emit("skipped", text, slot)
+                return
+        positions = await self.market.positions()
+        bars = payload[1] if kind == "bar" else tuple(slot.bars)
+        now_ms = (
+            payload[2].time_msc
+            if kind == "bar"
+            else max(self._last_ms, slot.quote.time_msc if slot.quote else 0)
+        )
+        ctx = await self._context(slot, bars, positions, now_ms)
+        hooks: dict[str, Callable[[], None]] = {
+            "start": lambda: robot.on_start(ctx),
+            "bar": lambda: robot.on_bar(ctx, payload[0]),
+            "tick": lambda: robot.on_tick(ctx, slot.quote) if slot.quote else None,
+            "fill": lambda: robot.on_fill(ctx, payload),
+            "update": lambda: robot.on_order_update(ctx, payload),
+            "stop": lambda: robot.on_stop(ctx),
+        }
+        if kind == "bar":
+            slot.last_bar = payload[0].time
+        if await self._call(slot, kind, hooks[kind]) and ctx.intents:
+            await self._execute(slot, ctx, positions)
+
+    async def _context(
+        self, slot: Slot, bars: Sequence[Bar], positions: Sequence[TradePosition], now_ms: int
+    ) -> Context:
+        info = slot.info
+        assert info is not None
+        account = await self.market.account()
+        return Context(
+            symbol=info.name,
+            timeframe=slot.allocation.timeframe,
+            digits=info.digits,
+            point=info.point,
+            now_ms=now_ms,
+            bars=bars,
+            quote=slot.quote,
+            positions=slot.views(positions),
+            account=AccountView(account.currency, account.balance, account.equity, account.margin_free),
+            hedging=account.margin_mode == mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
+        )
+
+    async def _call(self, slot: Slot, hook: str, fn: Callable[[], None]) -> bool:
+        assert slot.runner is not None
+        try:
+            await slot.runner.run(fn)
+            return True
+        except HookTimeout as exc:
+            reason = f"its on_{hook} hook did not return within {exc.seconds:g} s"
+        except RobotError as exc:
+            reason = str(exc)
+        except Exception as exc:
+            reason = f"its on_{hook} hook raised {type(exc).__name__}: {exc}"
+        if slot.running:
+            await self._set_state(slot, SlotState.PAUSED, reason)
+        return False
+
+    async def _execute(self, slot: Slot, ctx: Context, positions: Sequence[TradePosition]) -> None:
+        intents = ctx.intents
+        if len(intents) > MAX_ORDERS_PER_EVENT:
+            await self._emit(
+                "refused",
+                f"Only the first {MAX_ORDERS_PER_EVENT} of {len(intents)} orders were considered.",
+                slot,
+            )
+            intents = intents[:MAX_ORDERS_PER_EVENT]
+        batch = Batch(
+            self.account,
+            slot,
+            self.market,
+            self._portfolio.risk,
+            positions,
+            self._opens_in_flight(slot),
+            now_ms=ctx.now_ms,
+            submitted_at=self._clock(),
+        )
+        for index, intent in enumerate(intents):
+            if not slot.running:
+                return
+            if intent.action == "open" and self._paused is not None:
+                continue
+            planned = await batch.plan(index, intent)
+            if isinstance(planned, Refused):
+                await self._emit("refused", f"Order not sent: {planned.reason}.", slot)
+                continue
+            await self._send(slot, planned, ctx.now_ms)
+
+    def _opens_in_flight(self, slot: Slot) -> tuple[int, int]:
+        mine = sum(1 for f in slot.in_flight.values() if f.opening)
+        total = sum(1 for s in self._slots.values() for f in s.in_flight.values() if f.opening)
+        return mine, total
+
+    async def _send(self, slot: Slot, planned: Planned, now_ms: int) -> None:
+        request = planned.request
+        slot.track(request.order_id, planned.flight)
+        self._route(request.order_id, slot)
+        try:
+            await self._deliver(request)
+        except Exception as exc:
+            slot.resolve(request.order_id)
+            await self._set_state(
+                slot,
+                SlotState.PAUSED,
+                f"order {request.order_id} could not be handed to the order path ({exc})",
+            )
+            return
+        slot.orders_sent += 1
+        self.sent.append(
+            SentOrder(
+                request.order_id,
+                slot.label,
+                now_ms,
+                request.action.value,
+                planned.side.value,
+                request.volume,
+                request.position,
+            )
+        )
+
+    async def _deliver(self, request: OrderRequest) -> None:
+        """``submit`` with retries: the order id is the same each time, so the bus drops a duplicate."""
+        for attempt in range(1, self.options.submit_attempts + 1):
+            try:
+                await self._submit(request)
+                return
+            except Exception as exc:
+                if attempt == self.options.submit_attempts:
+                    raise
+                log.warning("order submit failed, retrying", order_id=request.order_id, error=repr(exc))
+                await asyncio.sleep(self.options.submit_retry_s * attempt)
+
+    def _route(self, oid: str, slot: Slot) -> None:
+        self._routes[oid] = slot
+        while len(self._routes) > 10_000:
+            self._routes.popitem(last=False)
+
+    # -- guards --------------------------------------------------------------------------------------
+    async def _check_equity(self) -> None:
+        guards = self._guards
+        if not guards.armed or self._paused is not None:
+            return
+        if self._equity_ms is not None and self._last_ms - self._equity_ms < self.options.equity_interval_ms:
+            return
+        self._equity_ms = self._last_ms
+        try:
+            account = await self.market.account()
+            cash = await self._cash_flows(account.balance)
+        except MarketDataError as exc:
+            log.warning("equity guards could not read the account", error=str(exc))
+            return
+        breach = guards.observe(self._last_ms, account.equity, cash, account.currency)
+        if breach is None:
+            return
+        await self._emit("guard", f"{breach.message} Every robot of the account is paused.")
+        await self._pause_all(breach.message)
+        if self._portfolio.risk.flatten_on_breach:
+            try:
+                await self.flatten(f"the {breach.kind.replace('_', ' ')} guard fired")
+            except Exception as exc:
+                await self._emit("flatten", f"Could not close the positions after the guard fired: {exc}.")
+
+    async def _cash_flows(self, balance: float) -> float:
+        day = self._last_ms // 86_400_000
+        cached = self._cash
+        if cached is not None and cached[0] == day and cached[1] == balance:
+            return cached[2]
+        flows = await self.market.cash_flows(day * 86_400)
+        self._cash = (day, balance, flows)
+        return flows
+
+    # -- pump ----------------------------------------------------------------------------------------
+    async def _pump_loop(self) -> None:
+        assert self.options.poll_interval_s is not None
+        since: dict[str, int] = {}
+        failing: set[str] = set()
+        while True:
+            for symbol in sorted({s.allocation.symbol for s in self._slots.values()}):
+                if symbol not in since:
+                    since[symbol] = self._first_tick_ms(symbol)
+                try:
+                    ticks = await self.market.ticks_since(symbol, since[symbol])
+                except MarketDataError as exc:
+                    if symbol not in failing:
+                        failing.add(symbol)
+                        log.warning("no ticks from the terminal", symbol=symbol, error=str(exc))
+                    continue
+                failing.discard(symbol)
+                if ticks:
+                    since[symbol] = ticks[-1].time_msc
+                    try:
+                        await self.feed(symbol, ticks)
+                    except Exception as exc:  # never let one bad batch end the pump
+                        log.error("robot host feed failed", symbol=symbol, error=repr(exc), exc_info=exc)
+            await asyncio.sleep(self.options.poll_interval_s)
+
+    def _first_tick_ms(self, symbol: str) -> int:
+        """Where the pump starts reading: the start of the forming bar the warm-up seeded, else the
+        symbol's last quote (0 on a simulator replay that has not started: from its first tick on)."""
+        starts = []
+        for slot in self._slots.values():
+            if slot.allocation.symbol != symbol:
+                continue
+            forming = slot.builder.forming() if slot.builder is not None else None
+            if forming is not None:
+                starts.append(forming.time * 1000)
+            elif slot.info is not None and slot.info.time > 0:
+                starts.append(slot.info.time * 1000)
+        return min(starts) - 1 if starts else 0
+
+    # -- reporting -----------------------------------------------------------------------------------
+    async def _set_state(self, slot: Slot, state: SlotState, reason: str) -> None:
+        slot.state, slot.reason = state, reason
+        if state is SlotState.PAUSED:
+            await self._emit("paused", f"Robot {slot.label} paused: {reason}.", slot)
+        elif state is SlotState.REFUSED:
+            await self._emit("refused", f"Robot {slot.label} cannot run: {reason}.", slot)
+
+    async def _emit(self, kind: str, message: str, slot: Slot | None = None) -> None:
+        event = RobotEvent(
+            account=self.account,
+            robot=slot.label if slot else "",
+            kind=kind,
+            message=message,
+            ts=self._clock(),
+        )
+        self.events.append(event)
+        log.info("robot event", account=self.account, robot=event.robot, kind=kind, message=message)
+        if self._on_event is None:
+            return
+        try:
+            result = self._on_event(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # the activity log is best effort; trading goes on
+            log.warning("robot event not delivered", error=repr(exc))
+
+
+def _key(allocation: Allocation) -> tuple[str, str, str]:
+    return allocation.robot, allocation.symbol, allocation.timeframe
+
+
+def _bar_time(bar: Bar) -> str:
+    return datetime.fromtimestamp(bar.time, UTC).strftime("%Y-%m-%d %H:%M")
