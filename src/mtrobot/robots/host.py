@@ -146,6 +146,11 @@ class RobotHost:
     def portfolio(self) -> PortfolioConfig:
         return self._portfolio
 
+    @property
+    def market_time_ms(self) -> int:
+        """The trade server's time of the newest tick the host has seen (ms)."""
+        return self._last_ms
+
     def robots(self) -> list[dict[str, Any]]:
         """The robots' states, for ``AccountSnapshot.robots``."""
         return [slot.status() for slot in self._slots.values()]
