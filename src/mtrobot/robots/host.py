@@ -36,8 +36,10 @@ from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
 from mtrobot.robots.hooks import HookRunner, HookTimeout, InlineRunner, ThreadRunner
 from mtrobot.robots.market import MarketData, MarketDataError
 from mtrobot.robots.orders import Batch, Planned, Refused, flatten_requests
+from mtrobot.robots.pump import TickPump
 from mtrobot.robots.risk import EquityGuards
 from mtrobot.robots.slot import MAX_ORDERS_PER_EVENT, Slot, SlotState, slot_code
+from mtrobot.robots.watch import EquityWatch
 
 log = get_logger(__name__)
 
@@ -101,13 +103,12 @@ class RobotHost:
         self._clock = clock
         self._portfolio = portfolio or PortfolioConfig()
         self._guards = EquityGuards(self._portfolio.risk)
+        self._watch = EquityWatch(market, self._guards, self.options.equity_interval_ms)
         self._slots: dict[tuple[str, str, str], Slot] = {}
         self._routes: OrderedDict[str, Slot] = OrderedDict()
         self._paused: str | None = None
         self._last_ms = 0
-        self._equity_ms: int | None = None
-        self._cash: tuple[int, float, float] | None = None  # (day, balance seen, cash flows)
-        self._pump: asyncio.Task[None] | None = None
+        self._pump: TickPump | None = None
         self._started = False
         self._lock = asyncio.Lock()
         self.sent: deque[SentOrder] = deque(maxlen=self.options.keep_sent)
@@ -119,13 +120,19 @@ class RobotHost:
         async with self._lock:
             await self._apply(self._portfolio)
         if self.options.poll_interval_s is not None:
-            self._pump = asyncio.create_task(self._pump_loop(), name=f"robots-pump-{self.account}")
+            self._pump = TickPump(
+                self.market,
+                self.feed,
+                self._symbols,
+                self._first_tick_ms,
+                self.options.poll_interval_s,
+                f"robots-pump-{self.account}",
+            )
+            self._pump.start()
 
     async def stop(self) -> None:
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            await self._pump.stop()
             self._pump = None
         async with self._lock:
             for slot in list(self._slots.values()):
@@ -494,19 +501,9 @@ class RobotHost:
 
     # -- guards --------------------------------------------------------------------------------------
     async def _check_equity(self) -> None:
-        guards = self._guards
-        if not guards.armed or self._paused is not None:
+        if self._paused is not None:
             return
-        if self._equity_ms is not None and self._last_ms - self._equity_ms < self.options.equity_interval_ms:
-            return
-        self._equity_ms = self._last_ms
-        try:
-            account = await self.market.account()
-            cash = await self._cash_flows(account.balance)
-        except MarketDataError as exc:
-            log.warning("equity guards could not read the account", error=str(exc))
-            return
-        breach = guards.observe(self._last_ms, account.equity, cash, account.currency)
+        breach = await self._watch.check(self._last_ms)
         if breach is None:
             return
         await self._emit("guard", f"{breach.message} Every robot of the account is paused.")
@@ -517,39 +514,9 @@ class RobotHost:
             except Exception as exc:
                 await self._emit("flatten", f"Could not close the positions after the guard fired: {exc}.")
 
-    async def _cash_flows(self, balance: float) -> float:
-        day = self._last_ms // 86_400_000
-        cached = self._cash
-        if cached is not None and cached[0] == day and cached[1] == balance:
-            return cached[2]
-        flows = await self.market.cash_flows(day * 86_400)
-        self._cash = (day, balance, flows)
-        return flows
-
     # -- pump ----------------------------------------------------------------------------------------
-    async def _pump_loop(self) -> None:
-        assert self.options.poll_interval_s is not None
-        since: dict[str, int] = {}
-        failing: set[str] = set()
-        while True:
-            for symbol in sorted({s.allocation.symbol for s in self._slots.values()}):
-                if symbol not in since:
-                    since[symbol] = self._first_tick_ms(symbol)
-                try:
-                    ticks = await self.market.ticks_since(symbol, since[symbol])
-                except MarketDataError as exc:
-                    if symbol not in failing:
-                        failing.add(symbol)
-                        log.warning("no ticks from the terminal", symbol=symbol, error=str(exc))
-                    continue
-                failing.discard(symbol)
-                if ticks:
-                    since[symbol] = ticks[-1].time_msc
-                    try:
-                        await self.feed(symbol, ticks)
-                    except Exception as exc:  # never let one bad batch end the pump
-                        log.error("robot host feed failed", symbol=symbol, error=repr(exc), exc_info=exc)
-            await asyncio.sleep(self.options.poll_interval_s)
+    def _symbols(self) -> list[str]:
+        return sorted({s.allocation.symbol for s in self._slots.values()})
 
     def _first_tick_ms(self, symbol: str) -> int:
         """Where the pump starts reading: the start of the forming bar the warm-up seeded, else the
