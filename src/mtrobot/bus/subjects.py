@@ -80,6 +80,16 @@ def broker_order(account: str, symbol: str) -> str:
     return f"broker.order.{_account(account)}.{_token(symbol)}"
 
 
+def broker_fill_of(account: str) -> str:
+    """Every fill of one account (what its robot host listens to)."""
+    return f"broker.fill.{_account(account)}.>"
+
+
+def broker_order_of(account: str) -> str:
+    """Every order update of one account."""
+    return f"broker.order.{_account(account)}.>"
+
+
 def audit_broker(account: str) -> str:
     return f"audit.broker.{_account(account)}"
 

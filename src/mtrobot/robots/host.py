@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +27,6 @@ from typing import Any
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import Tick, TradePosition
 from mtrobot.core.events import Fill, OrderUpdate, RobotEvent
-from mtrobot.core.orders import OrderRequest
 from mtrobot.hub.schemas import Allocation, PortfolioConfig
 from mtrobot.logging import get_logger
 from mtrobot.robots.api import AccountView, Bar, Context, Quote, RobotError
@@ -35,15 +34,15 @@ from mtrobot.robots.bars import BarBuilder
 from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
 from mtrobot.robots.hooks import HookRunner, HookTimeout, InlineRunner, ThreadRunner
 from mtrobot.robots.market import MarketData, MarketDataError
-from mtrobot.robots.orders import Batch, Planned, Refused, flatten_requests
+from mtrobot.robots.orders import flatten_requests
+from mtrobot.robots.outbox import Outbox, OutboxPorts, SentOrder, Submit
 from mtrobot.robots.pump import TickPump
 from mtrobot.robots.risk import EquityGuards
-from mtrobot.robots.slot import MAX_ORDERS_PER_EVENT, Slot, SlotState, slot_code
+from mtrobot.robots.slot import Slot, SlotState, slot_code
 from mtrobot.robots.watch import EquityWatch
 
 log = get_logger(__name__)
 
-Submit = Callable[[OrderRequest], Awaitable[None]]
 EventSink = Callable[[RobotEvent], Awaitable[None] | None]
 
 
@@ -62,19 +61,6 @@ class HostOptions:
     submit_retry_s: float = 0.5
     keep_sent: int | None = 10_000
     start_retry_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class SentOrder:
-    """An order the host handed to the order path, with the market time of the decision."""
-
-    order_id: str
-    robot: str
-    time_msc: int
-    action: str
-    side: str
-    volume: float | None
-    position: int | None
 
 
 def wall_clock() -> datetime:
@@ -98,21 +84,34 @@ class RobotHost:
         self.market = market
         self.catalogue = catalogue
         self.options = options or HostOptions()
-        self._submit = submit
         self._on_event = on_event
         self._clock = clock
         self._portfolio = portfolio or PortfolioConfig()
         self._guards = EquityGuards(self._portfolio.risk)
         self._watch = EquityWatch(market, self._guards, self.options.equity_interval_ms)
         self._slots: dict[tuple[str, str, str], Slot] = {}
-        self._routes: OrderedDict[str, Slot] = OrderedDict()
         self._paused: str | None = None
         self._last_ms = 0
         self._pump: TickPump | None = None
         self._started = False
         self._lock = asyncio.Lock()
-        self.sent: deque[SentOrder] = deque(maxlen=self.options.keep_sent)
         self.events: deque[RobotEvent] = deque(maxlen=1000)
+        self.outbox = Outbox(
+            OutboxPorts(
+                account=account,
+                market=market,
+                submit=submit,
+                clock=clock,
+                risk=lambda: self._portfolio.risk,
+                paused=lambda: self._paused,
+                slots=lambda: self._slots.values(),
+                say=lambda slot, kind, text: self._emit(kind, text, slot),
+                pause=lambda slot, reason: self._set_state(slot, SlotState.PAUSED, reason),
+            ),
+            attempts=self.options.submit_attempts,
+            retry_s=self.options.submit_retry_s,
+            keep=self.options.keep_sent,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -152,6 +151,11 @@ class RobotHost:
     @property
     def portfolio(self) -> PortfolioConfig:
         return self._portfolio
+
+    @property
+    def sent(self) -> deque[SentOrder]:
+        """The orders handed to the order path, oldest first (the last ``keep_sent``)."""
+        return self.outbox.sent
 
     @property
     def market_time_ms(self) -> int:
@@ -268,7 +272,7 @@ class RobotHost:
         requests = flatten_requests(self.account, code, positions, self._last_ms, self._clock())
         await self._emit("flatten", f"Closing {len(requests)} open positions: {reason}.")
         for request in requests:
-            await self._deliver(request)
+            await self.outbox.deliver(request)
         return len(requests)
 
     async def _pause_all(self, reason: str) -> None:
@@ -305,12 +309,12 @@ class RobotHost:
             await self._check_equity()
 
     async def on_fill(self, fill: Fill) -> None:
-        slot = self._routes.get(fill.order_id)
+        slot = self.outbox.routes.get(fill.order_id)
         if slot is not None:
             await self._dispatch(slot, "fill", fill)
 
     async def on_order_update(self, update: OrderUpdate) -> None:
-        slot = self._routes.get(update.order_id)
+        slot = self.outbox.routes.get(update.order_id)
         if slot is None:
             return
         if update.state.is_terminal:
@@ -384,7 +388,7 @@ class RobotHost:
         if kind == "bar":
             slot.last_bar = payload[0].time
         if await self._call(slot, kind, hooks[kind]) and ctx.intents:
-            await self._execute(slot, ctx, positions)
+            await self.outbox.execute(slot, ctx, positions)
 
     async def _context(
         self, slot: Slot, bars: Sequence[Bar], positions: Sequence[TradePosition], now_ms: int
@@ -419,85 +423,6 @@ class RobotHost:
         if slot.running:
             await self._set_state(slot, SlotState.PAUSED, reason)
         return False
-
-    async def _execute(self, slot: Slot, ctx: Context, positions: Sequence[TradePosition]) -> None:
-        intents = ctx.intents
-        if len(intents) > MAX_ORDERS_PER_EVENT:
-            await self._emit(
-                "refused",
-                f"Only the first {MAX_ORDERS_PER_EVENT} of {len(intents)} orders were considered.",
-                slot,
-            )
-            intents = intents[:MAX_ORDERS_PER_EVENT]
-        batch = Batch(
-            self.account,
-            slot,
-            self.market,
-            self._portfolio.risk,
-            positions,
-            self._opens_in_flight(slot),
-            now_ms=ctx.now_ms,
-            submitted_at=self._clock(),
-        )
-        for index, intent in enumerate(intents):
-            if not slot.running:
-                return
-            if intent.action == "open" and self._paused is not None:
-                continue
-            planned = await batch.plan(index, intent)
-            if isinstance(planned, Refused):
-                await self._emit("refused", f"Order not sent: {planned.reason}.", slot)
-                continue
-            await self._send(slot, planned, ctx.now_ms)
-
-    def _opens_in_flight(self, slot: Slot) -> tuple[int, int]:
-        mine = sum(1 for f in slot.in_flight.values() if f.opening)
-        total = sum(1 for s in self._slots.values() for f in s.in_flight.values() if f.opening)
-        return mine, total
-
-    async def _send(self, slot: Slot, planned: Planned, now_ms: int) -> None:
-        request = planned.request
-        slot.track(request.order_id, planned.flight)
-        self._route(request.order_id, slot)
-        try:
-            await self._deliver(request)
-        except Exception as exc:
-            slot.resolve(request.order_id)
-            await self._set_state(
-                slot,
-                SlotState.PAUSED,
-                f"order {request.order_id} could not be handed to the order path ({exc})",
-            )
-            return
-        slot.orders_sent += 1
-        self.sent.append(
-            SentOrder(
-                request.order_id,
-                slot.label,
-                now_ms,
-                request.action.value,
-                planned.side.value,
-                request.volume,
-                request.position,
-            )
-        )
-
-    async def _deliver(self, request: OrderRequest) -> None:
-        """``submit`` with retries: the order id is the same each time, so the bus drops a duplicate."""
-        for attempt in range(1, self.options.submit_attempts + 1):
-            try:
-                await self._submit(request)
-                return
-            except Exception as exc:
-                if attempt == self.options.submit_attempts:
-                    raise
-                log.warning("order submit failed, retrying", order_id=request.order_id, error=repr(exc))
-                await asyncio.sleep(self.options.submit_retry_s * attempt)
-
-    def _route(self, oid: str, slot: Slot) -> None:
-        self._routes[oid] = slot
-        while len(self._routes) > 10_000:
-            self._routes.popitem(last=False)
 
     # -- guards --------------------------------------------------------------------------------------
     async def _check_equity(self) -> None:

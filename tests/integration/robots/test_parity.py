@@ -30,8 +30,9 @@ from mtrobot.core.orders import OrderRequest
 from mtrobot.robots.backtest.data import load_prices, with_spread
 from mtrobot.robots.backtest.engine import BacktestSpec, backtest_config, portfolio_of, run_backtest
 from mtrobot.robots.catalogue import Catalogue
-from mtrobot.robots.host import HostOptions, RobotHost, SentOrder
+from mtrobot.robots.host import HostOptions, RobotHost
 from mtrobot.robots.market import DirectCalls, TerminalMarketData
+from mtrobot.robots.outbox import SentOrder
 from mtrobot.settings import Settings
 from mtrobot.sim.harness import sim_harness
 

@@ -25,8 +25,9 @@ from mtrobot.robots.backtest.desk import Rejection, SimOrderDesk, deal_rows
 from mtrobot.robots.backtest.session import SessionCalls
 from mtrobot.robots.bars import TIMEFRAME_SECONDS
 from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
-from mtrobot.robots.host import HostOptions, RobotHost, SentOrder
+from mtrobot.robots.host import HostOptions, RobotHost
 from mtrobot.robots.market import TerminalMarketData
+from mtrobot.robots.outbox import SentOrder
 from mtrobot.sim.broker import AdminApi, SimBroker
 from mtrobot.sim.clock import VirtualClock
 from mtrobot.sim.config import BrokerConfig, ServerConfig, SymbolSpec, default_config
