@@ -1,6 +1,11 @@
 """From a hook's intents to orders handed to the order path: planned (sizing, pre-trade risk) in the order
 the robot asked, refused with a sentence or submitted with retries, tracked until the broker settles them,
-and remembered (with the market time of the decision) for parity checks and the snapshot."""
+and remembered (with the market time of the decision) for parity checks and the snapshot.
+
+The robots of an account decide at the same time, each on its own worker, but the account's limits are
+shared: planning and submitting happen one batch at a time, and a batch that opens positions counts them
+from the positions read under that lock plus every opening order still in flight, so two robots cannot
+both take the account's last free place."""
 
 from __future__ import annotations
 
@@ -61,8 +66,20 @@ class Outbox:
         self._retry_s = retry_s
         self.sent: deque[SentOrder] = deque(maxlen=keep)
         self.routes: OrderedDict[str, Slot] = OrderedDict()
+        self._lock = asyncio.Lock()
 
     async def execute(self, slot: Slot, ctx: Context, positions: Sequence[TradePosition]) -> None:
+        async with self._lock:
+            # in flight first, positions second: an order settling in between is counted twice (too
+            # cautious), never missed
+            in_flight = self._opens_in_flight(slot)
+            if any(intent.action == "open" for intent in ctx.intents):
+                positions = await self._ports.market.positions()  # fresh: other robots may have traded
+            await self._execute(slot, ctx, positions, in_flight)
+
+    async def _execute(
+        self, slot: Slot, ctx: Context, positions: Sequence[TradePosition], in_flight: tuple[int, int]
+    ) -> None:
         ports = self._ports
         intents = ctx.intents
         if len(intents) > MAX_ORDERS_PER_EVENT:
@@ -75,7 +92,7 @@ class Outbox:
             ports.market,
             ports.risk(),
             positions,
-            self._opens_in_flight(slot),
+            in_flight,
             now_ms=ctx.now_ms,
             submitted_at=ports.clock(),
         )

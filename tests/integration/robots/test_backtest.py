@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import Result
 
-from mtrobot.cli import app
 from mtrobot.robots.backtest.bundled import bundled_path, generate_eurusd_h1
 from mtrobot.robots.backtest.engine import BacktestSpec, run_backtest
 from mtrobot.robots.backtest.output import report_json
@@ -20,6 +20,7 @@ from mtrobot.robots.catalogue import Catalogue
 JAN = datetime(2024, 1, 1, tzinfo=UTC)
 FEB = datetime(2024, 2, 1, tzinfo=UTC)
 BUILTINS = ["ma_cross", "rsi_reversion", "breakout_atr", "grid_averaging"]
+Cli = Callable[..., Result]
 
 
 def test_the_bundled_data_is_exactly_what_its_generator_writes() -> None:
@@ -56,11 +57,13 @@ async def test_the_report_counts_what_the_deals_say() -> None:
     assert run.deals[-1].comment == "end of test"
 
 
-def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(tmp_path: Path) -> None:
+def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(
+    tmp_path: Path, cli: Cli
+) -> None:
     out = tmp_path / "out"
     args = ["backtest", "ma_cross", "--symbol", "EURUSD", "--timeframe", "H1", "--from", "2024-01-01"]
     args += ["--to", "2024-02-01", "--set", "fast=8", "--set", "slow=21", "--out", str(out)]
-    result = CliRunner().invoke(app, [*args, "--data-dir", str(tmp_path / "data")])
+    result = cli(*args, "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
     assert "report.json, deals.csv and equity.png in" in result.output
     report = json.loads((out / "report.json").read_text())
@@ -88,19 +91,21 @@ def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(t
         (["ma_cross", "--sweep", "fast=1..x"], "--sweep 'fast=1..x': 'x' is not a whole number"),
     ],
 )
-def test_a_bad_backtest_request_gets_one_clear_line(tmp_path: Path, args: list[str], says: str) -> None:
-    result = CliRunner().invoke(
-        app, ["backtest", *args, "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]
-    )
+def test_a_bad_backtest_request_gets_one_clear_line(
+    tmp_path: Path, cli: Cli, args: list[str], says: str
+) -> None:
+    result = cli("backtest", *args, "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1
     assert says in result.output.replace("\n", " ")
 
 
-def test_a_sweep_runs_the_grid_in_processes_and_writes_a_table_and_a_heatmap(tmp_path: Path) -> None:
+def test_a_sweep_runs_the_grid_in_processes_and_writes_a_table_and_a_heatmap(
+    tmp_path: Path, cli: Cli
+) -> None:
     out = tmp_path / "sweep"
     args = ["backtest", "ma_cross", "--from", "2024-01-01", "--to", "2024-01-10", "--out", str(out)]
     args += ["--sweep", "fast=10..20:10", "--sweep", "slow=20", "--workers", "2"]
-    result = CliRunner().invoke(app, [*args, "--data-dir", str(tmp_path / "data")])
+    result = cli(*args, "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
     with (out / "sweep.csv").open() as handle:
         rows = list(csv.DictReader(handle))
