@@ -7,7 +7,10 @@ its declaration are refused with the field named), saved in the database, and wr
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from mtrobot.hub.schemas import AccountRisk, Allocation
 from mtrobot.robots.portfolio import check_portfolio
@@ -17,6 +20,7 @@ from mtrobot.web.deps import AccountDep, DbDep, StateDep
 from mtrobot.web.errors import InvalidFields, problem_responses
 from mtrobot.web.portfolios import publish_portfolio
 from mtrobot.web.schemas import PortfolioPublic, PortfolioUpdate
+from mtrobot.web.state import AppState
 
 router = APIRouter(prefix="/accounts/{account_id}/portfolio", tags=["portfolio"])
 
@@ -40,15 +44,19 @@ def get_portfolio(account: AccountDep, db: DbDep) -> PortfolioPublic:
 
 
 @router.put("", responses=problem_responses(401, 403, 404, 422))
-async def put_portfolio(
-    body: PortfolioUpdate, account: AccountDep, db: DbDep, state: StateDep
-) -> PortfolioPublic:
+async def put_portfolio(body: PortfolioUpdate, account: AccountDep, state: StateDep) -> PortfolioPublic:
     problems = check_portfolio(body, state.catalogue)
     if problems:
         code = "no_such_robot" if any(p.code == "no_such_robot" for p in problems) else "invalid_parameter"
         raise InvalidFields([(p.field, p.message) for p in problems], code=code)
     document = body.model_dump(mode="json")
-    row = account_repo.save_portfolio(db, account.id, body.active, document["robots"], document["risk"])
-    db.commit()
+    saved = await run_in_threadpool(_save, state, account.id, document)
     revision = await publish_portfolio(state, account.id, document)
-    return _public(row, revision)
+    return saved.model_copy(update={"hub_revision": revision})
+
+
+def _save(state: AppState, account_id: str, document: dict[str, Any]) -> PortfolioPublic:
+    with state.sessions.begin() as db:
+        robots, risk = document["robots"], document["risk"]
+        row = account_repo.save_portfolio(db, account_id, document["active"], robots, risk)
+        return _public(row)
