@@ -25,7 +25,7 @@ class AtrBreakout(Robot[BreakoutParams]):
     name = "breakout_atr"
     description = "Channel breakout with stop loss and take profit at multiples of the ATR."
     params_model = BreakoutParams
-    history = 501
+    history = 1000
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
         p = self.params
