@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mtrobot.broker import constants as mt5
-from mtrobot.broker.structures import Tick, TradePosition
+from mtrobot.broker.structures import Tick
 from mtrobot.core.events import Fill, OrderUpdate, RobotEvent
 from mtrobot.hub.schemas import Allocation, PortfolioConfig
 from mtrobot.logging import get_logger
-from mtrobot.robots.api import AccountView, Bar, Context, Quote, RobotError
+from mtrobot.robots.api import Quote
 from mtrobot.robots.bars import BarBuilder
 from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
-from mtrobot.robots.hooks import HookRunner, HookTimeout, InlineRunner, ThreadRunner
+from mtrobot.robots.hooks import HookRunner, InlineRunner, ThreadRunner
 from mtrobot.robots.market import MarketData, MarketDataError
 from mtrobot.robots.orders import flatten_requests
 from mtrobot.robots.outbox import Outbox, OutboxPorts, SentOrder, Submit
@@ -40,6 +39,7 @@ from mtrobot.robots.pump import TickPump
 from mtrobot.robots.risk import EquityGuards
 from mtrobot.robots.slot import Slot, SlotState, slot_code
 from mtrobot.robots.watch import EquityWatch
+from mtrobot.robots.worker import SlotEvents
 
 log = get_logger(__name__)
 
@@ -96,7 +96,7 @@ class RobotHost:
         self._started = False
         self._lock = asyncio.Lock()
         self.events: deque[RobotEvent] = deque(maxlen=1000)
-        self.outbox = Outbox(
+        self.outbox: Outbox = Outbox(
             OutboxPorts(
                 account=account,
                 market=market,
@@ -111,6 +111,15 @@ class RobotHost:
             attempts=self.options.submit_attempts,
             retry_s=self.options.submit_retry_s,
             keep=self.options.keep_sent,
+        )
+        self.slot_events = SlotEvents(
+            market,
+            self.outbox,
+            concurrent=self.options.concurrent,
+            settle_timeout_s=self.options.settle_timeout_s,
+            market_ms=lambda: self._last_ms,
+            say=lambda slot, kind, text: self._emit(kind, text, slot),
+            pause=lambda slot, reason: self._set_state(slot, SlotState.PAUSED, reason),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -224,8 +233,10 @@ class RobotHost:
         slot.runner = self._runner(slot)
         await self._set_state(slot, SlotState.RUNNING, "")
         if self.options.concurrent and slot.worker is None:
-            slot.worker = asyncio.create_task(self._work(slot), name=f"robot-{self.account}-{slot.label}")
-        await self._dispatch(slot, "start", None)
+            slot.worker = asyncio.create_task(
+                self.slot_events.work(slot), name=f"robot-{self.account}-{slot.label}"
+            )
+        await self.slot_events.dispatch(slot, "start", None)
 
     def _runner(self, slot: Slot) -> HookRunner:
         if not self.options.concurrent:
@@ -239,7 +250,7 @@ class RobotHost:
                 await slot.worker
             slot.worker = None
         if slot.running:
-            await self._handle_logged(slot, "stop", None)
+            await self.slot_events.handle(slot, "stop", None)
         if slot.runner is not None:
             slot.runner.close()
         if slot.state is not SlotState.REFUSED:
@@ -299,19 +310,19 @@ class RobotHost:
                 bar = slot.builder.update(tick.time_msc, tick.bid, tick.ask)
                 if bar is not None:
                     slot.bars.append(bar)
-                    await self._dispatch(slot, "bar", (bar, tuple(slot.bars), quote))
+                    await self.slot_events.dispatch(slot, "bar", (bar, tuple(slot.bars), quote))
         for slot in slots:
             wants = slot.running and slot.robot_class is not None and slot.robot_class.wants_ticks()
             if ticks and wants and not slot.tick_queued:
                 slot.tick_queued = True
-                await self._dispatch(slot, "tick", None)
+                await self.slot_events.dispatch(slot, "tick", None)
         if ticks:
             await self._check_equity()
 
     async def on_fill(self, fill: Fill) -> None:
         slot = self.outbox.routes.get(fill.order_id)
         if slot is not None:
-            await self._dispatch(slot, "fill", fill)
+            await self.slot_events.dispatch(slot, "fill", fill)
 
     async def on_order_update(self, update: OrderUpdate) -> None:
         slot = self.outbox.routes.get(update.order_id)
@@ -319,110 +330,11 @@ class RobotHost:
             return
         if update.state.is_terminal:
             slot.resolve(update.order_id)
-        await self._dispatch(slot, "update", update)
-
-    # -- events --------------------------------------------------------------------------------------
-    async def _dispatch(self, slot: Slot, kind: str, payload: Any) -> None:
-        if not self.options.concurrent:
-            slot.tick_queued = False
-            await self._handle_logged(slot, kind, payload)
-            return
-        try:
-            slot.queue.put_nowait((kind, payload))
-        except asyncio.QueueFull:
-            log.error("robot event dropped: queue full", robot=slot.label, kind=kind)
-
-    async def _work(self, slot: Slot) -> None:
-        while True:
-            kind, payload = await slot.queue.get()
-            if kind == "tick":
-                slot.tick_queued = False
-            try:
-                await self._handle_logged(slot, kind, payload)
-            finally:
-                slot.queue.task_done()
+        await self.slot_events.dispatch(slot, "update", update)
 
     async def drain(self) -> None:
         """Return once every event queued so far has been handled (tests, and a clean stop)."""
-        for slot in list(self._slots.values()):
-            if slot.worker is not None and not slot.worker.done():
-                await slot.queue.join()
-
-    async def _handle_logged(self, slot: Slot, kind: str, payload: Any) -> None:
-        try:
-            await self._handle(slot, kind, payload)
-        except MarketDataError as exc:
-            what = f"the {_bar_time(payload[0])} bar" if kind == "bar" else f"a {kind}"
-            await self._emit("skipped", f"Skipped {what}: could not read the account ({exc}).", slot)
-        except Exception as exc:  # a bug of ours must not end the worker: log it and go on
-            log.error("robot host error", robot=slot.label, kind=kind, error=repr(exc), exc_info=exc)
-
-    async def _handle(self, slot: Slot, kind: str, payload: Any) -> None:
-        if not slot.running or slot.robot is None:
-            return
-        robot = slot.robot
-        if kind == "bar" and slot.in_flight and self.options.concurrent:
-            try:
-                await asyncio.wait_for(slot.settled.wait(), self.options.settle_timeout_s)
-            except TimeoutError:
-                waiting = ", ".join(slot.in_flight)
-                text = f"Skipped the {_bar_time(payload[0])} bar: orders {waiting} are not confirmed yet."
-                await self._emit("skipped", text, slot)
-                return
-        positions = await self.market.positions()
-        bars = payload[1] if kind == "bar" else tuple(slot.bars)
-        now_ms = (
-            payload[2].time_msc
-            if kind == "bar"
-            else max(self._last_ms, slot.quote.time_msc if slot.quote else 0)
-        )
-        ctx = await self._context(slot, bars, positions, now_ms)
-        hooks: dict[str, Callable[[], None]] = {
-            "start": lambda: robot.on_start(ctx),
-            "bar": lambda: robot.on_bar(ctx, payload[0]),
-            "tick": lambda: robot.on_tick(ctx, slot.quote) if slot.quote else None,
-            "fill": lambda: robot.on_fill(ctx, payload),
-            "update": lambda: robot.on_order_update(ctx, payload),
-            "stop": lambda: robot.on_stop(ctx),
-        }
-        if kind == "bar":
-            slot.last_bar = payload[0].time
-        if await self._call(slot, kind, hooks[kind]) and ctx.intents:
-            await self.outbox.execute(slot, ctx, positions)
-
-    async def _context(
-        self, slot: Slot, bars: Sequence[Bar], positions: Sequence[TradePosition], now_ms: int
-    ) -> Context:
-        info = slot.info
-        assert info is not None
-        account = await self.market.account()
-        return Context(
-            symbol=info.name,
-            timeframe=slot.allocation.timeframe,
-            digits=info.digits,
-            point=info.point,
-            now_ms=now_ms,
-            bars=bars,
-            quote=slot.quote,
-            positions=slot.views(positions),
-            account=AccountView(account.currency, account.balance, account.equity, account.margin_free),
-            hedging=account.margin_mode == mt5.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING,
-        )
-
-    async def _call(self, slot: Slot, hook: str, fn: Callable[[], None]) -> bool:
-        assert slot.runner is not None
-        try:
-            await slot.runner.run(fn)
-            return True
-        except HookTimeout as exc:
-            reason = f"its on_{hook} hook did not return within {exc.seconds:g} s"
-        except RobotError as exc:
-            reason = str(exc)
-        except Exception as exc:
-            reason = f"its on_{hook} hook raised {type(exc).__name__}: {exc}"
-        if slot.running:
-            await self._set_state(slot, SlotState.PAUSED, reason)
-        return False
+        await self.slot_events.drain(self._slots.values())
 
     # -- guards --------------------------------------------------------------------------------------
     async def _check_equity(self) -> None:
@@ -487,7 +399,3 @@ class RobotHost:
 
 def _key(allocation: Allocation) -> tuple[str, str, str]:
     return allocation.robot, allocation.symbol, allocation.timeframe
-
-
-def _bar_time(bar: Bar) -> str:
-    return datetime.fromtimestamp(bar.time, UTC).strftime("%Y-%m-%d %H:%M")
