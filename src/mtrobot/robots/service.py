@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
@@ -37,6 +37,7 @@ from mtrobot.robots.market import CallOutcome, MarketDataError, TerminalCalls, T
 
 log = get_logger(__name__)
 PUBLISH_TIMEOUT_S = 5.0
+M = TypeVar("M", Fill, OrderUpdate)
 
 
 class LinkCalls:
@@ -105,17 +106,19 @@ class RobotService:
         await self._nc.publish(subjects.robot_event(self.account), encode(event))
 
     async def _on_fill(self, msg: Msg) -> None:
-        try:
-            fill = decode(Fill, msg.data)
-        except ValidationError:
-            log.warning("unreadable fill", subject=msg.subject)
-            return
-        await self.host.on_fill(fill)
+        fill = _read(Fill, msg)
+        if fill is not None:
+            await self.host.on_fill(fill)
 
     async def _on_update(self, msg: Msg) -> None:
-        try:
-            update = decode(OrderUpdate, msg.data)
-        except ValidationError:
-            log.warning("unreadable order update", subject=msg.subject)
-            return
-        await self.host.on_order_update(update)
+        update = _read(OrderUpdate, msg)
+        if update is not None:
+            await self.host.on_order_update(update)
+
+
+def _read(model: type[M], msg: Msg) -> M | None:
+    try:
+        return decode(model, msg.data)
+    except ValidationError:
+        log.warning("unreadable broker event", subject=msg.subject)
+        return None

@@ -23,6 +23,17 @@ START = datetime(2024, 1, 2, tzinfo=UTC)  # a Tuesday
 HOUR_MS = 3_600_000
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait for ``condition`` (polled), at most ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 def hourly_ticks(
     bids: Sequence[float], spread: float = 0.00001, start: datetime = START
 ) -> list[tuple[int, float, float]]:

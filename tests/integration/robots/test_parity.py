@@ -10,9 +10,7 @@ the host to be done with it (a condition, not a duration).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +34,8 @@ from mtrobot.robots.outbox import SentOrder
 from mtrobot.settings import Settings
 from mtrobot.sim.harness import sim_harness
 
+from .rig import until
+
 PASSWORD = "Parity-pass1"
 SPEC = BacktestSpec(
     robot="ma_cross",
@@ -48,16 +48,6 @@ SPEC = BacktestSpec(
 
 def shape(orders: list[SentOrder]) -> list[tuple[int, str, str, float | None]]:
     return [(o.time_msc, o.action, o.side, o.volume) for o in orders]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 async def test_live_on_a_replaying_simulator_sends_the_backtests_orders_order_for_order(

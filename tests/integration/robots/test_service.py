@@ -3,10 +3,8 @@ hot-loaded when it changes; orders go to JetStream with a Nats-Msg-Id; events go
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
@@ -19,22 +17,14 @@ from mtrobot.robots.market import DirectCalls
 from mtrobot.robots.service import RobotService
 from mtrobot.sim.harness import sim_harness
 
+from .rig import until
+
 PORTFOLIO = {
     "active": True,
     "robots": [
         {"robot": "ma_cross", "symbol": "EURUSD", "timeframe": "M1", "params": {"fast": 3, "slow": 5}}
     ],
 }
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 async def test_the_portfolio_in_the_hub_is_loaded_and_every_change_hot_loads(nc: Client) -> None:
