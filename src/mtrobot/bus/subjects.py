@@ -120,16 +120,15 @@ AUDIT_SUBJECTS = ["audit.broker.>"]
 
 
 # Wildcards over every account, for listeners that serve all tenants (the web's activity log).
-def broker_order_all() -> str:
-    return "broker.order.*.>"
+def broker_events_all() -> str:
+    """Fills, errors and order updates of every account on one subscription, so they arrive in the order the
+    connector published them (three subscriptions would interleave an order's fill and its update)."""
+    return "broker.*.*.*"
 
 
-def broker_fill_all() -> str:
-    return "broker.fill.*.>"
-
-
-def broker_error_all() -> str:
-    return "broker.error.*.>"
+def broker_event_kind(subject: str) -> str:
+    """``fill``, ``error`` or ``order`` for a subject of :func:`broker_events_all`."""
+    return subject.split(".", 2)[1]
 
 
 def snapshot_all() -> str:

@@ -64,3 +64,27 @@ def next_state(current: OrderState, target: OrderState) -> OrderState:
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(current, target)
     return target
+
+
+def later_states(current: OrderState) -> frozenset[OrderState]:
+    """Every state an order in ``current`` can still reach (through any number of transitions)."""
+    seen: set[OrderState] = set()
+    frontier = [current]
+    while frontier:
+        for target in TRANSITIONS[frontier.pop()]:
+            if target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    seen.discard(current)
+    return frozenset(seen)
+
+
+def follow(current: OrderState, reported: OrderState) -> OrderState | None:
+    """Where a copy of an order's state (the web's, say) moves when the order's owner reports ``reported``.
+
+    The owner (the connector) already went through the table, so the copy only has to tell news from echo:
+    a state the order can still reach is news, even if the copy missed the steps in between (``received`` to
+    ``filled``); the state it is in, or one it has left behind (a re-published event after a reconnect), is
+    an echo and gives ``None``. The table has no cycles but self-loops, so "reachable" means "later".
+    """
+    return reported if reported in later_states(current) else None

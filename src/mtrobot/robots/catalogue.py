@@ -76,9 +76,13 @@ class ParamsRefused(Exception):
     """Parameters that do not fit a robot's declaration; ``errors`` are ``(field, message)`` pairs with the
     parameter's name as the field (empty for a rule across several parameters)."""
 
-    def __init__(self, robot: str, errors: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, robot: str, errors: list[tuple[str, str]], raw: list[dict[str, Any]] | None = None
+    ) -> None:
         self.robot = robot
         self.errors = errors
+        self.raw = raw or []
+        """pydantic's own error records (``loc`` relative to the parameters), for callers that word them."""
         detail = "; ".join(f"{field or 'parameters'}: {message}" for field, message in errors)
         super().__init__(f"{robot}: {detail}")
 
@@ -122,10 +126,9 @@ def validate_params(robot: type[Robot[Any]], params: Mapping[str, Any]) -> Param
     try:
         return robot.params_model.model_validate(dict(params))
     except ValidationError as exc:
-        errors = [
-            (".".join(str(p) for p in e["loc"]), _sentence(e["msg"])) for e in exc.errors(include_url=False)
-        ]
-        raise ParamsRefused(robot.name, errors) from None
+        found = exc.errors(include_url=False, include_context=True)
+        errors = [(".".join(str(p) for p in e["loc"]), _sentence(e["msg"])) for e in found]
+        raise ParamsRefused(robot.name, errors, [dict(e) for e in found]) from None
 
 
 def _sentence(message: str) -> str:

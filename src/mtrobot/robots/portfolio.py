@@ -5,6 +5,7 @@ allocation, whatever still does not fit when it loads one (and says so in the ac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mtrobot.hub.schemas import PortfolioConfig
 from mtrobot.robots.catalogue import Catalogue, ParamsRefused, validate_params
@@ -17,6 +18,8 @@ class PortfolioProblem:
     code: str
     """``no_such_robot`` or ``invalid_parameter``."""
     message: str
+    raw: dict[str, Any] | None = None
+    """For a parameter: pydantic's error record, ``loc`` the whole path (for callers that word it)."""
 
 
 def check_portfolio(config: PortfolioConfig, catalogue: Catalogue) -> list[PortfolioProblem]:
@@ -36,9 +39,10 @@ def check_portfolio(config: PortfolioConfig, catalogue: Catalogue) -> list[Portf
         try:
             validate_params(robot, allocation.params)
         except ParamsRefused as exc:
-            for name, message in exc.errors:
+            for (name, message), raw in zip(exc.errors, exc.raw, strict=True):
                 field = f"robots.{index}.params" + (f".{name}" if name else "")
+                located = raw | {"loc": ("robots", index, "params", *raw["loc"])}
                 problems.append(
-                    PortfolioProblem(field, "invalid_parameter", f"{allocation.robot}: {message}")
+                    PortfolioProblem(field, "invalid_parameter", f"{allocation.robot}: {message}", located)
                 )
     return problems

@@ -178,6 +178,8 @@ class Order(Base):
     parent_order_id: Mapped[str | None] = mapped_column(String(24), default=None)
     state: Mapped[str] = mapped_column(String(20), default="received")
     filled_volume: Mapped[float] = mapped_column(Float, default=0.0)
+    avg_price: Mapped[float | None] = mapped_column(Float, default=None)
+    """Volume-weighted price of the order's deals (from its fills, each counted once by deal)."""
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -195,3 +197,31 @@ class Activity(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     order_id: Mapped[str | None] = mapped_column(String(24), default=None)
+
+
+class OrderFill(Base):
+    """One deal of an order placed through the platform; the deal id makes a re-published fill harmless."""
+
+    __tablename__ = "order_fills"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("mt5_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    deal: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(24))
+    volume: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    ts: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class EquityPoint(Base):
+    """Balance and equity of an account over time, sampled from its snapshots (the dashboard's chart)."""
+
+    __tablename__ = "equity_points"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("mt5_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    ts: Mapped[datetime] = mapped_column(primary_key=True)
+    balance: Mapped[float] = mapped_column(Float)
+    equity: Mapped[float] = mapped_column(Float)

@@ -2,13 +2,14 @@
 
 The web listens (in a queue group, so several web processes share the work and each event is handled
 once) to the connector's ``broker.order`` / ``broker.fill`` / ``broker.error`` events, the reconciliation
-reports, the robot hosts' ``robots.event`` lines (a robot paused, an order refused by risk, a guard fired)
-and the agents' snapshots (only their connection state, to log reconnects and maintenance).
+reports and the agents' snapshots (only their connection state, to log reconnects and maintenance).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from nats.aio.client import Client
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode
 from mtrobot.core.events import AccountSnapshot, BrokerError, ConnectionState, Fill, OrderUpdate, RobotEvent
-from mtrobot.core.lifecycle import IllegalTransition, OrderState, next_state
+from mtrobot.core.lifecycle import OrderState, follow
 from mtrobot.logging import get_logger
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage import orders as order_repo
@@ -28,6 +29,7 @@ from mtrobot.storage.models import utc_now
 log = get_logger(__name__)
 
 QUEUE_GROUP = "mtrobot-web-activity"
+EQUITY_SAMPLE = timedelta(minutes=1)
 
 _STATE_WORDS = {
     OrderState.SENT: "sent to the broker",
@@ -107,25 +109,28 @@ class ActivityRecorder:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._connection: dict[str, ConnectionState] = {}
+        self._sampled: dict[str, tuple[datetime, float]] = {}
 
     def on_update(self, update: OrderUpdate) -> None:
+        """Follow the connector's state (the one source of truth); an echo changes nothing, logs nothing."""
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, update.account) is None:
                 return
             order = order_repo.order_of(db, update.account, update.order_id)
             if order is not None:
-                try:
-                    order.state = next_state(OrderState(order.state), update.state).value
-                except IllegalTransition as exc:
-                    log.warning("order update out of order", order_id=update.order_id, error=str(exc))
+                target = follow(OrderState(order.state), update.state)
                 order.ticket = update.ticket or order.ticket
                 order.filled_volume = max(order.filled_volume, update.filled_volume)
+                if target is None:
+                    return
+                order.state = target.value
                 order.updated_at = utc_now()
             line = describe_update(update)
             if line is not None:
                 order_repo.log_activity(db, update.account, line[0], line[1], update.order_id)
 
     def on_fill(self, fill: Fill) -> None:
+        """Each deal counts once (by deal id) towards the order's average price and the activity log."""
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, fill.account) is None:
                 return
@@ -133,6 +138,9 @@ class ActivityRecorder:
             if order is not None:
                 order.ticket = order.ticket or fill.ticket
                 order.position = order.position or fill.position
+                if not order_repo.add_fill(db, order, fill.deal, fill.volume, fill.price):
+                    return
+                order.updated_at = utc_now()
             kind, message = describe_fill(fill)
             order_repo.log_activity(db, fill.account, kind, message, fill.order_id)
 
@@ -148,6 +156,7 @@ class ActivityRecorder:
             order_repo.log_activity(db, error.account, kind, message, error.order_id)
 
     def on_snapshot(self, snapshot: AccountSnapshot) -> None:
+        self._sample_equity(snapshot)
         lines: list[tuple[str, str]] = []
         before = self._connection.get(snapshot.account)
         self._connection[snapshot.account] = snapshot.connection
@@ -161,8 +170,23 @@ class ActivityRecorder:
                 for kind, message in lines:
                     order_repo.log_activity(db, snapshot.account, kind, message)
 
+    def _sample_equity(self, snapshot: AccountSnapshot) -> None:
+        """One equity point a minute per account, and one at every balance change (a closed trade)."""
+        if snapshot.connection is not ConnectionState.CONNECTED or not snapshot.equity:
+            return
+        last = self._sampled.get(snapshot.account)
+        if last is not None and snapshot.ts - last[0] < EQUITY_SAMPLE and snapshot.balance == last[1]:
+            return
+        self._sampled[snapshot.account] = (snapshot.ts, snapshot.balance)
+        with self._sessions.begin() as db:
+            if account_repo.account_by_id(db, snapshot.account) is not None:
+                order_repo.add_equity_point(
+                    db, snapshot.account, snapshot.ts, snapshot.balance, snapshot.equity
+                )
+
     def on_robot_event(self, event: RobotEvent) -> None:
-        """A robot host's line (a robot paused, an order refused by risk, a guard fired) as it was said."""
+        """A robot host's line (a robot paused, an order refused by risk, a guard fired) as it was said;
+        robot lines come from these events only, not from snapshot changes (which would say them twice)."""
         with self._sessions.begin() as db:
             if account_repo.account_by_id(db, event.account) is not None:
                 order_repo.log_activity(db, event.account, "robot", event.message)
@@ -178,25 +202,40 @@ class ActivityRecorder:
 
 
 async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
-    """Subscribe the recorder to every account's events; returns the subscriptions (to unsubscribe)."""
+    """Subscribe the recorder to every account's events; returns the subscriptions (to unsubscribe).
 
-    def handler(model: type[Any], apply: Any) -> Any:
-        async def on_message(msg: Msg) -> None:
-            try:
-                event = decode(model, msg.data)
-            except ValidationError:
-                log.warning("unreadable broker event", subject=msg.subject)
-                return
-            try:
-                await asyncio.to_thread(apply, event)
-            except Exception as exc:
-                log.error("could not record broker event", subject=msg.subject, error=repr(exc))
+    Each subscription's messages are handled one at a time, in order: broker events share one subscription
+    so an order's update, fill and error are applied in the order the connector published them.
+    """
+    broker_events: dict[str, tuple[type[Any], Any]] = {
+        "order": (OrderUpdate, recorder.on_update),
+        "fill": (Fill, recorder.on_fill),
+        "error": (BrokerError, recorder.on_error),
+    }
 
-        return on_message
+    async def apply(model: type[Any], action: Any, msg: Msg) -> None:
+        try:
+            event = decode(model, msg.data)
+        except ValidationError:
+            log.warning("unreadable broker event", subject=msg.subject)
+            return
+        try:
+            await asyncio.to_thread(action, event)
+        except Exception as exc:
+            log.error("could not record broker event", subject=msg.subject, error=repr(exc))
+
+    async def on_broker_event(msg: Msg) -> None:
+        known = broker_events.get(subjects.broker_event_kind(msg.subject))
+        if known is not None:
+            await apply(*known, msg)
+
+    async def on_snapshot(msg: Msg) -> None:
+        await apply(AccountSnapshot, recorder.on_snapshot, msg)
+
+    async def on_robot_event(msg: Msg) -> None:
+        await apply(RobotEvent, recorder.on_robot_event, msg)
 
     async def on_report(msg: Msg) -> None:
-        import json
-
         try:
             report = json.loads(msg.data)
             account = str(report.get("account", ""))
@@ -205,11 +244,9 @@ async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
         await asyncio.to_thread(recorder.on_reconciliation, account, report)
 
     wanted = [
-        (subjects.broker_order_all(), handler(OrderUpdate, recorder.on_update)),
-        (subjects.broker_fill_all(), handler(Fill, recorder.on_fill)),
-        (subjects.broker_error_all(), handler(BrokerError, recorder.on_error)),
-        (subjects.snapshot_all(), handler(AccountSnapshot, recorder.on_snapshot)),
-        (subjects.robot_event_all(), handler(RobotEvent, recorder.on_robot_event)),
+        (subjects.broker_events_all(), on_broker_event),
+        (subjects.snapshot_all(), on_snapshot),
+        (subjects.robot_event_all(), on_robot_event),
         (subjects.reconciliation_report_all(), on_report),
     ]
     return [await nc.subscribe(subject, queue=QUEUE_GROUP, cb=cb) for subject, cb in wanted]

@@ -20,10 +20,11 @@ from mtrobot.settings import Settings
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
 from mtrobot.vault import Vault, load_keyring
 from mtrobot.web.activity import ActivityRecorder, listen
+from mtrobot.web.assets import docs_router, mount_assets
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
-from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, tokens
+from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, stream, tokens
 from mtrobot.web.state import AppState
 
 log = get_logger(__name__)
@@ -62,6 +63,27 @@ async def _keep_listening(state: AppState) -> None:
         await asyncio.sleep(LISTEN_RETRY_S)
 
 
+async def _keep_streaming(state: AppState) -> None:
+    """Feed the live stream from ``snapshot.*`` once the bus is reachable; after a reconnect, re-read the
+    watched accounts' latest snapshots (those published while the bus was away were missed)."""
+    source = state.stream_source
+
+    async def on_state(change: str) -> None:
+        if change == "reconnected":
+            await source.fill(source.feed.watched(), force=True)
+
+    state.bus.on_state(on_state)
+    while True:
+        try:
+            await source.start(await state.bus.client())
+            await source.fill(source.feed.watched(), force=True)
+            log.info("live stream fed from the bus")
+            return
+        except BusUnavailable as exc:
+            log.info("live stream waits for the bus", reason=str(exc))
+        await asyncio.sleep(LISTEN_RETRY_S)
+
+
 async def _prepare_demo(state: AppState) -> None:
     """Wait for the simulator to announce itself, then make sure the demo tenant exists."""
     from mtrobot.web.demo import ensure_demo
@@ -89,6 +111,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
         tasks: list[asyncio.Task[Any]] = []
         if state.options.listen_to_bus:
             tasks.append(asyncio.create_task(_keep_listening(state), name="web-activity-listener"))
+            tasks.append(asyncio.create_task(_keep_streaming(state), name="web-stream-feed"))
         if state.options.demo:
             tasks.append(asyncio.create_task(_prepare_demo(state), name="web-demo"))
         try:
@@ -98,6 +121,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await state.stream_source.stop()
             await state.bus.close()
             state.engine.dispose()
 
@@ -107,14 +131,18 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
         summary="Multi-tenant algorithmic trading for MetaTrader 5",
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # served by mtrobot.web.assets from installed packages, never from a CDN
+        redoc_url=None,
     )
     app.state.mtrobot = state
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, tokens, accounts, portfolio, robots, orders, activity):
+    for module in (auth, tokens, accounts, portfolio, robots, orders, activity, stream):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(docs_router)
+    mount_assets(app)
     _problem_documented_openapi(app)
     return app
 

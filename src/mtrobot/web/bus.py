@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client
@@ -40,6 +40,18 @@ class Bus:
         self._timeout = timeout
         self._nc: Client | None = None
         self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[str], Awaitable[None]]] = []
+
+    def on_state(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``listener("disconnected" | "reconnected")`` when the connection changes."""
+        self._listeners.append(listener)
+
+    async def _state_changed(self, state: str) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(state)
+            except Exception as exc:
+                log.error("bus state listener failed", state=state, error=repr(exc))
 
     async def client(self) -> Client:
         """The connected client, connecting on first use; raises :class:`BusUnavailable`."""
@@ -51,7 +63,8 @@ class Bus:
                 raise BusUnavailable("no message bus is configured or running")
             try:
                 self._nc = await asyncio.wait_for(
-                    connect(url, "mtrobot-web", connect_timeout=self._timeout), self._timeout * 2
+                    connect(url, "mtrobot-web", connect_timeout=self._timeout, on_state=self._state_changed),
+                    self._timeout * 2,
                 )
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 raise BusUnavailable(

@@ -37,3 +37,5 @@ class WebOptions:
     demo: bool = False
     """Create (or re-open) the demo trader and its simulated account once the simulator is up."""
     demo_wait_s: float = 120.0
+    stream_recheck_s: float = 10.0
+    """How often an open live stream re-checks its caller (signed out? an account added or removed?)."""

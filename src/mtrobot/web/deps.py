@@ -7,9 +7,10 @@ the caller's trader id, so another trader's id is simply "not found".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -112,6 +113,26 @@ def _session_caller(db: Session, state: AppState, cookie: str, csrf: str | None,
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def socket_caller(
+    db: Session, state: AppState, headers: Mapping[str, str], cookies: Mapping[str, str]
+) -> Caller:
+    """Who opens a WebSocket: a token in the ``Authorization`` header, or the session cookie. A browser sends
+    the cookie to a socket opened by any site (no CSRF header is possible there), so a cookie is only taken
+    from a page of this origin."""
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        caller = _token_caller(db, authorization[7:].strip())
+    elif cookies.get(SESSION_COOKIE):
+        origin = headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != headers.get("host"):
+            raise Forbidden("this live stream only serves pages of this site", code="origin")
+        caller = _session_caller(db, state, cookies[SESSION_COOKIE], None, "GET")
+    else:
+        raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer ...'")
+    db.commit()
+    return caller
 
 
 def session_caller(caller: CallerDep) -> Caller:

@@ -7,12 +7,13 @@ Every problem carries a plain-language ``detail``; a validation problem also nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mtrobot.logging import get_logger
@@ -122,13 +123,76 @@ async def _on_web_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.problem(), exc.headers)
 
 
+_PLAIN: dict[str, str] = {
+    "missing": "is required",
+    "string_too_short": "must be at least {min_length} characters long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "too_short": "needs at least {min_length} entries",
+    "too_long": "can have at most {max_length} entries",
+    "string_pattern_mismatch": "contains characters or a format that is not accepted here",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be {ge} or more",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be {le} or less",
+    "finite_number": "must be a number",
+    "extra_forbidden": "is not something this form accepts",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+    "enum": "must be one of: {expected}",
+    "literal_error": "must be one of: {expected}",
+    "dict_type": "must be a set of named values",
+    "model_type": "must be a set of named values",
+    "model_attributes_type": "must be a set of named values",
+    "list_type": "must be a list",
+    "json_invalid": "is not valid JSON",
+    "json_type": "is not valid JSON",
+}
+"""pydantic's error types in words a trader reads ("Value should have at least 10 items after validation" is
+not). A type missing here keeps pydantic's own message."""
+
+
+_FORMATS = {
+    "email": "must be an e-mail address such as name@example.com",
+    "symbol": "must be a symbol name such as EURUSD (up to 32 letters, digits or . _ # + -)",
+    "order id": "may have up to 24 letters, digits, '_' or '-'",
+    "robot": "must be a robot name from the catalogue",
+}
+
+
+def plain_message(error: Mapping[str, Any]) -> str:
+    """One validation error as a sentence that names the field: "Password must be at least 10 characters"."""
+    names = [p for p in _field_name(tuple(error.get("loc", ()))).split(".") if p and not p.isdigit()]
+    label = names[-1].replace("_", " ") if names and error.get("type") != "json_invalid" else "the request"
+    kind = str(error.get("type", ""))
+    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str | SecretStr):
+        kind = f"string_{kind}"  # a SecretStr's length is checked as a sequence's: it is still text
+    if kind == "string_pattern_mismatch" and label in _FORMATS:
+        return f"{label.capitalize()} {_FORMATS[label]}."
+    template = _PLAIN.get(kind)
+    if template is None:
+        phrase = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        phrase = phrase[:1].lower() + phrase[1:]
+        return f"{label.capitalize()}: {phrase}"
+    context = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (error.get("ctx") or {}).items()}
+    try:
+        phrase = template.format(**context)
+    except (KeyError, IndexError):
+        phrase = template.split(" {")[0].removesuffix(" one of:").removesuffix(":")
+    return f"{label.capitalize()} {phrase}."
+
+
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        FieldError(field=_field_name(tuple(e.get("loc", ()))), message=str(e.get("msg", "invalid")))
-        for e in exc.errors()
+        FieldError(field=_field_name(tuple(e.get("loc", ()))), message=plain_message(e)) for e in exc.errors()
     ]
-    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "the request is not valid"
+    detail = " ".join(e.message for e in errors) or "The request is not valid."
     problem = Problem(title="Invalid input", status=422, detail=detail, code="invalid", errors=errors)
     return problem_response(problem)
 

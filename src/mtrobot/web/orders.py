@@ -22,7 +22,7 @@ from mtrobot.logging import get_logger
 from mtrobot.storage import orders as order_repo
 from mtrobot.storage.models import Mt5Account, Order
 from mtrobot.web.bus import BusUnavailable
-from mtrobot.web.errors import Conflict, InvalidInput, NotFound, Unavailable
+from mtrobot.web.errors import Conflict, InvalidInput, NotFound, Unavailable, plain_message
 from mtrobot.web.schemas import OrderPublic
 from mtrobot.web.state import AppState
 
@@ -50,8 +50,7 @@ def build_request(account_id: str, fields: dict[str, Any]) -> OrderRequest:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or None
-        message = str(first.get("msg", "invalid order")).removeprefix("Value error, ")
-        raise InvalidInput(message, field=field) from None
+        raise InvalidInput(plain_message(first), field=field) from None
 
 
 def _row_fields(request: OrderRequest) -> dict[str, Any]:

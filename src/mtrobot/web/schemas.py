@@ -244,6 +244,9 @@ class OrderPublic(Out):
     parent_order_id: str | None
     state: str
     filled_volume: float
+    avg_price: float | None = Field(
+        description="volume-weighted price of the order's deals; null before a fill"
+    )
     reason: str
     created_at: datetime
     updated_at: datetime
@@ -268,6 +271,12 @@ class AgentStatus(BaseModel):
     equity: float | None = None
     margin_level: float | None = None
     robots: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EquityPointPublic(Out):
+    ts: datetime
+    balance: float
+    equity: float
 
 
 class ActivityPublic(Out):

@@ -14,6 +14,7 @@ from mtrobot.vault import Vault
 from mtrobot.web.bus import Bus
 from mtrobot.web.config import ServerInfo, WebOptions
 from mtrobot.web.servers import known_servers
+from mtrobot.web.stream import FeedSubscriber, SnapshotFeed
 
 
 class ProbeGate:
@@ -45,6 +46,10 @@ class AppState:
     """The robots portfolios may use (built-ins, entry points, the data dir's robots folder)."""
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     probes: ProbeGate = field(default_factory=ProbeGate)
+    stream_source: FeedSubscriber = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream_source = FeedSubscriber(SnapshotFeed(), self.bus.latest_snapshot)
 
     def servers(self) -> dict[str, ServerInfo]:
         return known_servers(self.settings, self.options.extra_servers)

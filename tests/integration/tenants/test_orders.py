@@ -257,3 +257,49 @@ def test_each_reconciliation_difference_becomes_a_plain_activity_line(live, nats
     wait_for(lambda: len(lines()) == 2, "two reconciliation lines")
     assert "position 77 (EURUSD) was opened outside the platform" in lines()[1]
     assert "position 78 (XAUUSD) is 0.1 lots at the broker, 0.2 here" in lines()[0]
+
+
+def test_the_web_follows_the_connector_state_ignores_echoes_and_counts_each_deal_once(live, nats_url) -> None:
+    """The connector's own ``received`` (and a re-published burst after a reconnect) is an echo, never an
+    error; two partial fills give the volume-weighted price; the same deal twice counts once."""
+    _c, trader, account = live
+    trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_id": "tr-1"})
+
+    def update(state: OrderState, filled: float = 0.0) -> None:
+        body = OrderUpdate(order_id="tr-1", account=account, symbol="EURUSD", state=state, ticket=77,
+                           filled_volume=filled)  # fmt: skip
+        publish(nats_url, subjects.broker_order(account, "EURUSD"), encode(body))
+
+    def fill(deal: int, volume: float, price: float) -> None:
+        body = Fill(order_id="tr-1", account=account, symbol="EURUSD", side="buy", ticket=77, deal=deal,
+                    position=77, volume=volume, price=price, requested_volume=0.1,
+                    remaining_volume=round(0.1 - volume, 2), partial=volume < 0.1, retcode=10010,
+                    broker_time="2026-01-05T10:00:00Z", latency_ms=2.0)  # fmt: skip
+        publish(nats_url, subjects.broker_fill(account, "EURUSD"), encode(body))
+
+    for state in (OrderState.RECEIVED, OrderState.VALIDATED, OrderState.SENT):
+        update(state)
+    update(OrderState.PARTIALLY_FILLED, 0.04)
+    fill(1001, 0.04, 1.1000)
+    update(OrderState.FILLED, 0.1)
+    fill(1002, 0.06, 1.1010)
+    # A re-published burst (the connector replays its last seconds after a NATS reconnect):
+    update(OrderState.SENT)
+    fill(1001, 0.04, 1.1000)
+    update(OrderState.FILLED, 0.1)
+
+    def order() -> dict:
+        return trader.get(f"{API}/{account}/orders/tr-1").json()
+
+    wait_for(lambda: order()["avg_price"] is not None and order()["state"] == "filled", "the filled order")
+    marker = BUY | {"order_id": "tr-2"}  # events are applied in order: once tr-2's line is there, all are
+    trader.send("POST", f"{API}/{account}/orders", json=marker)
+    sent = OrderUpdate(order_id="tr-2", account=account, symbol="EURUSD", state=OrderState.SENT)
+    publish(nats_url, subjects.broker_order(account, "EURUSD"), encode(sent))
+    lines = lambda: [a["message"] for a in trader.get(f"{API}/{account}/activity").json()]  # noqa: E731
+    wait_for(lambda: "Order tr-2 (EURUSD) sent to the broker." in lines(), "the marker line")
+    final = order()
+    assert (final["state"], final["filled_volume"]) == ("filled", 0.1)
+    assert abs(final["avg_price"] - (0.04 * 1.1000 + 0.06 * 1.1010) / 0.1) < 1e-9
+    fills = [line for line in lines() if "order tr-1, deal" in line]
+    assert len(fills) == 2 and sum("sent to the broker" in line and "tr-1" in line for line in lines()) == 1

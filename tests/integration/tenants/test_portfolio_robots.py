@@ -72,9 +72,9 @@ def test_parameters_that_do_not_fit_the_robot_are_refused_naming_the_parameter(c
     trader = register(client)
     url = f"/api/v1/accounts/{seed_account(state_of(client), trader.id)}/portfolio"
     cases = [
-        ({"fast": "12"}, "robots.0.params.fast", "valid integer"),
-        ({"fast": 1}, "robots.0.params.fast", "greater than or equal to 2"),
-        ({"fats": 12}, "robots.0.params.fats", "Extra inputs are not permitted"),
+        ({"fast": "12"}, "robots.0.params.fast", "Fast must be a whole number."),
+        ({"fast": 1}, "robots.0.params.fast", "Fast must be 2 or more."),
+        ({"fats": 12}, "robots.0.params.fats", "Fats is not something this form accepts."),
         ({"fast": 50, "slow": 40}, "robots.0.params", "fast (50) must be smaller than slow (40)"),
     ]
     for params, field, says in cases:

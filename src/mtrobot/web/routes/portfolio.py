@@ -17,7 +17,7 @@ from mtrobot.robots.portfolio import check_portfolio
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage.models import Portfolio
 from mtrobot.web.deps import AccountDep, DbDep, StateDep
-from mtrobot.web.errors import InvalidFields, problem_responses
+from mtrobot.web.errors import InvalidFields, plain_message, problem_responses
 from mtrobot.web.portfolios import publish_portfolio
 from mtrobot.web.schemas import PortfolioPublic, PortfolioUpdate
 from mtrobot.web.state import AppState
@@ -48,7 +48,8 @@ async def put_portfolio(body: PortfolioUpdate, account: AccountDep, state: State
     problems = check_portfolio(body, state.catalogue)
     if problems:
         code = "no_such_robot" if any(p.code == "no_such_robot" for p in problems) else "invalid_parameter"
-        raise InvalidFields([(p.field, p.message) for p in problems], code=code)
+        words = [(p.field, plain_message(p.raw) if p.raw else p.message) for p in problems]
+        raise InvalidFields(words, code=code)
     document = body.model_dump(mode="json")
     saved = await run_in_threadpool(_save, state, account.id, document)
     revision = await publish_portfolio(state, account.id, document)

@@ -1,0 +1,131 @@
+"""``/api/v1/stream``: a WebSocket with the caller's accounts' latest snapshots at once, then each new one.
+
+Messages (JSON text): ``{"type": "hello", "accounts": [{"id", "label"}]}`` first and whenever the caller's
+accounts change; ``{"type": "snapshot", "account", "seq", "snapshot": AccountSnapshot}``; and, just before
+the server closes, ``{"type": "error", "code", "detail"}`` (close code 4401: sign in again; 4403: refused).
+
+Only the caller's own accounts are ever sent: the account set comes from the database for the caller's trader
+and is checked again every few seconds (a removed account, a signed-out session or a revoked token stops the
+stream). A client that cannot keep up gets the newest snapshot per account, never a backlog; one that does not
+read for ``SEND_TIMEOUT_S`` is disconnected and gets the newest state when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from mtrobot.storage import accounts as account_repo
+from mtrobot.web.deps import socket_caller
+from mtrobot.web.errors import NotAuthenticated, WebError
+from mtrobot.web.state import AppState
+from mtrobot.web.stream import Watcher
+
+router = APIRouter(tags=["stream"])
+
+SEND_TIMEOUT_S = 20.0
+CLOSE_SIGN_IN = 4401
+CLOSE_REFUSED = 4403
+
+
+def _caller_accounts(state: AppState, websocket: WebSocket) -> dict[str, str]:
+    """The caller's account ids and labels; raises a :class:`WebError` if the caller is not (or no longer)
+    allowed to read."""
+    with state.sessions() as db:
+        caller = socket_caller(db, state, websocket.headers, websocket.cookies)
+        return {a.id: a.label for a in account_repo.accounts_of(db, caller.trader_id)}
+
+
+async def _refuse(websocket: WebSocket, exc: WebError) -> None:
+    code = CLOSE_SIGN_IN if isinstance(exc, NotAuthenticated) else CLOSE_REFUSED
+    with contextlib.suppress(Exception):
+        await websocket.send_text(json.dumps({"type": "error", "code": exc.code, "detail": exc.detail}))
+        await websocket.close(code=code)
+
+
+def _hello(accounts: dict[str, str]) -> str:
+    return json.dumps({"type": "hello", "accounts": [{"id": k, "label": v} for k, v in accounts.items()]})
+
+
+class StreamSession:
+    """One open socket: a sender, a reader (to notice the client leaving) and a periodic re-check."""
+
+    def __init__(self, state: AppState, websocket: WebSocket, accounts: dict[str, str]) -> None:
+        self.state = state
+        self.websocket = websocket
+        self.accounts = accounts
+        self.watcher = Watcher()
+
+    async def run(self) -> None:
+        feed = self.state.stream_source
+        try:
+            self.watcher.notice(_hello(self.accounts))
+            await feed.fill(self.accounts)
+            feed.feed.watch(self.watcher, self.accounts)
+            tasks = [
+                asyncio.create_task(self._send(), name="stream-send"),
+                asyncio.create_task(self._read(), name="stream-read"),
+                asyncio.create_task(self._recheck(), name="stream-recheck"),
+            ]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        finally:
+            feed.feed.unwatch(self.watcher)
+
+    async def _send(self) -> None:
+        while True:
+            for text in await self.watcher.next():
+                try:
+                    await asyncio.wait_for(self.websocket.send_text(text), SEND_TIMEOUT_S)
+                except TimeoutError:
+                    await self._close_quietly(1013)  # "try again later": the client was not reading
+                    return
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    return
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    async def _recheck(self) -> None:
+        while True:
+            await asyncio.sleep(self.state.options.stream_recheck_s)
+            try:
+                accounts = await run_in_threadpool(_caller_accounts, self.state, self.websocket)
+            except WebError as exc:
+                await _refuse(self.websocket, exc)
+                return
+            if accounts != self.accounts:
+                self.accounts = accounts
+                self.state.stream_source.feed.watch(self.watcher, accounts)  # a removed one stops here
+                self.watcher.notice(_hello(accounts))
+                await self.state.stream_source.fill(accounts)
+
+    async def _close_quietly(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=code)
+
+
+@router.websocket("/stream")
+async def stream(websocket: WebSocket) -> None:
+    """The live stream (see the module docstring for its messages)."""
+    state: AppState = websocket.app.state.mtrobot
+    await websocket.accept()
+    try:
+        accounts = await run_in_threadpool(_caller_accounts, state, websocket)
+    except WebError as exc:
+        await _refuse(websocket, exc)
+        return
+    await StreamSession(state, websocket, accounts).run()

@@ -1,0 +1,177 @@
+"""Live snapshots for browsers: the newest AccountSnapshot of each account, fanned out to its watchers.
+
+Every web worker subscribes to ``snapshot.*`` (no queue group: each worker serves its own sockets) and keeps
+only the newest snapshot per account, encoded once as the text every socket sends. A watcher (one socket)
+holds at most one pending message per account it watches: a newer snapshot replaces an unsent older one, so a
+slow client gets the newest state and never a growing queue. Snapshots that are not newer than the one held
+(a re-delivery, an agent's echo) are dropped by ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from mtrobot.bus import subjects
+from mtrobot.bus.codec import decode
+from mtrobot.core.events import AccountSnapshot
+from mtrobot.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def snapshot_message(snapshot: AccountSnapshot) -> str:
+    """The stream's message for one snapshot (what the browser receives)."""
+    body = {"type": "snapshot", "account": snapshot.account, "seq": snapshot.seq}
+    return json.dumps(body | {"snapshot": snapshot.model_dump(mode="json")}, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    seq: int
+    text: str
+    snapshot: AccountSnapshot
+
+
+class Watcher:
+    """One client's mailbox: the newest unsent message per account, nothing older."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, str] = {}
+        self._notice: str | None = None
+        self._wake = asyncio.Event()
+        self.replaced = 0
+        """Messages overwritten before they were sent (the client was slower than the snapshots)."""
+
+    def put(self, account: str, text: str) -> None:
+        if account in self._pending:
+            self.replaced += 1
+        self._pending[account] = text
+        self._wake.set()
+
+    def notice(self, text: str) -> None:
+        """A message about the stream itself (the account list): sent before any snapshot waiting now."""
+        self._notice = text
+        self._wake.set()
+
+    def forget(self, account: str) -> None:
+        self._pending.pop(account, None)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def next(self) -> list[str]:
+        """Wait for news; returns the notice, then each waiting account's newest message, once."""
+        await self._wake.wait()
+        self._wake.clear()
+        out = [self._notice] if self._notice is not None else []
+        out += self._pending.values()
+        self._notice = None
+        self._pending.clear()
+        return out
+
+
+class SnapshotFeed:
+    """The newest snapshot of every account this worker has seen, and which watcher watches which account."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, Latest] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
+
+    def offer(self, snapshot: AccountSnapshot) -> bool:
+        """Keep and fan out ``snapshot`` if it is newer than the one held; ``False`` if it is not."""
+        held = self._latest.get(snapshot.account)
+        if held is not None and snapshot.seq <= held.seq:
+            return False
+        latest = Latest(snapshot.seq, snapshot_message(snapshot), snapshot)
+        self._latest[snapshot.account] = latest
+        for watcher in self._watchers.get(snapshot.account, ()):
+            watcher.put(snapshot.account, latest.text)
+        return True
+
+    def latest(self, account: str) -> Latest | None:
+        return self._latest.get(account)
+
+    def watch(self, watcher: Watcher, accounts: Iterable[str]) -> None:
+        """Watch exactly ``accounts`` (replacing what ``watcher`` watched); the newest of each is queued."""
+        wanted = set(accounts)
+        for account, watchers in list(self._watchers.items()):
+            if account not in wanted and watcher in watchers:
+                watchers.discard(watcher)
+                watcher.forget(account)
+                if not watchers:
+                    del self._watchers[account]
+        for account in wanted:
+            watchers = self._watchers.setdefault(account, set())
+            if watcher not in watchers:
+                watchers.add(watcher)
+                held = self._latest.get(account)
+                if held is not None:
+                    watcher.put(account, held.text)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self.watch(watcher, ())
+
+    def watched(self) -> list[str]:
+        return list(self._watchers)
+
+    def watcher_count(self) -> int:
+        return len({w for ws in self._watchers.values() for w in ws})
+
+
+Fetch = Callable[[str], Awaitable[AccountSnapshot | None]]
+"""Reads an account's latest snapshot from KV ``account_snapshots`` (``None`` if it has none)."""
+
+
+class FeedSubscriber:
+    """Feeds a :class:`SnapshotFeed` from the bus: ``snapshot.*`` live, and KV reads to fill gaps."""
+
+    def __init__(self, feed: SnapshotFeed, fetch: Fetch) -> None:
+        self.feed = feed
+        self._fetch = fetch
+        self._sub: Any = None
+        self.refused = 0
+
+    async def start(self, nc: Client) -> None:
+        self._sub = await nc.subscribe(subjects.snapshot_all(), cb=self._on_message)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            snapshot = decode(AccountSnapshot, msg.data)
+        except ValidationError:
+            self.refused += 1
+            log.warning("unreadable snapshot", subject=msg.subject)
+            return
+        if msg.subject != subjects.snapshot(snapshot.account):
+            # An agent may publish only on its own subject; a snapshot naming another account is refused.
+            self.refused += 1
+            log.warning("snapshot for another account refused", subject=msg.subject)
+            return
+        self.feed.offer(snapshot)
+
+    async def fill(self, accounts: Iterable[str], *, force: bool = False) -> None:
+        """Read from KV the accounts the feed holds nothing for (all of them with ``force``: after the bus
+        came back, snapshots published meanwhile were missed)."""
+        for account in accounts:
+            if force or self.feed.latest(account) is None:
+                try:
+                    snapshot = await self._fetch(account)
+                except Exception as exc:  # the bus is away: the live subscription catches up later
+                    log.info("latest snapshot not readable yet", account=account, error=str(exc))
+                    continue
+                if snapshot is not None and snapshot.account == account:
+                    self.feed.offer(snapshot)
