@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -103,10 +104,13 @@ def test_a_saved_portfolio_comes_back_whole_and_says_it_did_not_reach_the_hub_wi
     assert got["risk"]["max_daily_loss_money"] == 250.0 and got["risk"]["flatten_on_breach"] is True
 
 
-def test_a_saved_portfolio_is_written_to_the_hub_key_the_agent_watches(
-    settings: Settings, nats_url: str
-) -> None:
-    with make_client(settings.model_copy(update={"nats_url": nats_url})) as app:
+def on_sqlite_with_the_bus(data_dir: Path, nats_url: str) -> Settings:
+    """The hub and the bus are the subject here, not the database: SQLite only."""
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'db.sqlite'}", nats_url=nats_url)
+
+
+def test_a_saved_portfolio_is_written_to_the_hub_key_the_agent_watches(data_dir: Path, nats_url: str) -> None:
+    with make_client(on_sqlite_with_the_bus(data_dir, nats_url)) as app:
         trader = register(app)
         account = seed_account(state_of(app), trader.id)
         saved = trader.send("PUT", f"/api/v1/accounts/{account}/portfolio", json=GOOD).json()
@@ -128,9 +132,9 @@ def test_a_saved_portfolio_is_written_to_the_hub_key_the_agent_watches(
 
 
 def test_a_robot_event_on_the_bus_becomes_a_line_of_the_accounts_activity_log(
-    settings: Settings, nats_url: str
+    data_dir: Path, nats_url: str
 ) -> None:
-    with make_client(settings.model_copy(update={"nats_url": nats_url}), listen_to_bus=True) as app:
+    with make_client(on_sqlite_with_the_bus(data_dir, nats_url), listen_to_bus=True) as app:
         trader = register(app)
         account = seed_account(state_of(app), trader.id)
         message = (
