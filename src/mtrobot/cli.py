@@ -228,6 +228,48 @@ def db_upgrade(data_dir: DataDirOption = None) -> None:
     _echo("database schema is up to date")
 
 
+mt5_app = typer.Typer(help="The simulator as the MetaTrader5 Python module.", no_args_is_help=True)
+app.add_typer(mt5_app, name="mt5")
+
+
+@mt5_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def mt5_run(
+    script: Annotated[Path, typer.Argument(help="a script written for the MetaTrader5 package")],
+    args: Annotated[list[str] | None, typer.Argument(help="the script's own arguments")] = None,
+    server: Annotated[str | None, typer.Option(help="trade server of the demo account")] = None,
+    login: Annotated[int | None, typer.Option(help="account the terminal has stored")] = None,
+    replay: Annotated[
+        str | None, typer.Option(help="[SYMBOL=]FILE: an MT5 bar or tick export to replay, in real time")
+    ] = None,
+    sim: Annotated[
+        str | None, typer.Option(help="embedded, a simbroker.json run file or HOST:PORT (default: see docs)")
+    ] = None,
+    start: Annotated[
+        datetime | None, typer.Option(help="private simulator: clock start (UTC), then real speed")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="private simulator: seed of the prices")] = None,
+) -> None:
+    """Run SCRIPT.py unchanged: its `import MetaTrader5` is the simulator (docs/mt5-module.md)."""
+    from mtrobot.mt5.runner import run_script
+
+    configure_logging(level="WARNING", stream=sys.stderr, service="mt5")
+    try:
+        status = run_script(
+            script,
+            args or [],
+            target=sim,
+            server=server,
+            login=login,
+            replay=replay,
+            start=start.replace(tzinfo=UTC) if start is not None and start.tzinfo is None else start,
+            seed=seed,
+        )
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(status)
+
+
 @keys_app.command("rotate")
 def keys_rotate(data_dir: DataDirOption = None) -> None:
     """Re-wrap every credential's data key under a new master key, while the platform keeps running."""

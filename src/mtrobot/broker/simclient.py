@@ -214,6 +214,13 @@ class SimTerminal:
                 self._error = INVALID
             return failure
 
+    async def call_function(self, op: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
+        """Any function of the simulator's terminal by name, arguments passed through as the caller gave
+        them (the server checks them as the binding does): for a module-shaped face that must answer a
+        wrong argument with ``(-2, ...)`` rather than a Python ``TypeError``. ``failure`` is returned when
+        the link fails."""
+        return await self._call(op, failure, *args, **kwargs)
+
     async def _drop(self) -> None:
         if self._transport is not None:
             await self._transport.close()

@@ -31,6 +31,7 @@ from mtrobot.sim.args import (
     parse_request,
     str_arg,
 )
+from mtrobot.sim.book import BOOK_FUNCTIONS, book_levels
 from mtrobot.sim.money import NoConversion
 from mtrobot.sim.server import TradeServer
 from mtrobot.sim.state import Account
@@ -68,6 +69,8 @@ class Session:
         self.account: Account | None = None
         self.investor = False
         self.selected: set[str] = set()
+        self.books: set[str] = set()
+        """Symbols whose depth of market this terminal subscribed to (market_book_add)."""
         self.algo_trading = algo_trading
         self.tradeapi_disabled = tradeapi_disabled
         self.request_seq = 0
@@ -223,6 +226,34 @@ class Session:
             return False, CALL_FAILED
         self.selected.discard(name)
         return True, OK
+
+    # -- depth of market (mtrobot.sim.book) ------------------------------------------------------------
+    def _op_market_book_add(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
+        arity(args, kwargs, 1, 1, set())
+        name = str_arg(args, 0)
+        server, _ = self._require()
+        if name not in server.specs:
+            return False, NOT_FOUND
+        self.books.add(name)
+        return True, OK
+
+    def _op_market_book_release(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
+        arity(args, kwargs, 1, 1, set())
+        name = str_arg(args, 0)
+        self._require()
+        if name not in self.books:
+            return False, CALL_FAILED
+        self.books.discard(name)
+        return True, OK
+
+    def _op_market_book_get(self, args: list[Any], kwargs: dict[str, Any]) -> Reply:
+        arity(args, kwargs, 1, 1, set())
+        name = str_arg(args, 0)
+        server, _ = self._require()
+        tick = server.quote(name)
+        if name not in self.books or tick is None:
+            return None, CALL_FAILED
+        return book_levels(server.specs[name], tick, self.broker.config.seed), OK
 
     # -- orders, positions, history --------------------------------------------------------------------
     def _filter_kwargs(
@@ -414,9 +445,10 @@ class _NoSession(Exception):
 
 
 # Every interface function but last_error, which the client answers from the last reply it got.
-_OPS = tuple(name for name in TERMINAL_FUNCTIONS if name != "last_error")
+# The book functions are the simulator's too, outside the Terminal interface (no backend needs them).
+_OPS = tuple(name for name in TERMINAL_FUNCTIONS if name != "last_error") + BOOK_FUNCTIONS
 
-_BOOL_OPS = frozenset({"initialize", "login", "symbol_select"})
+_BOOL_OPS = frozenset({"initialize", "login", "symbol_select", "market_book_add", "market_book_release"})
 _INT_OPS = frozenset(
     {"symbols_total", "orders_total", "positions_total", "history_orders_total", "history_deals_total"}
 )
