@@ -210,6 +210,49 @@ def web(
         raise typer.Exit(1) from None
 
 
+deadletter_app = typer.Typer(help="Order messages that could not be read, kept aside.", no_args_is_help=True)
+app.add_typer(deadletter_app, name="deadletter")
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    account: Annotated[str, typer.Option("--account", help="the platform account id")],
+    data_dir: DataDirOption = None,
+    limit: Annotated[int, typer.Option(help="show at most the last N")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON record per line")] = False,
+) -> None:
+    """List an account's dead letters: unreadable order messages the connector acknowledged and kept."""
+    from mtrobot.connector.deadletter import list_dead_letters, render
+    from mtrobot.core.ids import is_account_id
+
+    if not is_account_id(account):
+        raise typer.BadParameter(
+            "an account id is 1-64 characters of a-z, 0-9, '_' or '-'", param_hint="--account"
+        )
+    settings = load_settings(data_dir)
+    configure_logging(level="WARNING", service="deadletter")
+
+    async def show() -> int:
+        from mtrobot.bus.connect import connect
+
+        url = settings.discover_nats_url()
+        if not url:
+            _echo("no bus: set MTROBOT_NATS_URL or start `mtrobot up` on this data dir")
+            return 1
+        nc = await connect(url, "mtrobot-deadletter", allow_reconnect=False, connect_timeout=3.0)
+        try:
+            letters = await list_dead_letters(nc, account, limit)
+        finally:
+            await nc.close()
+        for line in [d.model_dump_json() for d in letters] if as_json else render(letters):
+            _echo(line)
+        if not as_json:
+            _echo(f"{len(letters)} dead letter(s) for account {account}")
+        return 0
+
+    raise typer.Exit(run_async(show()))
+
+
 db_app = typer.Typer(help="Database chores.", no_args_is_help=True)
 keys_app = typer.Typer(help="Vault master key chores.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

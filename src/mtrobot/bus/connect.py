@@ -92,6 +92,18 @@ STREAMS: tuple[StreamConfig, ...] = (
         max_msg_size=1024 * 1024,
         discard=DiscardPolicy.OLD,
     ),
+    StreamConfig(
+        name=subjects.DEAD_LETTER_STREAM,
+        subjects=subjects.DEAD_LETTER_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=30 * DAY,
+        max_bytes=256 * 1024**2,
+        max_msgs_per_subject=100_000,
+        max_msg_size=128 * 1024,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=120.0,
+    ),
 )
 
 BUCKETS: tuple[KeyValueConfig, ...] = (

@@ -8,6 +8,7 @@ from mtrobot.core.ids import is_account_id
 
 ORDERS_STREAM = "ORDERS"
 AUDIT_STREAM = "BROKER_COMMUNICATION_LOG"
+DEAD_LETTER_STREAM = "ORDERS_DEAD_LETTER"
 SNAPSHOTS_BUCKET = "account_snapshots"
 HUB_BUCKET = "central_hub"
 REGISTRY_BUCKET = "service_registry"
@@ -68,6 +69,11 @@ def orders_submitted_filter(account: str) -> str:
     return f"orders.submitted.{_account(account)}.>"
 
 
+def dead_letter_orders(account: str) -> str:
+    """Where the connector keeps the account's unreadable order messages (stream ``ORDERS_DEAD_LETTER``)."""
+    return f"deadletter.orders.{_account(account)}"
+
+
 def broker_fill(account: str, symbol: str) -> str:
     return f"broker.fill.{_account(account)}.{_token(symbol)}"
 
@@ -117,6 +123,7 @@ def reconciliation_report(account: str) -> str:
 
 ORDERS_SUBJECTS = ["orders.submitted.>"]
 AUDIT_SUBJECTS = ["audit.broker.>"]
+DEAD_LETTER_SUBJECTS = ["deadletter.orders.>"]
 
 
 # Wildcards over every account, for listeners that serve all tenants (the web's activity log).

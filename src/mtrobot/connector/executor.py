@@ -24,12 +24,13 @@ from mtrobot.core.orders import OrderAction, OrderRequest
 from mtrobot.logging import get_logger
 
 from .failpoints import Failpoints
+from .intake import Parsed, Refusal, read_order
 from .journal import Journal, JournalEntry
 from .link import BrokerLink, CallResult
 from .lookup import Found, LookupUnavailable, find_by_tag
 from .options import OptionsHolder
 from .outcomes import Verdict, fill_from_result, fills_from_deals, judge
-from .validation import Refusal, check_request, parse
+from .validation import check_request
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -83,12 +84,26 @@ class OrderExecutor:
         self, data: bytes, subject_symbol: str, stream_seq: int | None, published_at: float | None = None
     ) -> JournalEntry | None:
         """Process one message from ``orders.submitted.{account}.>`` until its outcome is recorded."""
-        parsed = parse(data, self.account, subject_symbol)
+        return await self.handle_parsed(
+            read_order(data, self.account, subject_symbol), stream_seq, published_at
+        )
+
+    async def handle_parsed(
+        self, parsed: Parsed, stream_seq: int | None, published_at: float | None = None
+    ) -> JournalEntry | None:
+        """Process one message read by :func:`mtrobot.connector.intake.read_order`."""
         if parsed.order_id is None:
-            # Without a usable order_id nothing can be journaled: tell the sender and drop the message.
+            # Without a usable order_id nothing can be journaled: tell the sender (with the order id read
+            # from the bytes, if any); the connector keeps the message in the dead letter.
             assert parsed.refusal is not None
+            refusal = parsed.refusal
             error = self._error(
-                "", parsed.symbol, parsed.refusal.retcode, parsed.refusal.message, ErrorCategory.VALIDATION, 0
+                parsed.reply_order_id,
+                parsed.symbol,
+                refusal.retcode,
+                refusal.message,
+                ErrorCategory.VALIDATION,
+                0,
             )
             await self._j(self.journal.add_event, "error", _error_subject(self.account, parsed.symbol), error)
             return None

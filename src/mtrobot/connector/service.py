@@ -36,6 +36,7 @@ from mtrobot.storage.executions import ExecutionsStore
 from .audit import AuditTrail, Sender
 from .executor import OrderExecutor
 from .failpoints import Failpoints
+from .intake import Parsed, answer, dead_letter, read_order
 from .journal import Journal, JournalEntry
 from .link import BrokerLink
 from .metrics import ConnectorMetrics
@@ -143,6 +144,8 @@ class Connector:
         self._outbox_wake = asyncio.Event()
         self._recent: deque[tuple[float, str, bytes]] = deque(maxlen=2048)
         self._stopping = False
+        self._dead_letters = 0
+        self._dead_letter_logged = -1.0
         self._disconnected_at: float | None = None
         self._own_nc = False
         self._hub: Any = None
@@ -212,7 +215,7 @@ class Connector:
         """Provision only a bus that lacks our streams: an operator's cluster keeps its own settings."""
         assert self.js is not None
         try:
-            for stream in (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM):
+            for stream in (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM, subjects.DEAD_LETTER_STREAM):
                 await self.js.stream_info(stream)
         except NotFoundError:
             await provision(self.js)
@@ -424,10 +427,14 @@ class Connector:
         meta = msg.metadata
         seq = meta.sequence.stream if meta else None
         published = meta.timestamp.timestamp() if meta and meta.timestamp else None
+        parsed = read_order(msg.data, self.account, symbol)
+        if parsed.unreadable:
+            await self._dead_letter(msg, parsed, seq, meta.num_delivered if meta else None)
+            return
         heartbeat = asyncio.create_task(self._keep_in_progress(msg), name="intake-in-progress")
         try:
             async with self._order_lock:
-                await self.executor.handle_message(msg.data, symbol, seq, published)
+                await self.executor.handle_parsed(parsed, seq, published)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -438,6 +445,43 @@ class Connector:
         try:
             await msg.ack()
         except Exception as exc:  # NATS away: the redelivered copy will find the order finished
+            log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
+        self._outbox_wake.set()
+
+    async def _dead_letter(self, msg: Any, parsed: Parsed, seq: int | None, deliveries: int | None) -> None:
+        """Keep an unreadable message aside, answer the sender, acknowledge: it never blocks the intake.
+        If the dead-letter stream cannot take it, the message is left for redelivery (nothing is lost)."""
+        assert self.js is not None
+        record = dead_letter(self.account, msg.subject, msg.data, parsed, seq, deliveries)
+        headers = {"Nats-Msg-Id": f"{self.account}:{seq}"} if seq is not None else None
+        await self.js.publish(
+            subjects.dead_letter_orders(self.account),
+            record.model_dump_json().encode(),
+            timeout=5,
+            headers=headers,
+        )
+        # The answer goes out before the ack (at least once): a crash in between dead-letters the redelivered
+        # copy again under the same Nats-Msg-Id, so the stream keeps one record.
+        assert self.nc is not None
+        await self.nc.publish(
+            subjects.broker_error(self.account, parsed.symbol), answer(self.account, parsed)
+        )
+        self.metrics.outcome("dead_letter")
+        self._dead_letters += 1
+        now = time.monotonic()
+        if now - self._dead_letter_logged >= 1.0:  # a flood must not become a flood of log lines
+            self._dead_letter_logged = now
+            log.warning(
+                "unreadable order message kept in the dead letter",
+                account=self.account,
+                stream_seq=seq,
+                order_id=parsed.reply_order_id,
+                reason=parsed.refusal.message if parsed.refusal else "",
+                dead_letters_so_far=self._dead_letters,
+            )
+        try:
+            await msg.ack()
+        except Exception as exc:  # NATS away: the redelivered copy is dead-lettered again (deduplicated)
             log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
         self._outbox_wake.set()
 

@@ -6,22 +6,20 @@ trader understands; the connector publishes it as a BrokerError of category ``va
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
-
-from pydantic import ValidationError
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import SymbolInfo, Tick, TradePosition
 from mtrobot.broker.trade_request import Market
-from mtrobot.core.ids import SYMBOL_PATTERN, is_order_id
 from mtrobot.core.orders import OrderAction, OrderRequest, OrderType
+from mtrobot.core.strict import number_text
 
-_SUBJECT_SAFE = re.compile(SYMBOL_PATTERN)
+from .intake import Parsed, Refusal
+from .intake import read_order as parse
+
+__all__ = ["Parsed", "Refusal", "TradingSession", "check_request", "parse"]
 
 INVALID = 10013
 INVALID_VOLUME = 10014
@@ -34,79 +32,6 @@ SHORT_ONLY = 10043
 CLOSE_ONLY = 10044
 INVALID_CLOSE_VOLUME = 10038
 POSITION_CLOSED = 10036
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    retcode: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """The outcome of reading one message: a request, or a refusal with whatever ids could be read."""
-
-    request: OrderRequest | None
-    refusal: Refusal | None
-    order_id: str | None
-    symbol: str
-    raw: dict[str, Any]
-
-
-def _describe(exc: ValidationError) -> str:
-    problems: list[str] = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "payload"
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown field '{field}'")
-        elif err["type"] == "missing":
-            problems.append(f"missing field '{field}'")
-        elif field == "payload" or not err["loc"]:
-            problems.append(err["msg"].removeprefix("Value error, "))
-        else:
-            problems.append(f"field '{field}': {err['msg'].removeprefix('Value error, ')}")
-    return "The order was refused: " + "; ".join(problems) + "."
-
-
-def parse(data: bytes, account: str, subject_symbol: str) -> Parsed:
-    """Read an OrderRequest from ``data``; unknown or missing fields are named in the refusal."""
-    try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return Parsed(
-            None,
-            Refusal(INVALID, "The order was refused: the payload is not JSON."),
-            None,
-            subject_symbol,
-            {},
-        )
-    if not isinstance(raw, dict):
-        return Parsed(
-            None,
-            Refusal(INVALID, "The order was refused: the payload is not a JSON object."),
-            None,
-            subject_symbol,
-            {},
-        )
-    order_id = raw.get("order_id") if isinstance(raw.get("order_id"), str) else None
-    order_id = order_id if order_id and is_order_id(order_id) else None
-    raw_symbol = raw.get("symbol")
-    # An unusable symbol must not become part of a subject: fall back to the subject's own token.
-    symbol = (
-        raw_symbol if isinstance(raw_symbol, str) and _SUBJECT_SAFE.fullmatch(raw_symbol) else subject_symbol
-    )
-    try:
-        request = OrderRequest.model_validate(raw)
-    except ValidationError as exc:
-        return Parsed(None, Refusal(INVALID, _describe(exc)), order_id, symbol, raw)
-    if request.account != account:
-        refusal = Refusal(
-            INVALID,
-            f"The order was refused: field 'account' is '{request.account}' but it was sent to account "
-            f"'{account}'.",
-        )
-        return Parsed(None, refusal, order_id, request.symbol, raw)
-    return Parsed(request, None, request.order_id, request.symbol, raw)
 
 
 # -- symbol constraints ----------------------------------------------------------------------------
@@ -129,7 +54,7 @@ class TradingSession:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.8f}".rstrip("0").rstrip(".")
+    return number_text(x)
 
 
 def check_volume(volume: float, info: SymbolInfo) -> Refusal | None:

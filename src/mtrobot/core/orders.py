@@ -47,6 +47,13 @@ class Filling(StrEnum):
     RETURN = "return"
 
 
+MAX_VOLUME = 1_000_000.0
+"""Lots: above any broker's volume_max; a bigger number is a mistake, refused before the broker sees it."""
+MAX_PRICE = 1e12
+MAX_TICKET = 2**63 - 1
+"""MT5 tickets, positions and magic numbers are signed 64-bit in the terminal's API: 2**70 cannot be sent."""
+
+
 class OrderRequest(BaseModel):
     """One instruction from a robot or a trader. Unknown fields are refused, and the error names them."""
 
@@ -57,16 +64,16 @@ class OrderRequest(BaseModel):
     action: OrderAction = OrderAction.OPEN
     symbol: Symbol
     order_type: OrderType | None = None
-    volume: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    stoplimit: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    sl: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    tp: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    deviation: int | None = Field(default=None, ge=0, le=100_000)
+    volume: float | None = Field(default=None, gt=0, le=MAX_VOLUME, allow_inf_nan=False, strict=True)
+    price: float | None = Field(default=None, ge=0, le=MAX_PRICE, allow_inf_nan=False, strict=True)
+    stoplimit: float | None = Field(default=None, ge=0, le=MAX_PRICE, allow_inf_nan=False, strict=True)
+    sl: float | None = Field(default=None, ge=0, le=MAX_PRICE, allow_inf_nan=False, strict=True)
+    tp: float | None = Field(default=None, ge=0, le=MAX_PRICE, allow_inf_nan=False, strict=True)
+    deviation: int | None = Field(default=None, ge=0, le=100_000, strict=True)
     filling: Filling | None = None
-    position: int | None = Field(default=None, gt=0)
-    ticket: int | None = Field(default=None, gt=0)
-    magic: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    position: int | None = Field(default=None, gt=0, le=MAX_TICKET, strict=True)
+    ticket: int | None = Field(default=None, gt=0, le=MAX_TICKET, strict=True)
+    magic: int | None = Field(default=None, ge=0, le=MAX_TICKET, strict=True)
     comment: str | None = Field(default=None, max_length=64)
     robot: str | None = Field(default=None, max_length=64)
     submitted_at: datetime | None = None
