@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtrobot.core.errors import FatalError
-from mtrobot.proc import die_with_parent
+from mtrobot.proc import die_with_parent, inherited_env
 
 
 def nats_server_binary() -> Path:
@@ -75,6 +75,7 @@ class EmbeddedNats:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=inherited_env(),  # never the master key (or any secret) of the process that starts it
             preexec_fn=die_with_parent,
         )
         log.close()
