@@ -168,6 +168,9 @@ def connector(
     health_port: Annotated[int, typer.Option(help="port of /healthz, /readyz, /metrics; 0 = free")] = 8014,
     login: Annotated[int | None, typer.Option(help="MT5 login (else from the hub's connector.ID)")] = None,
     server: Annotated[str | None, typer.Option(help="MT5 server (else from the hub's connector.ID)")] = None,
+    recorder: Annotated[
+        bool, typer.Option(help="run `mtrobot recorder` beside it (executions, Kafka mirror)")
+    ] = True,
 ) -> None:
     """Run the MT5 connector of one account. The password comes as one JSON line on stdin
     ({"password": "..."}), from MT5_PASSWORD stand-alone, or from the vault; never as an argument."""
@@ -185,8 +188,30 @@ def connector(
     if server is not None:
         credentials["server"] = server
     raise typer.Exit(
-        run_async(run_standalone(account, settings, credentials, backend=backend, health_port=health_port))
+        run_async(
+            run_standalone(
+                account, settings, credentials, backend=backend, health_port=health_port, recorder=recorder
+            )
+        )
     )
+
+
+@app.command()
+def recorder(
+    data_dir: DataDirOption = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="fills per insert at most")] = 1000,
+    ack_wait: Annotated[
+        float,
+        typer.Option(min=0.5, max=600, help="seconds before a batch taken by a crashed recorder returns"),
+    ] = 10.0,
+) -> None:
+    """Record fills into ClickHouse `executions` (chDB in the data dir, or MTROBOT_CLICKHOUSE_URL) and
+    mirror the broker audit log to Kafka when MTROBOT_KAFKA_BOOTSTRAP is set, until Ctrl-C."""
+    from mtrobot.recorder.service import run_recorder
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="recorder")
+    raise typer.Exit(run_async(run_recorder(settings, batch, ack_wait)))
 
 
 @app.command()

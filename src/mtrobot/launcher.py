@@ -68,6 +68,13 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
+    parts.append(
+        Part(
+            "recorder",
+            where="fills -> executions" + (", audit -> kafka" if settings.kafka_bootstrap else ""),
+            label="recorder",
+        )
+    )
     parts.append(web_part(settings, options))
     parts += connector_parts(settings, options)
     return parts
@@ -85,7 +92,7 @@ def connector_parts(settings: Settings, options: UpOptions) -> list[Part]:
     async def handoff() -> bytes:
         return await credentials_handoff(settings, "demo")
 
-    args = ("--account", "demo", "--health-port", "0")
+    args = ("--account", "demo", "--health-port", "0", "--no-recorder")
     where = f"account demo (health port in {settings.run_dir / 'connector-demo.json'})"
     return [Part("connector", args, where=where, label="connector-demo", stdin_source=handoff)]
 

@@ -1,5 +1,6 @@
 """``mtrobot up`` runs a connector for the demo account: an order published by hand on the bus fills, a
-repeated order_id is a duplicate, a bad volume is a validation error, and the audit stream names the order."""
+repeated order_id is a duplicate, a bad volume is a validation error, the audit stream names the order, and
+the recorder writes the fill into executions."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from nats.aio.client import Client
 
 from mtrobot.bus import subjects
 from tests.e2e.proc_tools import start_up
+from tests.integration.recorder.helpers import caught_up, executions_rows, until
 
 
 async def _until(predicate: Any, timeout: float) -> bool:
@@ -96,6 +98,9 @@ async def test_an_order_published_by_hand_fills_through_the_demo_connector(
                 break
             seen += oid in msg.data.decode()
         assert seen > 0
+        assert await until(lambda: caught_up(js), 30)  # the recorder has the fill
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+    rows = await executions_rows(data_dir / "chdb", "demo")
+    assert [r["order_id"] for r in rows if r["order_id"] == oid] == [oid]

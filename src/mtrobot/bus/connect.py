@@ -104,6 +104,18 @@ STREAMS: tuple[StreamConfig, ...] = (
         discard=DiscardPolicy.OLD,
         duplicate_window=120.0,
     ),
+    StreamConfig(
+        name=subjects.FILLS_STREAM,
+        subjects=subjects.FILLS_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=30 * DAY,
+        max_bytes=1024**3,
+        max_msg_size=64 * 1024,
+        discard=DiscardPolicy.OLD,
+        # The connector publishes each fill with Nats-Msg-Id fill-{account}-{deal}: a replay is one message.
+        duplicate_window=120.0,
+    ),
 )
 
 BUCKETS: tuple[KeyValueConfig, ...] = (

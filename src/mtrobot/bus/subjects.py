@@ -9,6 +9,8 @@ from mtrobot.core.ids import is_account_id
 ORDERS_STREAM = "ORDERS"
 AUDIT_STREAM = "BROKER_COMMUNICATION_LOG"
 DEAD_LETTER_STREAM = "ORDERS_DEAD_LETTER"
+FILLS_STREAM = "FILLS"
+"""Every Fill, kept so the recorder loses none while it is down (``broker.fill.>`` stays a plain subject)."""
 SNAPSHOTS_BUCKET = "account_snapshots"
 HUB_BUCKET = "central_hub"
 REGISTRY_BUCKET = "service_registry"
@@ -124,6 +126,7 @@ def reconciliation_report(account: str) -> str:
 ORDERS_SUBJECTS = ["orders.submitted.>"]
 AUDIT_SUBJECTS = ["audit.broker.>"]
 DEAD_LETTER_SUBJECTS = ["deadletter.orders.>"]
+FILLS_SUBJECTS = ["broker.fill.>"]
 
 
 # Wildcards over every account, for listeners that serve all tenants (the web's activity log).

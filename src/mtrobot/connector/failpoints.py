@@ -14,16 +14,17 @@ POINTS = (
     "after_record",  # outcome recorded in the journal, events not yet published
     "after_publish",  # events published, JetStream message not yet acknowledged
 )
+RECORDER_POINTS = ("recorder_after_insert",)  # a batch in executions, not yet acknowledged on the bus
 
 
 class Failpoints:
-    def __init__(self, spec: str | None = None) -> None:
+    def __init__(self, spec: str | None = None, points: tuple[str, ...] = POINTS) -> None:
         spec = os.environ.get("MTROBOT_FAILPOINTS", "") if spec is None else spec
         self._left: dict[str, int] = {}
         for item in filter(None, (p.strip() for p in spec.split(","))):
             name, _, count = item.partition(":")
-            if name not in POINTS:
-                raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(POINTS)}")
+            if name not in points:
+                raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(points)}")
             self._left[name] = int(count or 1)
 
     def hit(self, name: str) -> None:

@@ -84,18 +84,21 @@ def terminal_factory(
 
 
 def default_parts(backend: str, settings: Settings, options: ConnectorOptions) -> ConnectorParts:
-    from mtrobot.storage.executions import open_executions
+    return ConnectorParts(terminal_factory=terminal_factory(backend, settings, options))
 
-    kafka = None
-    if settings.kafka_bootstrap:
-        from mtrobot.storage.kafka_audit import KafkaAuditMirror
 
-        kafka = KafkaAuditMirror(settings.kafka_bootstrap)
-    return ConnectorParts(
-        terminal_factory=terminal_factory(backend, settings, options),
-        executions=open_executions(settings),
-        kafka=kafka,
-    )
+async def start_recorder(settings: Settings) -> asyncio.subprocess.Process | None:
+    """The original stand-alone connector also wrote executions and the Kafka mirror: that is the recorder's
+    job now, so a stand-alone connector runs ``mtrobot recorder`` beside it (a child process: no database
+    engine or Kafka client enters the connector). None when no bus is known yet."""
+    from mtrobot.proc import inherited_env, spawn_mtrobot
+
+    url = settings.discover_nats_url()
+    if not url:
+        return None
+    env = inherited_env() | {"MTROBOT_NATS_URL": url, "MTROBOT_DATA_DIR": str(settings.data_dir)}
+    log_path = settings.data_dir / "logs" / "recorder.log"
+    return await spawn_mtrobot(("recorder",), env=env, log_path=log_path)
 
 
 async def publish_connection(settings: Settings, account: str, backend: str, creds: Credentials) -> None:
@@ -133,6 +136,7 @@ async def run_standalone(
     health_port: int = 8014,
     options: ConnectorOptions | None = None,
     port_file: Path | None = None,
+    recorder: bool = True,
 ) -> int:
     from .failpoints import Failpoints
     from .health import HealthServer
@@ -181,6 +185,7 @@ async def run_standalone(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     await connector.start()
+    recorder_proc = await start_recorder(settings) if recorder else None
     health = HealthServer(connector, port=health_port)
     health.start()
     where = {"account": account, "health_port": health.port, "pid": os.getpid()}
@@ -191,6 +196,8 @@ async def run_standalone(
     finally:
         await health.stop()
         await connector.stop()
-        if parts.executions is not None:
-            parts.executions.close()
+        if recorder_proc is not None:
+            from mtrobot.proc import stop_process
+
+            await stop_process(recorder_proc)
     return exit_code

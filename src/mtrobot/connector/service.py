@@ -2,8 +2,11 @@
 
 Wiring: journal + audit trail + broker session + executor + reconciler + intake from the durable JetStream
 consumer ``connector_{account}`` on ``orders.submitted.{account}.>``. A message is acknowledged only after
-its outcome is in the journal; the journal's outbox then publishes the events (and writes executions rows),
-so a crash anywhere loses nothing and duplicates nothing at the broker.
+its outcome is in the journal; the journal's outbox then publishes the events, so a crash anywhere loses
+nothing and duplicates nothing at the broker. Fills go to JetStream (stream ``FILLS``, ``Nats-Msg-Id``
+``fill-{account}-{deal}``) and leave the outbox only once the stream acknowledged them; the recorder
+(``mtrobot recorder``) writes them into ``executions``. The connector holds no database engine and no
+Kafka client.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import random
 import time
@@ -28,10 +32,8 @@ from pydantic import SecretStr
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect, provision
 from mtrobot.core.errors import FatalError
-from mtrobot.core.events import Fill
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
-from mtrobot.storage.executions import ExecutionsStore
 
 from .audit import AuditTrail, Sender
 from .executor import OrderExecutor
@@ -77,9 +79,6 @@ class ConnectorParts:
     """What the connector talks to; tests and the agent pass their own, the CLI builds the defaults."""
 
     terminal_factory: TerminalFactory
-    executions: ExecutionsStore | None = None
-    kafka: Any = None
-    """A started-or-startable :class:`mtrobot.storage.kafka_audit.KafkaAuditMirror`, or ``None``."""
     nc: Client | None = None
 
 
@@ -215,7 +214,8 @@ class Connector:
         """Provision only a bus that lacks our streams: an operator's cluster keeps its own settings."""
         assert self.js is not None
         try:
-            for stream in (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM, subjects.DEAD_LETTER_STREAM):
+            streams = (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM, subjects.DEAD_LETTER_STREAM)
+            for stream in (*streams, subjects.FILLS_STREAM):
                 await self.js.stream_info(stream)
         except NotFoundError:
             await provision(self.js)
@@ -231,8 +231,6 @@ class Connector:
                 await asyncio.wait_for(self.flush_outbox(), 5)
         if hasattr(self, "audit"):
             await self.audit.stop()
-        if self.parts.kafka is not None:
-            await self.parts.kafka.stop()
         if self._hub is not None:
             with contextlib.suppress(Exception):
                 await self._hub.close()
@@ -289,47 +287,43 @@ class Connector:
             assert self.js is not None
             await self.js.publish(subject, payload, timeout=5, headers={"Nats-Msg-Id": key})
 
-        sinks: dict[str, Sender] = {"jetstream": to_jetstream}
-        kafka = self.parts.kafka
-        if kafka is not None:
-
-            async def to_kafka(key: str, payload: bytes, subject: str) -> None:
-                if not kafka.started:
-                    await kafka.start()
-                await kafka.send(self.account, payload)
-
-            sinks["kafka"] = to_kafka
-        return sinks
+        return {"jetstream": to_jetstream}
 
     # -- outbox ------------------------------------------------------------------------------------
 
     async def flush_outbox(self) -> int:
-        """Publish what the journal's outbox holds (and write fills to executions). Returns the count."""
+        """Publish what the journal's outbox holds (fills acknowledged by their stream). Returns the count."""
         assert self.journal is not None and self.nc is not None
         async with self._flush_lock:  # one publisher at a time, or two would send the same rows
             return await self._flush()
 
     async def _flush(self) -> int:
-        assert self.journal is not None and self.nc is not None
+        assert self.journal is not None and self.nc is not None and self.js is not None
         sent = 0
         while self.nc.is_connected:
             items = await asyncio.to_thread(self.journal.outbox, 256)
             if not items:
                 break
-            done: list[int] = []
+            acks: list[asyncio.Future[Any]] = []
             for item in items:
-                if item.kind == "fill" and self.parts.executions is not None:
-                    fill = Fill.model_validate_json(item.payload)
-                    await asyncio.to_thread(self.parts.executions.insert, fill)
-                await self.nc.publish(item.subject, item.payload)
-                done.append(item.id)
+                if item.kind == "fill":  # durable on the bus: the recorder must get every one
+                    headers = self._fill_headers(item.payload)
+                    acks.append(await self.js.publish_async(item.subject, item.payload, headers=headers))
+                else:
+                    await self.nc.publish(item.subject, item.payload)
             await self.nc.flush(timeout=5)
+            if acks:
+                await asyncio.wait_for(asyncio.gather(*acks), 5)
             now = time.monotonic()
             self._recent.extend((now, item.subject, item.payload) for item in items)
             self._failpoints.hit("after_publish")
-            await asyncio.to_thread(self.journal.remove_outbox, done)
-            sent += len(done)
+            await asyncio.to_thread(self.journal.remove_outbox, [item.id for item in items])
+            sent += len(items)
         return sent
+
+    def _fill_headers(self, payload: bytes) -> dict[str, str]:
+        """One message per deal in the stream, however often it is published (replays, recovery)."""
+        return {"Nats-Msg-Id": f"fill-{self.account}-{json.loads(payload)['deal']}"}
 
     async def _on_nats_state(self, state: str) -> None:
         """Events the server took just before it went away may never have reached the subscribers (core NATS
@@ -346,7 +340,9 @@ class Connector:
             replay = [(subject, payload) for stamp, subject, payload in self._recent if stamp >= since]
             with contextlib.suppress(Exception):
                 for subject, payload in replay:
-                    await self.nc.publish(subject, payload)
+                    fill = subject.startswith("broker.fill.")
+                    headers = self._fill_headers(payload) if fill else None
+                    await self.nc.publish(subject, payload, headers=headers)
             log.info(
                 "nats reconnected: recent events published again", account=self.account, count=len(replay)
             )
@@ -359,7 +355,7 @@ class Connector:
             self._outbox_wake.clear()
             try:
                 await self.flush_outbox()
-            except Exception as exc:  # NATS or the executions store away: keep the events, try again
+            except Exception as exc:  # NATS or the fills stream away: keep the events, try again
                 log.warning("outbox not delivered yet", account=self.account, error=str(exc))
                 await asyncio.sleep(0.5)
 

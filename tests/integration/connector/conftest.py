@@ -1,25 +1,36 @@
-"""Fixtures of the connector's integration tests: one chDB per test process, a Tansu Kafka broker."""
+"""Fixtures of the connector's integration tests: a recorder on one chDB per test process, a Tansu Kafka."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from mtrobot.bus.server import free_port
-from mtrobot.storage.executions import ChdbExecutions
+from mtrobot.recorder.executions import Executions, chdb_dsn
+from mtrobot.recorder.service import Recorder
+from mtrobot.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbExecutions]:
+def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executions]:
     """chDB holds one directory per process: every test in this process shares this one."""
-    store = ChdbExecutions(tmp_path_factory.mktemp("chdb"))
+    store = Executions(chdb_dsn(tmp_path_factory.mktemp("chdb")))
     yield store
     store.close()
+
+
+@pytest.fixture
+async def recorder(nats_url: str, chdb_store: Executions, tmp_path: Path) -> AsyncIterator[Recorder]:
+    """The recorder beside the connector, in this process, writing into the shared chDB."""
+    rec = Recorder(Settings(data_dir=tmp_path / "recorder"), nats_url=nats_url, executions=chdb_store)
+    await rec.start()
+    yield rec
+    await rec.stop()
 
 
 def tansu_binary() -> Path:

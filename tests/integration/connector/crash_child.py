@@ -34,11 +34,6 @@ async def main() -> None:
         ack_wait_s=cfg["ack_wait_s"],
         fetch_batch=cfg.get("fetch_batch", 4),
     )
-    executions = None
-    if cfg.get("chdb_dir"):
-        from mtrobot.storage.executions import ChdbExecutions
-
-        executions = ChdbExecutions(Path(cfg["chdb_dir"]))
 
     def factory():  # type: ignore[no-untyped-def]
         return open_terminal("sim", host=cfg["host"], port=cfg["port"])
@@ -48,7 +43,7 @@ async def main() -> None:
         Settings(data_dir=Path(cfg["data_dir"])),
         SecretStr(cfg["password"]),
         options,
-        ConnectorParts(factory, executions=executions),
+        ConnectorParts(factory),
         nats_url=cfg["nats_url"],
         use_hub=False,
     )

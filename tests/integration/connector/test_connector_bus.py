@@ -18,8 +18,8 @@ from mtrobot.connector.backoff import Backoff
 from mtrobot.connector.health import HealthServer
 from mtrobot.connector.options import ConnectorOptions
 from mtrobot.connector.service import Connector, ConnectorParts, durable_name
+from mtrobot.recorder.service import Recorder
 from mtrobot.settings import Settings
-from mtrobot.storage.executions import ChdbExecutions
 
 from ...unit.connector.fake_terminal import FakeBroker, FakeTerminal
 
@@ -48,7 +48,7 @@ class Outputs:
 
 @pytest.fixture
 async def running(
-    nats_url: str, nc: Client, tmp_path: Path, chdb_store: ChdbExecutions, request: pytest.FixtureRequest
+    nats_url: str, nc: Client, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Connector, FakeBroker, Outputs]]:
     account = "bus-" + request.node.name[-20:].lower().replace("_", "-").strip("-")
     broker = FakeBroker()
@@ -60,7 +60,7 @@ async def running(
         Settings(data_dir=tmp_path / "data"),
         SecretStr("pw"),
         options,
-        ConnectorParts(lambda: FakeTerminal(broker), executions=chdb_store),
+        ConnectorParts(lambda: FakeTerminal(broker)),
         nats_url=nats_url,
         use_hub=False,
     )
@@ -76,7 +76,7 @@ def order(account: str, oid: str, **over: Any) -> bytes:
 
 
 async def test_an_order_published_on_the_bus_fills_and_is_recorded_everywhere(
-    running: tuple[Connector, FakeBroker, Outputs], nc: Client, chdb_store: ChdbExecutions
+    running: tuple[Connector, FakeBroker, Outputs], nc: Client, recorder: Recorder
 ) -> None:
     connector, broker, out = running
     acc = connector.account
@@ -85,12 +85,12 @@ async def test_an_order_published_on_the_bus_fills_and_is_recorded_everywhere(
     assert await out.until(lambda g: any(f["order_id"] == "b1" for f in g["fill"]))
     assert await out.until(lambda g: [u["state"] for u in g["order"]][-1:] == ["filled"])
     assert [u["state"] for u in out.got["order"]] == ["received", "validated", "sent", "filled"]
-    assert chdb_store.count(acc, "b1") == 1
+    assert await out.until(lambda g: recorder.executions.count(acc, "b1") == 1)
     info = await js.consumer_info(subjects.ORDERS_STREAM, durable_name(acc))
     assert info.config.filter_subject == f"orders.submitted.{acc}.>"
     await js.publish(subjects.orders_submitted(acc, "EURUSD"), order(acc, "b1"))
     assert await out.until(lambda g: g["order"][-1]["state"] == "duplicate")
-    assert len(broker.sends) == 1 and chdb_store.count(acc, "b1") == 1
+    assert len(broker.sends) == 1 and recorder.executions.count(acc, "b1") == 1
     sub = await js.subscribe(subjects.audit_broker(acc), ordered_consumer=True)
     ops = set()
     with pytest.raises(Exception):  # noqa: B017 - reading until the stream has no more
@@ -132,7 +132,7 @@ async def test_health_endpoints_report_liveness_readiness_and_metrics(
 
 
 async def test_retries_changed_in_the_hub_take_effect_without_a_restart(
-    nats_url: str, nc: Client, tmp_path: Path, chdb_store: ChdbExecutions
+    nats_url: str, nc: Client, tmp_path: Path
 ) -> None:
     from mtrobot.hub.store import HubStore
 
@@ -145,7 +145,7 @@ async def test_retries_changed_in_the_hub_take_effect_without_a_restart(
         Settings(data_dir=tmp_path / "data"),
         SecretStr("pw"),
         ConnectorOptions(),
-        ConnectorParts(lambda: FakeTerminal(broker), executions=chdb_store),
+        ConnectorParts(lambda: FakeTerminal(broker)),
         nats_url=nats_url,
         use_hub=True,
     )
@@ -173,7 +173,7 @@ async def test_retries_changed_in_the_hub_take_effect_without_a_restart(
 
 
 async def test_an_order_older_than_the_maximum_age_is_rejected_unsent(
-    nats_url: str, nc: Client, tmp_path: Path, chdb_store: ChdbExecutions
+    nats_url: str, nc: Client, tmp_path: Path
 ) -> None:
     account = "bus-too-old"
     broker = FakeBroker()
@@ -183,7 +183,7 @@ async def test_an_order_older_than_the_maximum_age_is_rejected_unsent(
     await asyncio.sleep(1.0)  # the order's age is what is under test
     connector = Connector(
         account, Settings(data_dir=tmp_path / "data"), SecretStr("pw"), ConnectorOptions(max_order_age_s=0.5),
-        ConnectorParts(lambda: FakeTerminal(broker), executions=chdb_store), nats_url=nats_url, use_hub=False,
+        ConnectorParts(lambda: FakeTerminal(broker)), nats_url=nats_url, use_hub=False,
     )  # fmt: skip
     await connector.start()
     try:

@@ -25,8 +25,8 @@ from mtrobot.connector.backoff import Backoff
 from mtrobot.connector.options import ConnectorOptions
 from mtrobot.connector.service import Connector, ConnectorParts
 from mtrobot.core.ids import comment_tag
+from mtrobot.recorder.service import Recorder
 from mtrobot.settings import Settings
-from mtrobot.storage.executions import ChdbExecutions
 
 from .simfixtures import SimBrokerProcess
 from .test_connector_bus import Outputs
@@ -93,7 +93,6 @@ async def rig(
     nc: Client,
     tmp_path: Path,
     simbroker: SimBrokerProcess,
-    chdb_store: ChdbExecutions,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Rig]:
     admin = simbroker.admin()
@@ -125,7 +124,7 @@ async def rig(
         Settings(data_dir=tmp_path / "data"),
         SecretStr(PASSWORD),
         options,
-        ConnectorParts(factory, executions=chdb_store),
+        ConnectorParts(factory),
         nats_url=nats_url,
         use_hub=False,
     )
@@ -140,14 +139,14 @@ async def rig(
 
 
 async def test_a_market_order_fills_with_a_fill_an_execution_row_and_an_audit_trail(
-    rig: Rig, chdb_store: ChdbExecutions
+    rig: Rig, recorder: Recorder
 ) -> None:
     oid = await rig.submit()
     assert await rig.final(oid) == "filled"
     assert rig.states(oid) == ["received", "validated", "sent", "filled"]
     [fill] = rig.fills(oid)
     assert fill["volume"] == 0.01 and fill["side"] == "buy" and fill["deal"] > 0
-    assert await rig.out.until(lambda g: chdb_store.count(rig.account, oid) == 1)
+    assert await rig.out.until(lambda g: recorder.executions.count(rig.account, oid) == 1)
     assert await rig.executions_at_broker(oid) == 1
 
 
@@ -390,12 +389,17 @@ async def test_checklist_a_pending_price_on_the_wrong_side_of_the_market(rig: Ri
     assert error["retcode_name"] == "TRADE_RETCODE_INVALID_PRICE" and "below" in error["message"]
 
 
-async def test_every_broker_call_is_mirrored_to_kafka_when_configured(
-    nats_url: str, nc: Client, tmp_path: Path, simbroker: SimBrokerProcess, kafka_bootstrap: str
+async def test_every_broker_call_is_mirrored_to_kafka_by_the_recorder_when_configured(
+    nats_url: str,
+    nc: Client,
+    tmp_path: Path,
+    simbroker: SimBrokerProcess,
+    kafka_bootstrap: str,
+    chdb_store: Any,
 ) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    from mtrobot.storage.kafka_audit import AUDIT_TOPIC, KafkaAuditMirror
+    from mtrobot.recorder.kafka import AUDIT_TOPIC, KafkaAuditMirror
 
     admin = simbroker.admin()
     server = simbroker.servers[0]
@@ -408,31 +412,51 @@ async def test_every_broker_call_is_mirrored_to_kafka_when_configured(
         Settings(data_dir=tmp_path / "data"),
         SecretStr(PASSWORD),
         ConnectorOptions(login=login, server=server),
-        ConnectorParts(lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port),
-                       kafka=KafkaAuditMirror(kafka_bootstrap)),
+        ConnectorParts(lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port)),
         nats_url=nats_url,
         use_hub=False,
-    )  # fmt: skip
+    )
+    recorder = Recorder(Settings(data_dir=tmp_path / "rec"), nats_url=nats_url, executions=chdb_store,
+                        kafka=KafkaAuditMirror(kafka_bootstrap))  # fmt: skip
     await connector.start()
+    await recorder.start()
     try:
         oid = "k" + uuid.uuid4().hex[:8]
         body = {"order_id": oid, "account": account, "symbol": "EURUSD", "order_type": "buy", "volume": 0.01}
         await nc.jetstream().publish(subjects.orders_submitted(account, "EURUSD"), json.dumps(body).encode())
         assert await out.until(lambda g: any(f["order_id"] == oid for f in g["fill"]), 15)
-        assert await out.until(lambda g: connector.audit.backlog()["kafka"] == 0, 30)
+        assert await out.until(lambda g: connector.audit.backlog()["jetstream"] == 0, 30)
+        info = nc.jetstream()
+
+        async def mirrored() -> bool:
+            consumer = await info.consumer_info(subjects.AUDIT_STREAM, "recorder_kafka")
+            return consumer.num_pending == 0 and consumer.num_ack_pending == 0
+
+        assert await _until_async(mirrored, 30)
     finally:
+        await recorder.stop()
         await connector.stop()
     consumer = AIOKafkaConsumer(AUDIT_TOPIC, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        batch = await consumer.getmany(timeout_ms=10_000, max_records=1000)
+        batch = await consumer.getmany(timeout_ms=10_000, max_records=100_000)
     finally:
         await consumer.stop()
     records = [json.loads(r.value) for rs in batch.values() for r in rs]
-    sends = [r for r in records if r["operation"] == "order_send" and r["order_id"] == oid]
+    mine = [r for r in records if r["account"] == account]
+    sends = [r for r in mine if r["operation"] == "order_send" and r["order_id"] == oid]
     assert len(sends) == 1 and sends[0]["retcode"] == 10009
-    assert all(r["account"] == account for r in records)
     assert PASSWORD not in json.dumps(records)
+
+
+async def _until_async(predicate: Any, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def test_a_partial_fill_gives_one_fill_per_deal_and_ends_cancelled_for_the_rest(rig: Rig) -> None:

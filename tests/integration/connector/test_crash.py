@@ -1,6 +1,6 @@
 """Crash test: the connector process is SIGKILLed 200 times at seeded points of the order path, with orders in
-flight, against the real TCP simbroker and real NATS. No order may execute twice at the broker, and every
-order must end in a terminal state."""
+flight, against the real TCP simbroker and real NATS, and the recorder once in the middle. No order may
+execute twice at the broker, every order must end in a terminal state, and executions holds each fill once."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from mtrobot.connector.journal import Journal
 from mtrobot.core.ids import comment_tag
 from mtrobot.core.lifecycle import OrderState
 
+from ..recorder.helpers import caught_up, executions_rows, spawn_recorder, until
 from .simfixtures import SimBrokerProcess
 
 SEED = 20261124
@@ -60,7 +61,6 @@ class Lane:
                     "nats_url": self.nats_url,
                     "data_dir": str(self.data_dir),
                     "settle_s": 1.0,
-                    "chdb_dir": str(self.data_dir / "chdb"),
                     "ack_wait_s": 2.0,
                     "fetch_batch": 2,
                 }
@@ -137,25 +137,6 @@ class Lane:
             await asyncio.wait_for(final.wait(), 15)
 
 
-async def executions_rows(chdb_dir: Path) -> list[dict[str, Any]]:
-    """Read a lane's chDB in a child process (chDB holds one directory per process)."""
-    code = (
-        "import json,sys; from pathlib import Path; from mtrobot.storage.executions import ChdbExecutions;"
-        "s=ChdbExecutions(Path(sys.argv[1])); print(json.dumps(s.rows(sys.argv[2]))); s.close()"
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        str(chdb_dir),
-        chdb_dir.parent.name.replace("lane", "crash"),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=str(REPO),
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return list(json.loads(out))
-
-
 async def broker_deals(sim: SimBrokerProcess, login: int) -> list[Any]:
     terminal = sim.terminal()
     assert await terminal.initialize(login=login, password="Crash-pw1", server=sim.servers[0])
@@ -192,8 +173,23 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
         await nc.subscribe(f"broker.order.{lane.account}.>", cb=on_update)
         lanes.append(lane)
 
-    await asyncio.gather(*(lane.run(js, last_state) for lane in lanes))
+    recorder_dir = tmp_path / "recorder"
+    recorder = await spawn_recorder(nats_url, recorder_dir, "--ack-wait", "2")
+
+    async def kill_the_recorder_once() -> None:
+        nonlocal recorder
+        await asyncio.sleep(15)  # mid-run: fills arriving from every lane
+        recorder.send_signal(signal.SIGKILL)
+        await recorder.wait()
+        recorder = await spawn_recorder(nats_url, recorder_dir, "--ack-wait", "2")
+
+    await asyncio.gather(kill_the_recorder_once(), *(lane.run(js, last_state) for lane in lanes))
     elapsed = time.monotonic() - started
+    try:
+        assert await until(lambda: caught_up(js), 60)
+    finally:
+        recorder.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(recorder.wait(), 20)
 
     kills = sum((lane.kills for lane in lanes), Counter())
     orders = [o for lane in lanes for o in lane.order_ids]
@@ -216,7 +212,7 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
             assert (n == 1) == filled_on_bus, (
                 f"{oid}: {n} executions at the broker, bus says {last_state.get(oid)}"
             )
-        rows = await executions_rows(lane.data_dir / "chdb")
+        rows = await executions_rows(recorder_dir / "chdb", lane.account)
         deals_in_table = [r["deal"] for r in rows]
         assert len(deals_in_table) == len(set(deals_in_table)), "a deal written twice into executions"
         filled_ids = {o for o in lane.order_ids if last_state.get(o) == "filled"}

@@ -19,7 +19,6 @@ from mtrobot.connector.options import ConnectorOptions
 from mtrobot.connector.service import Connector, ConnectorParts
 from mtrobot.core.ids import comment_tag
 from mtrobot.settings import Settings
-from mtrobot.storage.executions import ChdbExecutions
 
 from .simfixtures import SimBrokerProcess
 from .test_connector_bus import Outputs
@@ -28,7 +27,7 @@ TERMINAL = {"filled", "rejected", "cancelled", "expired"}
 
 
 async def test_nats_restarted_mid_stream_loses_no_order_and_duplicates_none(
-    tmp_path: Path, simbroker: SimBrokerProcess, chdb_store: ChdbExecutions
+    tmp_path: Path, simbroker: SimBrokerProcess
 ) -> None:
     nats = EmbeddedNats(tmp_path / "nats")
     url = await nats.start()
@@ -48,9 +47,7 @@ async def test_nats_restarted_mid_stream_loses_no_order_and_duplicates_none(
         Settings(data_dir=tmp_path / "data"),
         SecretStr("Nats-pw1"),
         options,
-        ConnectorParts(
-            lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port), executions=chdb_store
-        ),
+        ConnectorParts(lambda: open_terminal("sim", host=simbroker.host, port=simbroker.port)),
         nats_url=url,
         use_hub=False,
     )

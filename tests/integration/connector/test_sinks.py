@@ -13,8 +13,8 @@ from nats.aio.client import Client
 from mtrobot.bus import subjects
 from mtrobot.connector.audit import AuditTrail
 from mtrobot.core.events import Fill
-from mtrobot.storage.executions import ChdbExecutions
-from mtrobot.storage.kafka_audit import AUDIT_TOPIC, KafkaAuditMirror
+from mtrobot.recorder.executions import Executions
+from mtrobot.recorder.kafka import AUDIT_TOPIC, KafkaAuditMirror
 
 
 def _fill(account: str, deal: int) -> Fill:
@@ -37,7 +37,7 @@ def _fill(account: str, deal: int) -> Fill:
     )
 
 
-def test_a_fill_written_twice_is_one_row_in_the_executions_table(chdb_store: ChdbExecutions) -> None:
+def test_a_fill_written_twice_is_one_row_in_the_executions_table(chdb_store: Executions) -> None:
     assert chdb_store.insert(_fill("sinks1", 1001)) is True
     assert chdb_store.insert(_fill("sinks1", 1001)) is False
     assert chdb_store.insert(_fill("sinks1", 1002)) is True
@@ -45,6 +45,8 @@ def test_a_fill_written_twice_is_one_row_in_the_executions_table(chdb_store: Chd
     assert [r["deal"] for r in rows] == [1001, 1002]
     assert rows[0]["order_id"] == "o1" and rows[0]["latency_ms"] == 3.5
     assert chdb_store.count("sinks1", "o1") == 2
+    assert chdb_store.insert_many([_fill("sinks1", d) for d in (1002, 1003, 1003, 1004)]) == 2
+    assert chdb_store.count("sinks1") == 4
 
 
 async def _until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

@@ -59,6 +59,18 @@ class KafkaAuditMirror:
             raise KafkaError("kafka mirror not started")
         await asyncio.wait_for(self._producer.send_and_wait(self.topic, value, key=key.encode()), timeout)
 
+    async def send_many(self, records: list[tuple[str, bytes]], timeout: float = 10.0) -> None:
+        """Send a batch (``(key, value)`` pairs) and wait until the broker acknowledged every one."""
+        if self._producer is None:
+            raise KafkaError("kafka mirror not started")
+        producer = self._producer
+
+        async def _all() -> None:
+            futures = [await producer.send(self.topic, value, key=key.encode()) for key, value in records]
+            await asyncio.gather(*futures)
+
+        await asyncio.wait_for(_all(), timeout)
+
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:

@@ -1,0 +1,1 @@
+"""The recorder: fills into ClickHouse ``executions`` and the audit log into Kafka, from durable consumers."""
