@@ -316,6 +316,9 @@ def mt5_run(
         datetime | None, typer.Option(help="private simulator: clock start (UTC), then real speed")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="private simulator: seed of the prices")] = None,
+    always_open: Annotated[
+        bool, typer.Option("--always-open", help="private simulator: every symbol trades around the clock")
+    ] = False,
 ) -> None:
     """Run SCRIPT.py unchanged: its `import MetaTrader5` is the simulator (docs/mt5-module.md)."""
     from mtrobot.mt5.runner import run_script
@@ -331,6 +334,7 @@ def mt5_run(
             replay=replay,
             start=start.replace(tzinfo=UTC) if start is not None and start.tzinfo is None else start,
             seed=seed,
+            always_open=always_open,
         )
     except MtrobotError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -32,7 +32,9 @@ def replay_simulator(spec: str, seed: int | None = None) -> targets.Simulator:
     symbol, the file name must start with one, as MT5 names its exports: ``EURUSD_M1_2024....csv``)."""
     symbol, sep, file = spec.rpartition("=")
     path = Path(file if sep else spec).expanduser()
-    config = default_config(seed if seed is not None else 42)
+    config = default_config(seed if seed is not None else 42).model_copy(
+        update={"history_days": targets.HISTORY_DAYS}
+    )
     names = {s.name for server in config.servers for s in server.symbols}
     if not symbol:
         symbol = next(
@@ -67,16 +69,17 @@ def run_script(
     replay: str | None = None,
     start: datetime | None = None,
     seed: int | None = None,
+    always_open: bool = False,
 ) -> int:
     """Run ``script`` as ``__main__``; its exit status (1 after an uncaught exception)."""
     if not script.is_file():
         raise ConfigError(f"script: {script} is not a file")
     if replay:
         simulator = replay_simulator(replay, seed)
-    elif start is not None or seed is not None:
+    elif start is not None or seed is not None or always_open:
         if target not in (None, targets.EMBEDDED):
-            raise ConfigError("--start and --seed shape a private simulator: leave out --sim")
-        simulator = targets.embedded(start=start, seed=seed)
+            raise ConfigError("--start, --seed and --always-open shape a private simulator: leave out --sim")
+        simulator = targets.embedded(start=start, seed=seed, always_open=always_open)
     else:
         simulator = targets.resolve(target)
     module.configure(simulator=simulator, server=server, login=login)

@@ -34,12 +34,15 @@ from mtrobot.settings import Settings
 from mtrobot.sim.admin import LocalAdmin, SimAdmin
 from mtrobot.sim.broker import SimBroker
 from mtrobot.sim.clock import RealClock, VirtualClock
+from mtrobot.sim.config import always_open as always_open_config
 from mtrobot.sim.config import default_config
 from mtrobot.sim.inprocess import InProcessTransport
 
 ENV_TARGET = "MTROBOT_MT5_SIM"
 EMBEDDED = "embedded"
 ACCOUNTS_FILE = "accounts.json"
+HISTORY_DAYS = 5 * 366
+"""Bars and ticks of a private simulator reach this far back (2022's bars are there until 2027)."""
 
 
 class TargetError(ConfigError):
@@ -84,14 +87,22 @@ def _from_address(address: str) -> Simulator:
 
 
 def embedded(
-    broker: SimBroker | None = None, *, start: datetime | None = None, seed: int | None = None
+    broker: SimBroker | None = None,
+    *,
+    start: datetime | None = None,
+    seed: int | None = None,
+    always_open: bool = False,
 ) -> Simulator:
-    """A private simulator in this process: ``broker``, or the default configuration with ``seed``, on the
-    real clock or on a clock that starts at ``start`` and runs at real speed."""
-    clock = VirtualClock(start, speed=1.0) if start is not None else RealClock()
-    target = (
-        broker if broker is not None else SimBroker(default_config(seed if seed is not None else 42), clock)
-    )
+    """A private simulator in this process: ``broker``, or the default configuration with ``seed`` (every
+    symbol trading around the clock with ``always_open``), on the real clock or on a clock that starts at
+    ``start`` and runs at real speed."""
+    if broker is None:
+        config = default_config(seed if seed is not None else 42).model_copy(
+            update={"history_days": HISTORY_DAYS}
+        )
+        clock = VirtualClock(start, speed=1.0) if start is not None else RealClock()
+        broker = SimBroker(always_open_config(config) if always_open else config, clock)
+    target = broker
     return Simulator(
         label="a private simulator in this process",
         transport=lambda: InProcessTransport(target),

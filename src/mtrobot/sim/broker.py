@@ -82,7 +82,9 @@ class SimBroker:
         self.config = config or default_config()
         self.clock = clock or RealClock()
         self.servers: dict[str, TradeServer] = {
-            s.name: TradeServer(s, self.clock, self.config.seed, self.config.history_minutes)
+            s.name: TradeServer(
+                s, self.clock, self.config.seed, self.config.history_minutes, self.config.history_days
+            )
             for s in self.config.servers
         }
         self._desks = {name: Desk(server) for name, server in self.servers.items()}

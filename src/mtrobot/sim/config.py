@@ -114,6 +114,13 @@ class BrokerConfig(Frozen):
     seed: int = 42
     servers: tuple[ServerConfig, ...]
     history_minutes: int = Field(default=20_000, ge=0, description="M1 bars of history before start")
+    history_days: int = Field(
+        default=0,
+        ge=0,
+        le=3660,
+        description="days of deep history (bars on every timeframe and ticks, see sim.deep_history); "
+        "0 = only history_minutes of M1 bars",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> BrokerConfig:
@@ -127,7 +134,9 @@ ExecutionName = Literal["instant", "market"]
 
 
 def default_symbols(execution: ExecutionName = "instant", *, live: bool = False) -> tuple[SymbolSpec, ...]:
-    """Majors, gold and an index, with typical retail specifications."""
+    """A retail broker's list: FX majors and common crosses, gold and silver, indices and crypto, with
+    typical retail specifications (the first eight as they always were; the rest added behind them, so
+    every earlier symbol keeps its prices)."""
     exe = mt5.SYMBOL_TRADE_EXECUTION_MARKET if execution == "market" else mt5.SYMBOL_TRADE_EXECUTION_INSTANT
     filling = (
         mt5.SYMBOL_FILLING_IOC if execution == "market" else mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC
@@ -140,6 +149,22 @@ def default_symbols(execution: ExecutionName = "instant", *, live: bool = False)
         commission_per_lot=commission,
         path="Forex\\Majors",
     )
+
+    def cfd(name: str, description: str, path: str, currency: str, **values: object) -> SymbolSpec:
+        return SymbolSpec.model_validate(
+            dict(
+                name=name,
+                description=description,
+                path=path,
+                currency_base=currency,
+                currency_profit=currency,
+                currency_margin=currency,
+                execution=exe,
+                filling_mode=filling,
+                selected=False,
+            )
+            | values
+        )
 
     def pair(name: str, price: float, digits: int, spread: int, vol: float, **extra: object) -> SymbolSpec:
         base, quote = name[:3], name[3:]
@@ -232,7 +257,50 @@ def default_symbols(execution: ExecutionName = "instant", *, live: bool = False)
             weekend_trading=True,
             selected=False,
         ),
-    )
+        pair("USDCAD", 1.36000, 5, 14, 0.00004, swap_long=1.2, swap_short=-6.8),
+        pair("NZDUSD", 0.61000, 5, 15, 0.00005, selected=False, swap_long=-2.9, swap_short=-1.1),
+        pair("EURJPY", 162.500, 3, 16, 0.00005, path="Forex\\Crosses", swap_long=6.4, swap_short=-18.9),
+        pair("GBPJPY", 190.500, 3, 25, 0.00006, path="Forex\\Crosses", selected=False, swap_long=9.1),
+        pair("EURGBP", 0.85500, 5, 12, 0.00003, path="Forex\\Crosses", selected=False, swap_long=-5.0),
+        pair("AUDJPY", 99.000, 3, 18, 0.00006, path="Forex\\Crosses", selected=False, swap_long=4.2),
+        pair("EURCHF", 0.95500, 5, 16, 0.00003, path="Forex\\Crosses", selected=False, swap_long=-3.1),
+        cfd(
+            "XAGUSD", "Silver vs US Dollar", "Metals", "USD",
+            currency_base="XAG", digits=3, contract_size=5000.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFDLEVERAGE,
+            commission_per_lot=commission, volume_max=50.0, stops_level=10, liquidity_lots=10.0,
+            start_price=29.500, spread_points=30, volatility=0.0001,
+        ),
+        cfd(
+            "US30", "Wall Street 30 Index CFD", "Indices", "USD",
+            digits=2, contract_size=1.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFD, margin_rate=0.05,
+            volume_min=0.1, volume_step=0.1, volume_max=500.0, stops_level=100, liquidity_lots=200.0,
+            start_price=39000.00, spread_points=250, volatility=0.00006,
+        ),
+        cfd(
+            "NAS100", "US Tech 100 Index CFD", "Indices", "USD",
+            digits=2, contract_size=1.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFD, margin_rate=0.05,
+            volume_min=0.1, volume_step=0.1, volume_max=500.0, stops_level=100, liquidity_lots=200.0,
+            start_price=18200.00, spread_points=150, volatility=0.00008,
+        ),
+        cfd(
+            "GER40", "Germany 40 Index CFD", "Indices", "EUR",
+            digits=2, contract_size=1.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFD, margin_rate=0.05,
+            volume_min=0.1, volume_step=0.1, volume_max=500.0, stops_level=100, liquidity_lots=200.0,
+            start_price=18500.00, spread_points=150, volatility=0.00007,
+        ),
+        cfd(
+            "UK100", "UK 100 Index CFD", "Indices", "GBP",
+            digits=2, contract_size=1.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFD, margin_rate=0.05,
+            volume_min=0.1, volume_step=0.1, volume_max=500.0, stops_level=100, liquidity_lots=200.0,
+            start_price=8200.00, spread_points=100, volatility=0.00006,
+        ),
+        cfd(
+            "ETHUSD", "Ethereum vs US Dollar (trades at weekends)", "Crypto", "USD",
+            currency_base="ETH", digits=2, contract_size=1.0, calc_mode=mt5.SYMBOL_CALC_MODE_CFD,
+            margin_rate=0.5, volume_max=100.0, liquidity_lots=20.0, start_price=3400.00,
+            spread_points=300, volatility=0.00025, weekend_trading=True,
+        ),
+    )  # fmt: skip
 
 
 def default_config(seed: int = 42) -> BrokerConfig:

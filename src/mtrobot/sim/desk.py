@@ -35,7 +35,8 @@ class Desk(OrderActions):
     """order_check and order_send of one trade server (market deals here; the rest in OrderActions)."""
 
     # -- entry points ----------------------------------------------------------------------------------
-    def check(self, account: Account, req: TradeRequest, can_trade: bool) -> OrderCheckResult:
+    def check(self, account: Account, sent: TradeRequest, can_trade: bool) -> OrderCheckResult:
+        req = self._normalised(account, sent)
         extra: list[Leg] = []
         retcode = mt5.TRADE_RETCODE_CHECK_OK
         try:
@@ -57,10 +58,11 @@ class Desk(OrderActions):
             fig.margin_free,
             fig.margin_level,
             retcode_comment(retcode),
-            req,
+            sent,
         )
 
-    def send(self, account: Account, req: TradeRequest, can_trade: bool) -> Outcome:
+    def send(self, account: Account, sent: TradeRequest, can_trade: bool) -> Outcome:
+        req = self._normalised(account, sent)
         try:
             self._gate_account(account, can_trade)
             faults = self.server.faults
@@ -79,6 +81,25 @@ class Desk(OrderActions):
                 if tick is not None:
                     outcome.bid, outcome.ask = tick.bid, tick.ask
             return outcome
+
+    def _normalised(self, account: Account, req: TradeRequest) -> TradeRequest:
+        """Prices that are the symbol's digits but for float noise (``price - 100 * point`` gives
+        1.0840800000000002) are taken as those digits, as a server stores them; prices really off the
+        grid stay as sent, for the checks to refuse."""
+        symbol = req.symbol
+        if req.action == mt5.TRADE_ACTION_SLTP and req.position in account.positions:
+            symbol = account.positions[req.position].symbol
+        elif req.action == mt5.TRADE_ACTION_MODIFY and req.order in account.orders:
+            symbol = account.orders[req.order].symbol
+        spec = self.server.specs.get(symbol)
+        if spec is None:
+            return req
+        return req._replace(
+            price=_snap(req.price, spec),
+            stoplimit=_snap(req.stoplimit, spec),
+            sl=_snap(req.sl, spec),
+            tp=_snap(req.tp, spec),
+        )
 
     def _validate(self, account: Account, req: TradeRequest) -> list[Leg]:
         """Every check of ``req`` without executing it; returns the legs it would add (for margin)."""
@@ -257,3 +278,8 @@ class Desk(OrderActions):
         for position in account.positions.values():
             if position.identifier == order.position_id:
                 position.sl, position.tp = req.sl or position.sl, req.tp or position.tp
+
+
+def _snap(price: float, spec: SymbolSpec) -> float:
+    rounded = round(price, spec.digits)
+    return rounded if abs(price - rounded) < spec.point * 1e-3 else price

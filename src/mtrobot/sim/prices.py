@@ -19,7 +19,9 @@ from collections.abc import Iterable
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import Tick
+from mtrobot.broker.terminal import RatesArray
 from mtrobot.sim.config import SymbolSpec
+from mtrobot.sim.deep_history import DeepHistory
 from mtrobot.sim.schedule import MINUTE_MS, Schedule, minute_of_day, weekday
 
 MAX_TICKS = 20_000
@@ -48,9 +50,10 @@ class SymbolFeed:
         """M1 bars by open time (server epoch seconds), oldest first."""
         self.frozen = False
         self.first_bid: float | None = None
-        self.history_rates: dict[int, list[tuple[int, Bar]]] = {}
+        self.history_rates: dict[int, RatesArray] = {}
         """Aggregations of the (immutable) generated history, per timeframe (see views.rates)."""
-        """The first price this feed showed: where the generated history ends."""
+        self.deep: DeepHistory | None = None
+        """Years of bars and ticks before the start, when the broker is configured with history_days."""
 
     @property
     def last(self) -> Tick | None:
@@ -104,9 +107,18 @@ class SymbolFeed:
 
 class SyntheticFeed(SymbolFeed):
     def __init__(
-        self, spec: SymbolSpec, seed: int, start_ms: int, interval_ms: int, history_minutes: int
+        self,
+        spec: SymbolSpec,
+        seed: int,
+        start_ms: int,
+        interval_ms: int,
+        history_minutes: int,
+        *,
+        history_days: int = 0,
     ) -> None:
         super().__init__(spec)
+        if history_days:
+            self.deep = DeepHistory(spec, seed, start_ms, history_days, spec.start_price)
         self._rng = random.Random(symbol_seed(seed, spec.name))
         self._seed = seed
         self._interval = interval_ms

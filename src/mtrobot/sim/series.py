@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from mtrobot.broker import constants as mt5
 from mtrobot.sim import views
 from mtrobot.sim.args import TIMEFRAMES, InvalidArgument, arity, int_arg, number_arg, str_arg
+from mtrobot.sim.deep_history import MAX_TICKS as MAX_HISTORY_TICKS
 from mtrobot.sim.server import TradeServer
 
 Reply = tuple[Any, tuple[int, str]]
@@ -35,8 +38,8 @@ def copy_rates_from(args: list[Any], kwargs: dict[str, Any], require: Require) -
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    bars = [b for b in views.rates(found[0], found[1], tf) if b[0] <= date_from]
-    return views.rates_array(bars[-count:]), OK
+    bars = views.rates(found[0], found[1], tf)
+    return bars[bars["time"] <= date_from][-count:].copy(), OK
 
 
 def copy_rates_from_pos(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
@@ -47,7 +50,7 @@ def copy_rates_from_pos(args: list[Any], kwargs: dict[str, Any], require: Requir
         return None, NOT_FOUND
     bars = views.rates(found[0], found[1], tf)
     end = len(bars) - start
-    return views.rates_array(bars[max(0, end - count) : max(0, end)]), OK
+    return bars[max(0, end - count) : max(0, end)].copy(), OK
 
 
 def copy_rates_range(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
@@ -56,8 +59,8 @@ def copy_rates_range(args: list[Any], kwargs: dict[str, Any], require: Require) 
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    bars = [b for b in views.rates(found[0], found[1], tf) if start <= b[0] <= end]
-    return views.rates_array(bars), OK
+    bars = views.rates(found[0], found[1], tf)
+    return bars[(bars["time"] >= start) & (bars["time"] <= end)].copy(), OK
 
 
 def _tick_flags(args: list[Any], index: int) -> int:
@@ -74,9 +77,9 @@ def copy_ticks_from(args: list[Any], kwargs: dict[str, Any], require: Require) -
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    ticks = [] if flags == mt5.COPY_TICKS_TRADE else list(found[0].feeds[found[1]].ticks)
-    selected = [t for t in ticks if t.time_msc >= date_from * 1000][:count]
-    return views.ticks_array(selected), OK
+    if flags == mt5.COPY_TICKS_TRADE:
+        return views.ticks_array([]), OK
+    return _ticks(found[0], found[1], int(date_from * 1000), None, count), OK
 
 
 def copy_ticks_range(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
@@ -86,5 +89,20 @@ def copy_ticks_range(args: list[Any], kwargs: dict[str, Any], require: Require) 
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    ticks = [] if flags == mt5.COPY_TICKS_TRADE else list(found[0].feeds[found[1]].ticks)
-    return views.ticks_array([t for t in ticks if start * 1000 <= t.time_msc <= end * 1000]), OK
+    if flags == mt5.COPY_TICKS_TRADE:
+        return views.ticks_array([]), OK
+    return _ticks(found[0], found[1], int(start * 1000), int(end * 1000), None), OK
+
+
+def _ticks(server: TradeServer, symbol: str, start_ms: int, end_ms: int | None, count: int | None) -> Any:
+    """Ticks from ``start_ms`` (to ``end_ms``, at most ``count``): the deep history's, then the live ones."""
+    feed = server.feeds[symbol]
+    live = [t for t in feed.ticks if t.time_msc >= start_ms and (end_ms is None or t.time_msc <= end_ms)]
+    history = views.ticks_array([])
+    first_live = feed.ticks[0].time_msc if feed.ticks else server.now_ms() + 1
+    if feed.deep is not None and start_ms < first_live:
+        until = first_live - 1 if end_ms is None else min(end_ms, first_live - 1)
+        history = feed.deep.ticks(start_ms, until, min(count or MAX_HISTORY_TICKS, MAX_HISTORY_TICKS))
+    if count is not None:
+        live = live[: max(0, count - len(history))]
+    return np.concatenate((history, views.ticks_array(live)))

@@ -49,7 +49,9 @@ class Figures:
 
 
 class TradeServer:
-    def __init__(self, config: ServerConfig, clock: Clock, seed: int, history_minutes: int) -> None:
+    def __init__(
+        self, config: ServerConfig, clock: Clock, seed: int, history_minutes: int, history_days: int = 0
+    ) -> None:
         self.config = config
         self.name = config.name
         self.clock = clock
@@ -63,7 +65,12 @@ class TradeServer:
         start = self.now_ms()
         self.feeds: dict[str, SymbolFeed] = {
             s.name: SyntheticFeed(
-                s, seed ^ zlib.crc32(config.name.encode()), start, config.tick_interval_ms, history_minutes
+                s,
+                seed ^ zlib.crc32(config.name.encode()),
+                start,
+                config.tick_interval_ms,
+                history_minutes,
+                history_days=history_days,
             )
             for s in config.symbols
         }

@@ -263,19 +263,28 @@ def aggregate(m1: Iterable[tuple[int, Bar]], timeframe: int) -> list[tuple[int, 
     return out
 
 
-def rates(server: TradeServer, symbol: str, timeframe: int) -> list[tuple[int, Bar]]:
-    """Every bar of ``timeframe`` (oldest first). The generated history never changes, so its aggregation
-    is kept per timeframe; only the live bars are aggregated per call."""
+def rates(server: TradeServer, symbol: str, timeframe: int) -> RatesArray:
+    """The last :data:`MAX_BARS` bars of ``timeframe`` (oldest first). The generated history never changes,
+    so its aggregation is kept per timeframe; only the live bars are aggregated per call."""
     feed = server.feeds[symbol]
-    history = feed.history_rates.get(timeframe)
-    if history is None:
-        history = feed.history_rates[timeframe] = aggregate(feed.history().items(), timeframe)
-    live = aggregate(feed.bars.items(), timeframe)
-    if history and live and history[-1][0] == live[0][0]:  # a bucket across the start: merge both halves
-        h, b = history[-1][1], live[0][1]
-        merged = [h[0], max(h[1], b[1]), min(h[2], b[2]), b[3], h[4] + b[4], b[5]]
-        return [*history[-MAX_BARS:-1], (live[0][0], merged), *live[1:]][-MAX_BARS:]
-    return [*history[-MAX_BARS:], *live][-MAX_BARS:]
+    if feed.deep is not None:
+        history = feed.deep.rates(timeframe)
+    else:
+        cached = feed.history_rates.get(timeframe)
+        if cached is None:
+            cached = rates_array(aggregate(feed.history().items(), timeframe)[-MAX_BARS:])
+            feed.history_rates[timeframe] = cached
+        history = cached
+    live = rates_array(aggregate(feed.bars.items(), timeframe))
+    if len(history) and len(live) and history["time"][-1] == live["time"][0]:
+        merged = live[:1].copy()  # a bucket across the start: merge both halves
+        last = history[-1]
+        merged["open"] = last["open"]
+        merged["high"] = max(last["high"], live["high"][0])
+        merged["low"] = min(last["low"], live["low"][0])
+        merged["tick_volume"] = last["tick_volume"] + live["tick_volume"][0]
+        return np.concatenate((history[-MAX_BARS:-1], merged, live[1:]))[-MAX_BARS:]
+    return np.concatenate((history[-MAX_BARS:], live))[-MAX_BARS:]
 
 
 def rates_array(bars: list[tuple[int, Bar]]) -> RatesArray:

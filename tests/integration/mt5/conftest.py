@@ -9,17 +9,19 @@ from pathlib import Path
 import pytest
 
 import mtrobot.mt5 as mt5
-from mtrobot.mt5.target import Simulator, embedded
+from mtrobot.mt5.target import HISTORY_DAYS, Simulator, embedded
 from mtrobot.settings import Settings
 from mtrobot.sim.broker import SimBroker
 from mtrobot.sim.clock import VirtualClock
+from mtrobot.sim.config import default_config
 
 WEDNESDAY_NOON = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def sim() -> Simulator:
-    return embedded(SimBroker(clock=VirtualClock(WEDNESDAY_NOON)))
+    config = default_config().model_copy(update={"history_days": HISTORY_DAYS})
+    return embedded(SimBroker(config, VirtualClock(WEDNESDAY_NOON)))
 
 
 @pytest.fixture

@@ -232,6 +232,64 @@ def test_rates_and_ticks_are_numpy_arrays_of_the_reference_dtypes() -> None:
     assert ticks.dtype == np.dtype(ref.TICKS_DTYPE) and len(ticks) >= 1
 
 
+def test_years_of_bars_on_every_timeframe_and_ticks_as_deep_as_the_bars() -> None:
+    mt5.initialize()
+    january_2022 = dt.datetime(2022, 1, 10, tzinfo=dt.UTC)
+    daily = mt5.copy_rates_from("EURUSD", mt5.TIMEFRAME_D1, january_2022, 10)
+    assert len(daily) == 10 and daily["time"][-1] <= january_2022.timestamp()
+    five_years = {
+        mt5.TIMEFRAME_M1: 500,
+        mt5.TIMEFRAME_M15: 500,
+        mt5.TIMEFRAME_H4: 7000,
+        mt5.TIMEFRAME_W1: 250,
+    }
+    for timeframe, count in (five_years | {mt5.TIMEFRAME_MN1: 58}).items():
+        bars = mt5.copy_rates_from_pos("GBPUSD", timeframe, 0, count)
+        assert len(bars) == count and np.all(np.diff(bars["time"]) > 0), timeframe
+    now = mt5.symbol_info_tick("EURUSD").time
+    last_hour = mt5.copy_ticks_range("EURUSD", now - 3600, now, mt5.COPY_TICKS_ALL)
+    assert len(last_hour) >= 200 and np.all(np.diff(last_hour["time_msc"]) >= 0)
+    in_2022 = mt5.copy_ticks_from("EURUSD", january_2022, 1000, mt5.COPY_TICKS_ALL)
+    assert len(in_2022) == 1000 and in_2022["time"][0] >= january_2022.timestamp()
+    minute = mt5.copy_rates_range("EURUSD", mt5.TIMEFRAME_M1, now - 3600, now - 3540)[0]
+    inside = last_hour[(last_hour["time"] >= minute["time"]) & (last_hour["time"] < minute["time"] + 60)]
+    assert (inside["bid"].max(), inside["bid"].min()) == (minute["high"], minute["low"])
+
+
+def test_prices_move_together_where_currencies_are_shared() -> None:
+    mt5.initialize()
+
+    def returns(symbol: str) -> Any:
+        return np.diff(np.log(mt5.copy_rates_from_pos(symbol, mt5.TIMEFRAME_H1, 0, 2000)["close"]))
+
+    eurusd = returns("EURUSD")
+    assert np.corrcoef(eurusd, returns("GBPUSD"))[0, 1] > 0.2
+    assert np.corrcoef(eurusd, returns("USDCHF"))[0, 1] < -0.2
+
+
+def test_a_retail_broker_symbol_list() -> None:
+    mt5.initialize()
+    names = {s.name for s in mt5.symbols_get()}
+    assert {"EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "USDCAD", "NZDUSD", "EURJPY"} <= names
+    assert {"XAUUSD", "XAGUSD"} <= names and {"US500", "GER40"} <= names and {"BTCUSD", "ETHUSD"} <= names
+    assert mt5.symbol_info("EURJPY").digits == 3 and mt5.symbol_info("EURJPY").currency_profit == "JPY"
+    gold = mt5.symbol_info("XAUUSD")
+    assert gold.trade_contract_size == 100.0 and gold.digits == 2
+    assert mt5.order_calc_margin(mt5.ORDER_TYPE_BUY, "EURJPY", 0.1, 162.5) == pytest.approx(108.5, rel=0.01)
+
+
+def test_sl_and_tp_are_stored_at_the_symbols_digits() -> None:
+    mt5.initialize()
+    tick = mt5.symbol_info_tick("EURUSD")
+    point = mt5.symbol_info("EURUSD").point
+    result = buy(sl=tick.ask - 100 * point, tp=tick.ask + 100 * point)  # float noise: 1.0840800000000002
+    (position,) = mt5.positions_get(ticket=result.order)
+    assert position.sl == round(tick.ask - 100 * point, 5) and repr(position.sl) == repr(
+        round(position.sl, 5)
+    )
+    assert position.tp == round(tick.ask + 100 * point, 5)
+
+
 def test_margin_and_profit_check_numbers_of_the_reference() -> None:
     mt5.initialize()
     assert mt5.order_calc_margin(mt5.ORDER_TYPE_BUY, "EURUSD", 0.1, 1.0991) == pytest.approx(109.91)
