@@ -1,6 +1,7 @@
-"""Crash test: the connector process is SIGKILLed 200 times at seeded points of the order path, with orders in
-flight, against the real TCP simbroker and real NATS, and the recorder once in the middle. No order may
-execute twice at the broker, every order must end in a terminal state, and executions holds each fill once."""
+"""Crash test: the connector process is SIGKILLed 80 times (MTROBOT_CRASH_KILLS per lane, 4 lanes) at seeded
+points of the order path, with orders in flight, against the real TCP simbroker and real NATS, and the
+recorder once in the middle. No order may execute twice at the broker, every order must end in a terminal
+state, and executions holds each fill once."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from .simfixtures import SimBrokerProcess
 
 SEED = 20261124
 LANES = 4
-KILLS_PER_LANE = 50
+# 20 kills per lane in the suite (80 in all, at seeded fail points); a soak run sets
+# MTROBOT_CRASH_KILLS=50 or more. The guarantee asserted is the same for any count.
+KILLS_PER_LANE = int(os.environ.get("MTROBOT_CRASH_KILLS", "20"))
 ORDERS_PER_CYCLE = 2
 REPO = Path(__file__).resolve().parents[3]
 TERMINAL = {s.value for s in OrderState if s.is_terminal}
