@@ -166,15 +166,34 @@ def connector(
     data_dir: DataDirOption = None,
     backend: Annotated[str, typer.Option(help="MT5 backend: sim, metatrader5, mt5linux")] = "sim",
     health_port: Annotated[int, typer.Option(help="port of /healthz, /readyz, /metrics; 0 = free")] = 8014,
-    login: Annotated[int | None, typer.Option(help="MT5 login (else from the hub's connector.ID)")] = None,
-    server: Annotated[str | None, typer.Option(help="MT5 server (else from the hub's connector.ID)")] = None,
+    login: Annotated[int | None, typer.Option(help="MT5 login (else from the stdin JSON line)")] = None,
+    server: Annotated[str | None, typer.Option(help="MT5 server (else from the stdin JSON line)")] = None,
+    terminal_path: Annotated[
+        str | None, typer.Option(help="metatrader5: this account's terminal64.exe")
+    ] = None,
+    portable: Annotated[bool, typer.Option(help="metatrader5: start the terminal with /portable")] = False,
+    bridge_host: Annotated[str, typer.Option(help="mt5linux: host of the mt5linux server")] = "127.0.0.1",
+    bridge_port: Annotated[int, typer.Option(help="mt5linux: port of the mt5linux server")] = 18812,
     recorder: Annotated[
         bool, typer.Option(help="run `mtrobot recorder` beside it (executions, Kafka mirror)")
     ] = True,
 ) -> None:
     """Run the MT5 connector of one account. The password comes as one JSON line on stdin
-    ({"password": "..."}), from MT5_PASSWORD stand-alone, or from the vault; never as an argument."""
+    ({"password": "..."}), from MT5_PASSWORD stand-alone, or from the vault; never as an argument.
+    The terminal, server and login are fixed for the process: the hub cannot change them."""
+    from mtrobot.broker.conformance import REAL_BACKENDS, backend_options
+    from mtrobot.connector.options import ConnectorOptions
     from mtrobot.connector.runner import read_credentials, run_standalone
+
+    terminal: dict[str, Any] = {}
+    if backend in REAL_BACKENDS:
+        terminal = backend_options(
+            backend,
+            terminal_path=terminal_path,
+            portable=portable,
+            bridge_host=bridge_host,
+            bridge_port=bridge_port,
+        )
 
     settings = load_settings(data_dir)
     configure_logging(stream=sys.stderr, service=f"connector-{account}")
@@ -190,7 +209,13 @@ def connector(
     raise typer.Exit(
         run_async(
             run_standalone(
-                account, settings, credentials, backend=backend, health_port=health_port, recorder=recorder
+                account,
+                settings,
+                credentials,
+                backend=backend,
+                health_port=health_port,
+                recorder=recorder,
+                options=ConnectorOptions(terminal_options=terminal),
             )
         )
     )

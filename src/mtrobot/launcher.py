@@ -20,6 +20,7 @@ from typing import IO
 from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError, MtrobotError
+from mtrobot.hub.token import ensure_hub_token, hub_token_path
 from mtrobot.logging import get_logger
 from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
 from mtrobot.settings import Settings
@@ -67,7 +68,9 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
     parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
     hub_port = free_port()  # loopback only, whatever host the web interface uses
-    parts.append(Part("hub", ("--port", str(hub_port)), where=f"http://127.0.0.1:{hub_port}", label="hub"))
+    ensure_hub_token(settings)  # there before the hub starts, for whoever is handed it
+    where = f"http://127.0.0.1:{hub_port} (token in {hub_token_path(settings)})"
+    parts.append(Part("hub", ("--port", str(hub_port)), where=where, label="hub"))
     parts.append(
         Part(
             "recorder",

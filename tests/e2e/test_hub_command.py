@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 
 import httpx
@@ -32,7 +33,13 @@ def test_mtrobot_hub_serves_the_api_announces_its_url_registers_and_stops_cleanl
     try:
         wait_until(info.exists, 30, "hub.json", proc)
         url = json.loads(info.read_text())["url"]
-        with httpx.Client(base_url=url, timeout=5) as http:
+        assert url.startswith("http://127.0.0.1:")  # loopback by default
+        token_file = data_dir / "hub.token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        with httpx.Client(base_url=url, timeout=5) as anonymous:
+            assert anonymous.put("/api/v1/services/connector.cmdtest/config", json={}).status_code == 401
+        auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        with httpx.Client(base_url=url, timeout=5, headers=auth) as http:
             wait_until(
                 lambda: http.get("/readyz").status_code == 200, 15, "the hub to attach to the bus", proc
             )

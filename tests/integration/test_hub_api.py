@@ -10,14 +10,49 @@ from mtrobot.hub.schemas import ConnectorConfig
 from mtrobot.hub.store import HubStore
 from tests.integration.hub_helpers import eventually, unique_service
 
+TOKEN = "t" * 43
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 @pytest.fixture
 async def api(nc):
     js = nc.jetstream(timeout=5)
     ctx = HubContext(store=HubStore(js), directory=ServiceDirectory(js), ready=True)
-    transport = httpx.ASGITransport(app=create_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub", timeout=10) as client:
+    transport = httpx.ASGITransport(app=create_app(ctx, TOKEN))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", timeout=10, headers=AUTH
+    ) as client:
         yield client
+
+
+async def test_every_api_call_needs_the_hub_token(api) -> None:
+    service = unique_service()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        api.headers.clear()
+        api.headers.update(headers)
+        for method, url in (("GET", "/api/v1/services"), ("PUT", _config_url(service))):
+            refused = await api.request(method, url, json={})
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert refused.headers["content-type"] == "application/problem+json"
+    api.headers.clear()
+    assert (await api.get("/healthz")).status_code == 200
+    api.headers.update(AUTH)
+    got = await api.get(_config_url(service))
+    assert got.status_code == 404, got.text
+
+
+@pytest.mark.parametrize(
+    "field", ["server", "login", "bridge_host", "bridge_port", "backend", "terminal_path", "portable"]
+)
+async def test_the_hub_refuses_an_accounts_identity_naming_the_field(api, field: str) -> None:
+    service = unique_service()
+    value = {"server": "Evil-Server", "login": 5, "bridge_host": "10.6.6.6", "bridge_port": 1,
+             "backend": "mt5linux", "terminal_path": "C:/evil.exe", "portable": True}[field]  # fmt: skip
+    refused = await api.put(_config_url(service), json={"mt5_connection": {field: value}})
+    assert refused.status_code == 422
+    [error] = refused.json()["errors"]
+    assert error["field"] == f"mt5_connection.{field}" and "record" in error["message"]
+    assert (await api.get(_config_url(service))).status_code == 404
 
 
 def _config_url(service: str) -> str:
@@ -110,8 +145,8 @@ async def test_deleting_a_config_and_listing_services_and_running_instances(api,
 
 
 async def test_the_api_says_503_until_the_bus_is_attached() -> None:
-    transport = httpx.ASGITransport(app=create_app(HubContext()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+    transport = httpx.ASGITransport(app=create_app(HubContext(), TOKEN))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=AUTH) as client:
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/api/v1/services")).status_code == 503

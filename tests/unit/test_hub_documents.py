@@ -16,7 +16,7 @@ def _fields(exc: ConfigDocumentError) -> list[str]:
 
 def test_the_connector_schema_runs_on_its_defaults_and_has_no_secret_named_field() -> None:
     config = ConnectorConfig()
-    assert config.mt5_connection.backend == "sim"
+    assert config.mt5_connection.timeout_seconds == 60.0 and config.mt5_connection.server is None
     assert config.order_settings.validate_before_send is True
     assert secret_fields_of(ConnectorConfig) == []
 

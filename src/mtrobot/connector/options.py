@@ -10,8 +10,6 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
-from mtrobot.broker.backends import options_from_connection
-
 from .backoff import Backoff
 from .ratelimit import LoginRate
 from .validation import TradingSession
@@ -71,16 +69,15 @@ class ConnectorOptions:
 
 
 def options_from_hub(config: Any, base: ConnectorOptions) -> ConnectorOptions:
-    """Overlay a hub ``ConnectorConfig`` (duck-typed, so this module needs no hub import) on ``base``."""
+    """Overlay a hub ``ConnectorConfig`` (duck-typed, so this module needs no hub import) on ``base``.
+
+    The backend, terminal, server and login stay ``base``'s: they come from the account's record, never from
+    hot-reloadable configuration (the hub's schema refuses them; DESIGN.md 4)."""
     conn, orders = config.mt5_connection, config.order_settings
     errors, sync = config.error_handling, config.position_sync
     retry_base = float(orders.retry_delay_seconds)
     reconnect_base = float(errors.reconnect_interval_seconds)
     return base.with_changes(
-        backend=conn.backend,
-        terminal_options=options_from_connection(conn) or base.terminal_options,
-        server=conn.server or base.server,
-        login=conn.login or base.login,
         login_timeout_s=float(conn.timeout_seconds),
         keepalive_s=float(conn.keepalive_interval_seconds),
         validate_before_send=bool(orders.validate_before_send),

@@ -69,8 +69,7 @@ def terminal_factory(
     backend: str, settings: Settings, options: ConnectorOptions | Callable[[], ConnectorOptions]
 ) -> Any:
     """Opens a new ``backend`` terminal at every (re)connect. Given a callable, it reads the options current
-    *then*, so the hub's ``mt5_connection`` terminal options (terminal path, bridge address) apply from the
-    next reconnect, when they describe this same backend."""
+    *then* (the terminal options are the process's own: the hub cannot change them)."""
 
     def factory() -> Terminal:
         current = options() if callable(options) else options
@@ -101,32 +100,6 @@ async def start_recorder(settings: Settings) -> asyncio.subprocess.Process | Non
     return await spawn_mtrobot(("recorder",), env=env, log_path=log_path)
 
 
-async def publish_connection(settings: Settings, account: str, backend: str, creds: Credentials) -> None:
-    """Record the account's login and server in the hub under ``connector.{account}`` (never the password)."""
-    from mtrobot.bus.connect import connect
-    from mtrobot.hub.errors import NotConfigured
-    from mtrobot.hub.store import HubStore
-
-    url = settings.discover_nats_url()
-    if not url:
-        return
-    nc = await connect(url, f"connector-{account}-setup", max_reconnect_attempts=3)
-    try:
-        store = HubStore(nc.jetstream(timeout=5))
-        service = f"connector.{account}"
-        try:
-            document = dict((await store.get(service)).document)
-        except NotConfigured:
-            document = {}
-        connection = dict(document.get("mt5_connection") or {})
-        wanted = {"backend": backend, "login": creds.login, "server": creds.server}
-        if any(connection.get(k) != v for k, v in wanted.items()):
-            document["mt5_connection"] = connection | wanted
-            await store.put(service, document)
-    finally:
-        await nc.close()
-
-
 async def run_standalone(
     account: str,
     settings: Settings,
@@ -147,7 +120,6 @@ async def run_standalone(
     stopping = asyncio.Event()
     if "handoff" in credentials:
         creds = open_handoff(account, credentials)
-        await publish_connection(settings, account, backend, creds)
         credentials = {
             "password": creds.password.get_secret_value(),
             "login": creds.login,

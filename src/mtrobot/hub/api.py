@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import nats.errors
-from fastapi import Body, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from mtrobot.core.errors import MtrobotError
@@ -21,6 +22,7 @@ from mtrobot.hub.documents import ConfigDocumentError, FieldError
 from mtrobot.hub.errors import BusUnavailable, NotConfigured, RevisionConflict, UnknownRevision
 from mtrobot.hub.registry import ServiceDirectory, ServiceInstance
 from mtrobot.hub.store import HubStore, StoredConfig
+from mtrobot.hub.token import token_matches
 
 PROBLEM = "application/problem+json"
 API = "/api/v1"
@@ -107,11 +109,25 @@ StoreDep = Annotated[HubStore, Depends(_store)]
 DirectoryDep = Annotated[ServiceDirectory, Depends(_directory)]
 
 
-def create_app(ctx: HubContext) -> FastAPI:
-    """The hub API over ``ctx`` (tests pass a context holding a store on a real bus)."""
+def create_app(ctx: HubContext, token: str) -> FastAPI:
+    """The hub API over ``ctx`` (tests pass a context holding a store on a real bus). Every ``/api/v1`` route
+    needs ``Authorization: Bearer <token>`` (the token of ``DATA_DIR/hub.token``); health routes do not."""
     app = FastAPI(title="mtrobot hub", version="1", description="Central configuration and service registry.")
     app.state.hub = ctx
     _install_error_handlers(app)
+    bearer = HTTPBearer(auto_error=False, description="the token in DATA_DIR/hub.token")
+
+    responses: dict[int | str, dict[str, Any]] = {401: {"description": "no token, or not the hub's token"}}
+    api = APIRouter(prefix=API, dependencies=[Depends(bearer)], responses=responses)  # documents the scheme
+
+    @app.middleware("http")
+    async def token_first(request: Request, call_next: Any) -> Any:
+        # Before anything else looks at the request (body, path parameters, the bus): no token, no answer.
+        if request.url.path.startswith(API):
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token_matches(token, given.strip()):
+                return _unauthorized()
+        return await call_next(request)
 
     def schema_name(hub: HubStore, service: str) -> str | None:
         schema = hub.registry.schema_for(service)
@@ -136,7 +152,7 @@ def create_app(ctx: HubContext) -> FastAPI:
             return JSONResponse({"status": "ready"})
         return problem(503, "Not ready", "the hub is not connected to the bus yet")
 
-    @app.get(f"{API}/services", tags=["config"])
+    @api.get("/services", tags=["config"])
     async def list_services(hub: StoreDep, registry: DirectoryDep) -> list[ServiceSummary]:
         """Every service that has a stored configuration or a running instance."""
         stored = {s.service: s for s in await hub.services()}
@@ -154,12 +170,12 @@ def create_app(ctx: HubContext) -> FastAPI:
             for name in sorted(stored.keys() | running.keys())
         ]
 
-    @app.get(f"{API}/services/{{service}}/config", tags=["config"])
+    @api.get("/services/{service}/config", tags=["config"])
     async def get_config(service: str, hub: StoreDep) -> ConfigOut:
         """The stored document (what was set; the service's safe defaults fill in the rest)."""
         return config_out(hub, await hub.get(service))
 
-    @app.put(f"{API}/services/{{service}}/config", tags=["config"])
+    @api.put("/services/{service}/config", tags=["config"])
     async def put_config(
         service: str,
         hub: StoreDep,
@@ -170,33 +186,40 @@ def create_app(ctx: HubContext) -> FastAPI:
         revision = await hub.put(service, document, expected_revision=_expected_revision(if_match))
         return Written(service=service, revision=revision)
 
-    @app.delete(f"{API}/services/{{service}}/config", tags=["config"])
+    @api.delete("/services/{service}/config", tags=["config"])
     async def delete_config(service: str, hub: StoreDep) -> dict[str, str]:
         """Remove the document: running services go back to their safe defaults."""
         await hub.delete(service)
         return {"service": service, "status": "deleted"}
 
-    @app.get(f"{API}/services/{{service}}/history", tags=["config"])
+    @api.get("/services/{service}/history", tags=["config"])
     async def history(service: str, hub: StoreDep) -> list[HistoryItem]:
         """Every revision kept (the last 20), oldest first."""
         return [HistoryItem(**{**asdict(e), "config": e.document}) for e in await hub.history(service)]
 
-    @app.post(f"{API}/services/{{service}}/rollback", tags=["config"])
+    @api.post("/services/{service}/rollback", tags=["config"])
     async def rollback(service: str, body: RollbackIn, hub: StoreDep) -> Written:
         """Store again the document of an earlier revision (as a new revision)."""
         return Written(service=service, revision=await hub.rollback(service, body.revision))
 
-    @app.get(f"{API}/schemas", tags=["config"])
+    @api.get("/schemas", tags=["config"])
     async def schemas(hub: StoreDep) -> dict[str, Any]:
         """The JSON Schema of every registered configuration schema, by service-name prefix."""
         return {prefix: model.model_json_schema() for prefix, model in hub.registry.prefixes().items()}
 
-    @app.get(f"{API}/registry", tags=["registry"])
+    @api.get("/registry", tags=["registry"])
     async def registry(registry: DirectoryDep, service: str | None = None) -> list[ServiceInstance]:
         """The service instances running now (each heartbeats; a stopped one is dropped)."""
         return await registry.running(service)
 
+    app.include_router(api)
     return app
+
+
+def _unauthorized() -> JSONResponse:
+    response = problem(401, "Unauthorized", "send the token of DATA_DIR/hub.token as a Bearer token")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -12,7 +12,16 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from mtrobot.core.ids import SYMBOL_PATTERN
 from mtrobot.logging import get_logger, is_secret_key
@@ -28,21 +37,31 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-MT5Backend = Literal["sim", "sim-inprocess", "metatrader5", "mt5linux"]
+IDENTITY_FIELDS = ("backend", "server", "login", "terminal_path", "portable", "bridge_host", "bridge_port")
+"""Which terminal and broker an account's password goes to: from the account's record (the hand-off, or the
+stand-alone connector's command line), never from hot-reloadable configuration (DESIGN.md 4)."""
 
 
 class MT5Connection(Section):
-    """Where the connector finds its MT5 terminal. The password never lives here (vault or MT5_PASSWORD)."""
+    """How the connector talks to its terminal. Never *which* terminal or broker: ``IDENTITY_FIELDS`` come
+    from the account's record and are refused here, so no configuration change can send an account's
+    password to another server. The password never lives here either (vault or MT5_PASSWORD)."""
 
-    backend: MT5Backend = "sim"
-    terminal_path: str | None = Field(default=None, max_length=1024)
-    portable: bool = False
-    server: str | None = Field(default=None, max_length=128)
-    login: int | None = Field(default=None, ge=1, le=2**63 - 1)
     timeout_seconds: float = Field(default=60.0, ge=1.0, le=600.0)
-    bridge_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
-    bridge_port: int = Field(default=18812, ge=1, le=65535)
     keepalive_interval_seconds: float = Field(default=10.0, ge=1.0, le=300.0)
+
+    backend: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    server: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    login: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    terminal_path: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    portable: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    bridge_host: None = Field(default=None, exclude=True, description="refused: from the account's record")
+    bridge_port: None = Field(default=None, exclude=True, description="refused: from the account's record")
+
+    @field_validator(*IDENTITY_FIELDS, mode="before")
+    @classmethod
+    def _no_identity(cls, value: object) -> None:
+        raise ValueError("the account's terminal and broker come from its record, never from the hub")
 
 
 class OrderSettings(Section):

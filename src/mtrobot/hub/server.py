@@ -23,6 +23,7 @@ from mtrobot.hub.connection import connect_when_reachable, stop_task
 from mtrobot.hub.registry import ServiceDirectory, ServiceRegistration
 from mtrobot.hub.schemas import shared_registry
 from mtrobot.hub.store import HubStore
+from mtrobot.hub.token import ensure_hub_token, hub_token_path
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -42,6 +43,17 @@ def discover_hub_url(settings: Settings) -> str | None:
         return None
     url = json.loads(path.read_text()).get("url")
     return url if isinstance(url, str) else None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -94,7 +106,13 @@ class HubServer:
         self.port = sock.getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(create_app(self.ctx), log_config=None, access_log=False, lifespan="off")
+        token = ensure_hub_token(self.settings)
+        if not _is_loopback(self.host):
+            log.warning(
+                "hub API listens beyond this machine; every call still needs the token", host=self.host
+            )
+        app = create_app(self.ctx, token)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         # uvicorn re-raises the signal it shut down on; with these handlers that ends in stop(), not a
         # kill before the clean-up below has deregistered the hub.
@@ -130,8 +148,8 @@ class HubServer:
                 raise FatalError("hub HTTP server did not start listening in time")
             await asyncio.sleep(0.02)
         _write_atomically(info, json.dumps({"url": self.url, "pid": os.getpid()}))
-        log.info("hub listening", url=self.url)
-        print(f"hub listening on {self.url}", flush=True)
+        log.info("hub listening", url=self.url, token_file=str(hub_token_path(self.settings)))
+        print(f"hub listening on {self.url} (token in {hub_token_path(self.settings)})", flush=True)
 
     def stop(self) -> None:
         if self._server is not None:
