@@ -55,14 +55,3 @@ def open_terminal(backend: str, **options: Any) -> Terminal:
     """A new, not yet initialised terminal of ``backend`` built with ``options`` (backend specific: host and
     port for ``sim``, the broker object for ``sim-inprocess``, the terminal path for ``metatrader5``...)."""
     return resolve_backend(backend)(**options)
-
-
-def options_from_connection(connection: Any) -> dict[str, Any]:
-    """``open_terminal`` options for a real-terminal backend from a hub ``mt5_connection`` section
-    (duck-typed: ``backend``, ``terminal_path``, ``portable``, ``bridge_host``, ``bridge_port``); empty for
-    the other backends, whose options come from elsewhere (the simbroker's announced address)."""
-    if connection.backend == "metatrader5":
-        return {"path": connection.terminal_path, "portable": bool(connection.portable)}
-    if connection.backend == "mt5linux":
-        return {"host": connection.bridge_host, "port": int(connection.bridge_port)}
-    return {}

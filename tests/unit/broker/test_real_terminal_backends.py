@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import structlog
 
-from mtrobot.broker.backends import UnknownBackend, open_terminal, options_from_connection
+from mtrobot.broker.backends import UnknownBackend, open_terminal
 from mtrobot.broker.results import MalformedResult, to_structure
 from mtrobot.broker.structures import Tick, TradeOrder
 from mtrobot.broker.terminal import Terminal
@@ -128,15 +128,18 @@ async def test_a_caller_cancelled_mid_call_leaves_the_terminal_failing_fast_unti
     assert await terminal.account_info() is not None
 
 
-def test_the_hub_connection_section_selects_each_accounts_terminal() -> None:
-    from mtrobot.hub.schemas import MT5Connection
+def test_each_accounts_terminal_comes_from_its_own_options_never_the_hub() -> None:
+    from mtrobot.broker.conformance import backend_options
+    from mtrobot.hub.schemas import IDENTITY_FIELDS, MT5Connection
 
-    windows = MT5Connection(backend="metatrader5", terminal_path=TERMINAL_EXE, portable=True, login=5001)
-    wine = MT5Connection(backend="mt5linux", bridge_host="10.0.0.5", bridge_port=18900)
-    assert options_from_connection(windows) == {"path": TERMINAL_EXE, "portable": True}
-    assert options_from_connection(wine) == {"host": "10.0.0.5", "port": 18900}
-    assert options_from_connection(MT5Connection()) == {}
-    assert isinstance(open_terminal("mt5linux", **options_from_connection(wine)), Terminal)
+    windows = backend_options("metatrader5", terminal_path=TERMINAL_EXE, portable=True)
+    wine = backend_options("mt5linux", bridge_host="10.0.0.5", bridge_port=18900)
+    assert windows == {"path": TERMINAL_EXE, "portable": True}
+    assert wine == {"host": "10.0.0.5", "port": 18900}
+    assert isinstance(open_terminal("mt5linux", **wine), Terminal)
+    for field in IDENTITY_FIELDS:
+        with pytest.raises(ValueError, match="record"):
+            MT5Connection.model_validate({field: "x"})
 
 
 async def test_a_dropped_bridge_terminal_frees_its_worker_thread() -> None:
