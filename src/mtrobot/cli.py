@@ -240,6 +240,39 @@ def recorder(
 
 
 @app.command()
+def agent(
+    account: Annotated[str, typer.Option("--account", help="the platform account id this agent serves")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run one account's agent: its broker session, order path, robots and snapshots. Started by
+    `mtrobot supervisor`, which sends the account's sealed credentials on stdin (never as an argument)."""
+    from mtrobot.agent.handoff import read_handoff
+    from mtrobot.agent.service import run_agent
+    from mtrobot.core.ids import is_account_id
+
+    if not is_account_id(account):
+        raise typer.BadParameter("an account id is letters a-z, digits, '-' and '_'", param_hint="--account")
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service=f"agent-{account}")
+    try:
+        handoff = read_handoff(account)
+    except MtrobotError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(run_async(run_agent(account, settings, handoff)))
+
+
+@app.command()
+def supervisor(data_dir: DataDirOption = None) -> None:
+    """Keep one agent running per account whose agent should run (from the database), until Ctrl-C."""
+    from mtrobot.supervisor.service import run_supervisor
+
+    settings = load_settings(data_dir)
+    configure_logging(stream=sys.stderr, service="supervisor")
+    raise typer.Exit(run_async(run_supervisor(settings)))
+
+
+@app.command()
 def web(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

@@ -79,25 +79,15 @@ def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> lis
         )
     )
     parts.append(web_part(settings, options))
-    parts += connector_parts(settings, options)
+    parts.append(supervisor_part(settings))
     return parts
 
 
-def connector_parts(settings: Settings, options: UpOptions) -> list[Part]:
-    """The demo account's MT5 connector. Once the web part has stored the demo account, the launcher hands
-    the connector its sealed password and data key on stdin; only the connector opens it (nothing secret in
-    argv or env, and no master key in the agent)."""
-    from mtrobot.supervisor.handoff import credentials_handoff
-
-    if not options.demo:
-        return []
-
-    async def handoff() -> bytes:
-        return await credentials_handoff(settings, "demo")
-
-    args = ("--account", "demo", "--health-port", "0", "--no-recorder")
-    where = f"account demo (health port in {settings.run_dir / 'connector-demo.json'})"
-    return [Part("connector", args, where=where, label="connector-demo", stdin_source=handoff)]
+def supervisor_part(settings: Settings) -> Part:
+    """The supervisor: one agent per account whose agent should run (the demo account is one of them). It
+    unwraps each account's data key, so it sees the master key; its agents never do."""
+    where = f"one agent per active account (see {settings.run_dir / 'agents.json'})"
+    return Part("supervisor", where=where, label="supervisor", master_key=True)
 
 
 def web_part(settings: Settings, options: UpOptions) -> Part:

@@ -30,7 +30,7 @@ class SessionReader:
     async def _read(self, operation: str, *args: Any) -> Any:
         if not self._session.ready:
             return None
-        result = await self._session.link.call(operation, *args)
+        result = await self._session.link.call(operation, *args, audited=False)  # display reads
         return result.value if result.ok else None
 
     async def account_info(self) -> AccountInfo | None:

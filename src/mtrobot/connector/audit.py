@@ -31,6 +31,8 @@ Sender = Callable[[str, bytes, str], Awaitable[None]]
 
 def _plain(value: Any) -> Any:
     """MT5 structures (named-tuple-like) and tuples of them as JSON-able values, secrets removed."""
+    if hasattr(value, "dtype") and hasattr(value, "shape"):  # a robot's numpy bars or ticks: the size will do
+        return {"rows": int(value.shape[0]) if value.shape else 0}
     value = redact(value)
     try:
         json.dumps(value, default=str)

@@ -62,8 +62,10 @@ class OrderExecutor:
         failpoints: Failpoints | None = None,
         rng: random.Random | None = None,
         on_outcome: Callable[[JournalEntry], None] | None = None,
+        gate: Callable[[], str | None] | None = None,
     ) -> None:
         self.account = account
+        self._gate = gate
         self.journal = journal
         self.session = session
         self.options = options
@@ -139,6 +141,9 @@ class OrderExecutor:
             return await self.resolve(entry)
         request = OrderRequest.model_validate(entry.request)
         if entry.state is S.RECEIVED:
+            closed = self._gate() if self._gate is not None and request.action is OrderAction.OPEN else None
+            if closed is not None:
+                return await self._reject(entry, _gated(closed), ErrorCategory.VALIDATION)
             market = await self._market_or_expire(entry, request)
             if market is None:
                 return await self._expire(entry)
@@ -520,6 +525,12 @@ def _name(code: int) -> str:
     from mtrobot.broker.retcodes import LAST_ERRORS
 
     return LAST_ERRORS[code].name if code in LAST_ERRORS else trade_retcode(code).name
+
+
+def _gated(reason: str) -> Refusal:
+    # The agent's trading gate (paused or quarantined): only new opens are refused, closes still go.
+    message = f"Not sent: trading is {reason}. No new position opens until trading is resumed; closing works."
+    return Refusal(10027, message)
 
 
 def _gone(request: OrderRequest) -> Refusal:

@@ -56,8 +56,11 @@ class BrokerLink:
         *args: Any,
         order_id: str | None = None,
         call_timeout: float | None = None,
+        audited: bool = True,
         **kwargs: Any,
     ) -> CallResult:
+        """``audited=False`` only for the agent's market-data and display reads (robots' ticks and bars, the
+        snapshot polls): several a second per account would bury the trading calls in the audit log."""
         started = time.perf_counter()
         request: dict[str, Any] = {"args": list(args)} if args else {}
         request.update(kwargs)
@@ -85,6 +88,8 @@ class BrokerLink:
         if error is not None:
             self.failures += 1
         retcode = getattr(value, "retcode", None)
+        if not audited:
+            return CallResult(value, error, latency)
         self.audit.record(
             operation,
             order_id=order_id,

@@ -19,6 +19,7 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -124,8 +125,11 @@ class Connector:
         failpoints: Failpoints | None = None,
         rng: random.Random | None = None,
         refresh: CredentialsRefresh | None = None,
+        gate: Callable[[], str | None] | None = None,
     ) -> None:
         self.account = account
+        self._gate = gate
+        """The agent's trading gate: asked before an ``open`` executes (``None`` = trade, else the reason)."""
         self._refresh = refresh
         self.settings = settings
         self.nats_url = nats_url or settings.discover_nats_url()
@@ -200,6 +204,7 @@ class Connector:
             failpoints=self._failpoints,
             rng=self._rng,
             on_outcome=self._count,
+            gate=self._gate,
         )
         self.reconciler = Reconciler(self.account, self.journal, self.executor, self._order_lock)
         self.session.on_connected(self._after_connect)

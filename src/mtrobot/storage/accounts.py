@@ -56,6 +56,27 @@ def all_accounts(db: Session) -> Sequence[Mt5Account]:
     return db.scalars(select(Mt5Account).order_by(Mt5Account.created_at, Mt5Account.id)).all()
 
 
+AGENT_STATES = ("active", "stopped", "quarantined")
+RUNNING_AGENT_STATES = ("active", "quarantined")
+"""An account in one of these has an agent; a quarantined one with its trading gate closed."""
+
+
+def accounts_with_agents(db: Session) -> Sequence[Mt5Account]:
+    """Every account whose agent should run, for the supervisor (never for a request)."""
+    query = select(Mt5Account).where(Mt5Account.agent_state.in_(RUNNING_AGENT_STATES))
+    return db.scalars(query.order_by(Mt5Account.created_at, Mt5Account.id)).all()
+
+
+def set_agent_state(db: Session, account_id: str, state: str, reason: str = "") -> bool:
+    """Record whether the account's agent runs (see :data:`AGENT_STATES`); False if there is no account."""
+    if state not in AGENT_STATES:
+        raise ValueError(f"agent state must be one of {', '.join(AGENT_STATES)}, not {state!r}")
+    result = db.execute(
+        update(Mt5Account).where(Mt5Account.id == account_id).values(agent_state=state, agent_reason=reason)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def add_account(
     db: Session,
     *,

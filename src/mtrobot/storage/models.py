@@ -137,6 +137,10 @@ class Mt5Account(Base):
     cred_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     cred_nonce: Mapped[bytes] = mapped_column(LargeBinary)
     cred_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    agent_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    """``active`` (the supervisor runs its agent), ``stopped`` (by a person: no agent until resumed) or
+    ``quarantined`` (the agent runs with its trading gate closed until a person resumes it)."""
+    agent_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Portfolio(Base):

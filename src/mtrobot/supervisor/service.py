@@ -1,0 +1,284 @@
+"""``mtrobot supervisor``: one agent per account whose agent should run, read from the database.
+
+Every ``poll_s`` (and at once when an agent exits) it compares the accounts the database says should have an
+agent (:func:`mtrobot.storage.accounts.accounts_with_agents`) with the agents it runs:
+
+- a new account gets an agent: a fresh hand-off on its stdin (:mod:`.handoff`), started through the
+  runtime (:mod:`.runtime`), after the hub has been told the account's identity and portfolio;
+- an account removed, stopped by a person, or whose login or server changed loses its agent (SIGTERM, then
+  SIGKILL after a grace period); a changed one gets a new agent in the next round;
+- an agent that crashed is started again after a full-jitter exponential backoff
+  (:class:`mtrobot.connector.backoff.Backoff`) whose count resets once an agent ran a stable minute;
+- an agent that stopped on request (exit 0: control ``stop``) is not restarted until its account leaves and
+  re-enters the set (stopped and resumed by a person) or the supervisor restarts.
+
+What runs where is written to ``DATA_DIR/run/agents.json`` for ``mtrobot status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtrobot.connector.backoff import Backoff
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+
+from .handoff import AgentRecord, agent_handoff
+from .hubseed import HubSeeder
+from .runtime import AgentLaunch, AgentLimits, AgentProcess, AgentRuntime
+
+log = get_logger(__name__)
+
+AGENTS_FILE = "agents.json"
+_PASSED_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "MTROBOT_FAILPOINTS")
+"""The only variables of the supervisor's environment an agent gets (no database URL, no master key)."""
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    poll_s: float = 1.0
+    stable_s: float = 60.0
+    """An agent that ran this long without crashing resets its restart backoff."""
+    backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0))
+    stop_grace_s: float = 15.0
+    limits: AgentLimits = field(default_factory=AgentLimits)
+
+
+@dataclass
+class AgentSlot:
+    record: AgentRecord
+    process: AgentProcess | None = None
+    state: str = "starting"
+    """starting, running, backoff, held (stopped on request), stopping."""
+    started_at: float = 0.0
+    failures: int = 0
+    restarts: int = 0
+    next_start: float = 0.0
+    last_exit: int | None = None
+    watcher: asyncio.Task[None] | None = None
+
+    def status(self, runtime: str) -> dict[str, Any]:
+        return {
+            "account": self.record.account,
+            "state": self.state,
+            "pid": self.process.pid if self.process is not None else None,
+            "runtime": runtime,
+            "isolation": dict(self.process.isolation) if self.process is not None else {},
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "server": self.record.server,
+            "login": self.record.login,
+        }
+
+
+def read_records(settings: Settings) -> dict[str, AgentRecord]:
+    """The accounts whose agent should run, with what the supervisor needs of each (blocking: a thread)."""
+    from mtrobot.storage import accounts as account_repo
+    from mtrobot.storage.db import make_engine, session_factory
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_factory(engine)() as db:
+            records = {}
+            for row in account_repo.accounts_with_agents(db):
+                portfolio = account_repo.portfolio_of(db, row.id)
+                document = {
+                    "active": portfolio.active,
+                    "robots": portfolio.robots,
+                    "risk": portfolio.risk or {},
+                }
+                records[row.id] = AgentRecord(
+                    row.id, int(row.login), str(row.server), str(row.backend or "sim"),
+                    str(row.agent_state), str(row.agent_reason or ""), document,
+                )  # fmt: skip
+            return records
+    finally:
+        engine.dispose()
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: AgentRuntime,
+        options: SupervisorOptions | None = None,
+        *,
+        nats_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.options = options or SupervisorOptions()
+        self.nats_url = nats_url or settings.discover_nats_url()
+        self.slots: dict[str, AgentSlot] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stops: set[asyncio.Task[None]] = set()
+        self._hub = HubSeeder(self.nats_url)
+        self._status_written = ""
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        log.info("supervisor running", runtime=self.runtime.name, database=_safe_url(self.settings))
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.reconcile()
+                except Exception as exc:  # the database may be busy or migrating: try again next round
+                    log.warning("supervisor round failed", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+                self._wake.clear()
+        finally:
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def reconcile(self) -> None:
+        wanted = await asyncio.to_thread(read_records, self.settings)
+        for account, slot in list(self.slots.items()):
+            record = wanted.get(account)
+            if record is None or (record.login, record.server, record.backend) != (
+                slot.record.login,
+                slot.record.server,
+                slot.record.backend,
+            ):
+                self._retire(account)
+            else:
+                slot.record = record
+        now = time.monotonic()
+        for account, record in wanted.items():
+            slot = self.slots.setdefault(account, AgentSlot(record))
+            if slot.process is None and slot.state in ("starting", "backoff") and now >= slot.next_start:
+                await self._start(slot)
+        self._write_status()
+
+    async def _start(self, slot: AgentSlot) -> None:
+        account = slot.record.account
+        stdin = await asyncio.to_thread(agent_handoff, self.settings, slot.record)
+        if stdin is None:
+            return  # credentials not readable yet (or the account just changed): next round
+        await self._hub.seed(slot.record)
+        launch = AgentLaunch(
+            account=account,
+            argv=(sys.executable, "-m", "mtrobot", "agent", "--account", account),
+            env=self._agent_env(),
+            stdin=stdin,
+            agent_dir=self.settings.data_dir / "connector" / account,
+            limits=self.options.limits,
+            log_path=self.settings.data_dir / "logs" / f"agent-{account}.log",
+        )
+        try:
+            slot.process = await self.runtime.start(launch)
+        except Exception as exc:
+            log.error("agent could not be started", account=account, error=repr(exc))
+            self._crashed(slot, None)
+            return
+        slot.state, slot.started_at = "running", time.monotonic()
+        slot.watcher = asyncio.create_task(self._watch(slot, slot.process), name=f"watch-agent-{account}")
+        log.info("agent started", account=account, pid=slot.process.pid, runtime=self.runtime.name,
+                 restarts=slot.restarts)  # fmt: skip
+
+    def _agent_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
+        env["MTROBOT_DATA_DIR"] = str(self.settings.data_dir)
+        if self.nats_url:
+            env["MTROBOT_NATS_URL"] = self.nats_url
+        return env
+
+    async def _watch(self, slot: AgentSlot, process: AgentProcess) -> None:
+        code = await process.wait()
+        if slot.process is not process:
+            return
+        slot.process, slot.last_exit = None, code
+        if slot.state == "stopping":
+            return
+        if code == 0:
+            slot.state = "held"
+            log.info("agent stopped on request; not restarted", account=slot.record.account)
+        else:
+            self._crashed(slot, code)
+        self._write_status()
+        self._wake.set()
+
+    def _crashed(self, slot: AgentSlot, code: int | None) -> None:
+        if slot.started_at and time.monotonic() - slot.started_at >= self.options.stable_s:
+            slot.failures = 0  # it ran a stable minute: this is a new problem, start the schedule over
+        slot.failures += 1
+        slot.restarts += 1
+        delay = self.options.backoff.delay(slot.failures)
+        slot.state, slot.next_start = "backoff", time.monotonic() + delay
+        log.error("agent exited; restarting", account=slot.record.account, code=code, in_s=round(delay, 2),
+                  failures=slot.failures)  # fmt: skip
+
+    def _retire(self, account: str) -> None:
+        slot = self.slots.pop(account)
+        slot.state = "stopping"
+        if slot.process is not None:
+            log.info("agent no longer wanted; stopping it", account=account, pid=slot.process.pid)
+            task = asyncio.create_task(self._stop_process(slot.process), name=f"stop-agent-{account}")
+            self._stops.add(task)
+            task.add_done_callback(self._stops.discard)
+
+    async def _stop_process(self, process: AgentProcess) -> None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), self.options.stop_grace_s)
+        except TimeoutError:
+            log.warning("agent ignored SIGTERM and was killed", pid=process.pid)
+            process.kill()
+            await process.wait()
+
+    async def shutdown(self) -> None:
+        for account in list(self.slots):
+            self._retire(account)
+        if self._stops:
+            await asyncio.gather(*self._stops, return_exceptions=True)
+        await self._hub.close()
+        self._write_status()
+
+    # -- status --------------------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        return [slot.status(self.runtime.name) for slot in self.slots.values()]
+
+    def _write_status(self) -> None:
+        text = json.dumps(
+            {"runtime": self.runtime.name, "pid": os.getpid(), "agents": self.status()}, indent=1
+        )
+        if text == self._status_written:
+            return
+        path = self.settings.run_dir / AGENTS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        self._status_written = text
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    return url.split("@")[-1] if "@" in url else url
+
+
+async def run_supervisor(settings: Settings, runtime: AgentRuntime | None = None) -> int:
+    """Run until SIGTERM / SIGINT; every agent is stopped on the way out."""
+    import signal
+
+    from .runtime import choose_runtime
+
+    settings.ensure_dirs()  # the web migrates the database; until it has, each round waits for it
+    supervisor = Supervisor(settings, runtime or choose_runtime(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, supervisor.stop)
+    await supervisor.run()
+    return 0
