@@ -26,7 +26,8 @@ class AgentHandoff:
     inbox_prefix: str | None = None
     portfolio: dict[str, Any] | None = None
     control_state: str | None = None
-    """``paused`` or ``quarantined`` when the agent must start with its trading gate closed."""
+    """The trading gate's state as the database records it (``running``, ``paused``, ``quarantined``); with
+    ``None`` (an agent started by hand) the gate keeps what it saved in the agent's directory."""
     control_reason: str = ""
 
     def connect_options(self) -> dict[str, Any]:
@@ -59,8 +60,10 @@ def parse_handoff(account: str, line: bytes) -> AgentHandoff:
     bus = _optional(message, "bus", dict) or {}
     control = _optional(message, "control", dict) or {}
     state = _optional(control, "state", str, "control.")
-    if state not in (None, "paused", "quarantined"):
-        raise ConfigError("the agent hand-off field 'control.state' must be 'paused', 'quarantined' or null")
+    if state not in (None, "running", "paused", "quarantined"):
+        raise ConfigError(
+            "the agent hand-off field 'control.state' must be 'running', 'paused', 'quarantined' or null"
+        )
     return AgentHandoff(
         credentials=credentials,
         backend=_optional(message, "backend", str) or "sim",

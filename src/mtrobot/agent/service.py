@@ -86,7 +86,10 @@ class Agent:
         if handoff.control_state == "quarantined":
             self.gate.quarantine(handoff.control_reason or "by the operator")
         elif handoff.control_state == "paused":
+            self.gate.resume()  # a pause replaces whatever the gate held (the database decides)
             self.gate.pause(handoff.control_reason or "paused by the trader")
+        elif handoff.control_state == "running":
+            self.gate.resume()
         self.starting = True
         self.stopping = asyncio.Event()
         self.exit_code = EXIT_STOPPED

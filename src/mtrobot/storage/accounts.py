@@ -56,9 +56,9 @@ def all_accounts(db: Session) -> Sequence[Mt5Account]:
     return db.scalars(select(Mt5Account).order_by(Mt5Account.created_at, Mt5Account.id)).all()
 
 
-AGENT_STATES = ("active", "stopped", "quarantined")
-RUNNING_AGENT_STATES = ("active", "quarantined")
-"""An account in one of these has an agent; a quarantined one with its trading gate closed."""
+AGENT_STATES = ("active", "paused", "stopped", "quarantined")
+RUNNING_AGENT_STATES = ("active", "paused", "quarantined")
+"""An account in one of these has an agent; a paused or quarantined one with its trading gate closed."""
 
 
 def accounts_with_agents(db: Session) -> Sequence[Mt5Account]:

@@ -138,8 +138,9 @@ class Mt5Account(Base):
     cred_nonce: Mapped[bytes] = mapped_column(LargeBinary)
     cred_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     agent_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
-    """``active`` (the supervisor runs its agent), ``stopped`` (by a person: no agent until resumed) or
-    ``quarantined`` (the agent runs with its trading gate closed until a person resumes it)."""
+    """``active`` (the supervisor runs its agent), ``paused`` (the trader's kill switch: the agent runs with
+    its trading gate closed), ``stopped`` (by a person: no agent until set active again) or ``quarantined``
+    (the agent runs with its trading gate closed until a person resumes it)."""
     agent_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 

@@ -7,8 +7,9 @@ record on the agent's standard input; the agent opens the record itself, bound t
 
 The agent's line (PLAN.md "Agent hand-off") also carries what the agent may not read for itself: the
 account's backend, its bus identity (``bus``: creds and inbox prefix, ``null`` until the bus issues
-per-agent identities), its portfolio as the database has it, and whether it starts with its trading gate
-closed (``control``: a quarantine recorded in the database).
+per-agent identities), its portfolio as the database has it, and the state of its trading gate as the
+database records it (``control``: running, paused by the trader, or quarantined; the database is the
+authority, so a kill switch pulled while the agent was down holds when it starts).
 """
 
 from __future__ import annotations
@@ -84,9 +85,8 @@ def agent_handoff(
     found = _read_handoff(settings, record.account)
     if found is None or found["login"] != record.login or found["server"] != record.server:
         return None  # removed or replaced meanwhile: the next round decides again
-    control = None
-    if record.agent_state == "quarantined":
-        control = {"state": "quarantined", "reason": record.agent_reason}
+    gate = record.agent_state if record.agent_state in ("paused", "quarantined") else "running"
+    control = {"state": gate, "reason": record.agent_reason}
     line = found | {
         "backend": record.backend,
         "bus": bus or {"creds": None, "inbox_prefix": None},

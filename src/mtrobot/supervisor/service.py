@@ -122,6 +122,7 @@ class Supervisor:
         self._stops: set[asyncio.Task[None]] = set()
         self._hub = HubSeeder(self.nats_url)
         self._status_written = ""
+        self.rounds = 0
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class Supervisor:
             while not self._stopping.is_set():
                 try:
                     await self.reconcile()
+                    self.rounds += 1
                 except Exception as exc:  # the database may be busy or migrating: try again next round
                     log.warning("supervisor round failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
