@@ -126,8 +126,12 @@ from tests.conformance.terminal_venues import TERMINAL_VENUES  # noqa: E402  (it
 
 VENUES.update(TERMINAL_VENUES)  # the real-terminal backends: over the simulator, or a real demo account
 
+from tests.conformance.mt5_module_venue import mtrobot_mt5_venue  # noqa: E402
 
-DEFAULT_BACKENDS = "sim-inprocess,sim,metatrader5-over-sim,mt5linux-over-sim"
+VENUES["mtrobot-mt5"] = mtrobot_mt5_venue  # the drop-in MetaTrader5 module (mtrobot.mt5)
+
+
+DEFAULT_BACKENDS = "sim-inprocess,sim,metatrader5-over-sim,mt5linux-over-sim,mtrobot-mt5"
 """The real-terminal backends run by default in front of the simulator; against a real (demo) account only
 when named: ``MTROBOT_CONFORMANCE_BACKENDS=metatrader5`` or ``=mt5linux``."""
 

@@ -65,7 +65,8 @@ class Mt5Client:
     ``target``: see :mod:`mtrobot.mt5.target` (None: environment, then the platform's simbroker, then a
     private one); ``simulator`` overrides it with one already resolved. ``loop``: an event loop running in
     another thread to drive the client on (default: a loop thread of its own). ``server`` is where a demo
-    account is opened when ``initialize()`` gets no login."""
+    account is opened when ``initialize()`` gets no login. ``algo_trading`` and ``tradeapi_disabled`` are
+    the terminal's two switches (MT5_REFERENCE.md section 9)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Mt5Client:
         server: str | None = None,
         login: int | None = None,
         algo_trading: bool = True,
+        tradeapi_disabled: bool = False,
         call_timeout: float = 60.0,
     ) -> None:
         self._target = target
@@ -85,7 +87,7 @@ class Mt5Client:
         self._loop = loop
         self._default_server = server
         self._default_login = login
-        self._algo_trading = algo_trading
+        self._switches = {"algo_trading": algo_trading, "tradeapi_disabled": tradeapi_disabled}
         self._call_timeout = call_timeout
         self._terminal: SimTerminal | None = None
         self._stored: tuple[int, str, str] | None = None
@@ -151,7 +153,10 @@ class Mt5Client:
             path = args[0] if args else kwargs.pop("path", None)
             if self._terminal is None:
                 self._terminal = SimTerminal(
-                    sim.transport, algo_trading=self._algo_trading, call_timeout=self._call_timeout
+                    sim.transport,
+                    call_timeout=self._call_timeout,
+                    algo_trading=self._switches["algo_trading"],
+                    tradeapi_disabled=self._switches["tradeapi_disabled"],
                 )
             timeout = int(kwargs.get("timeout", 60_000))
             try:

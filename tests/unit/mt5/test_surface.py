@@ -72,3 +72,14 @@ def test_star_import_brings_functions_constants_and_types() -> None:
     exec("from mtrobot.mt5 import *", namespace)
     for name in (*ref.FUNCTIONS, *ref.HELPERS, "TRADE_ACTION_DEAL", "Tick", "AccountInfo"):
         assert name in namespace, name
+
+
+def test_a_module_object_of_its_own_has_the_same_surface() -> None:
+    from mtrobot.mt5.client import Mt5Client
+    from mtrobot.mt5.module import Mt5Module
+
+    other = Mt5Module(Mt5Client(target="embedded"))
+    assert [n for n in (*ref.FUNCTIONS, *ref.HELPERS) if not callable(getattr(other, n, None))] == []
+    assert {n: getattr(other, n, None) for n in ref.CONSTANTS} == ref.CONSTANTS
+    assert all(getattr(other, name) is getattr(mt5, name) for name in ref.FIELDS)
+    assert other.account_info() is None and other.last_error() == ref.NO_IPC  # not initialised: no link
