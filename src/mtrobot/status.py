@@ -48,4 +48,8 @@ async def print_status(settings: Settings, timeout: float) -> int:
         ok = messages >= 0
         table.add_row(kind, name, str(max(messages, 0)), str(max(size, 0)), "ok" if ok else "MISSING")
     Console().print(table)
+    from mtrobot.supervisor.runtime.sandbox_status import agents_table  # each agent's isolation
+
+    if (agents := agents_table(settings)) is not None:
+        Console().print(agents)
     return 0 if all(r[2] >= 0 for r in rows) else 1

@@ -32,6 +32,7 @@ from mtrobot.settings import Settings
 
 from .handoff import AgentRecord, agent_handoff
 from .hubseed import HubSeeder
+from .quarantine import Quarantine, QuarantinePolicy
 from .runtime import AgentLaunch, AgentLimits, AgentProcess, AgentRuntime
 
 log = get_logger(__name__)
@@ -49,6 +50,7 @@ class SupervisorOptions:
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0))
     stop_grace_s: float = 15.0
     limits: AgentLimits = field(default_factory=AgentLimits)
+    quarantine: QuarantinePolicy = field(default_factory=QuarantinePolicy)
 
 
 @dataclass
@@ -123,11 +125,13 @@ class Supervisor:
         self._hub = HubSeeder(self.nats_url)
         self._status_written = ""
         self.rounds = 0
+        self.quarantine = Quarantine(settings, self.options.limits, self.options.quarantine)
 
     # -- the loop ------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         log.info("supervisor running", runtime=self.runtime.name, database=_safe_url(self.settings))
+        await self.quarantine.connect(self.nats_url)
         try:
             while not self._stopping.is_set():
                 try:
@@ -157,6 +161,13 @@ class Supervisor:
                 self._retire(account)
             else:
                 slot.record = record
+        for account, record in wanted.items():  # quarantine: the database's word, then what it sees now
+            if (
+                self.quarantine.known(account, record.agent_state, record.agent_reason)
+                and account in self.slots
+            ):
+                self.slots[account].state = "starting"  # a person resumed a held account
+        await self._judge()
         now = time.monotonic()
         for account, record in wanted.items():
             slot = self.slots.setdefault(account, AgentSlot(record))
@@ -186,6 +197,7 @@ class Supervisor:
             self._crashed(slot, None)
             return
         slot.state, slot.started_at = "running", time.monotonic()
+        self.quarantine.started(account)
         slot.watcher = asyncio.create_task(self._watch(slot, slot.process), name=f"watch-agent-{account}")
         log.info("agent started", account=account, pid=slot.process.pid, runtime=self.runtime.name,
                  restarts=slot.restarts)  # fmt: skip
@@ -204,13 +216,33 @@ class Supervisor:
         slot.process, slot.last_exit = None, code
         if slot.state == "stopping":
             return
+        account = slot.record.account
         if code == 0:
             slot.state = "held"
-            log.info("agent stopped on request; not restarted", account=slot.record.account)
+            log.info("agent stopped on request; not restarted", account=account)
         else:
-            self._crashed(slot, code)
+            breach = getattr(process, "limit_breach", lambda: None)()
+            reason, hold = self.quarantine.exited(account, code, breach)
+            if reason is not None:
+                await self.quarantine.impose(account, reason)
+            if hold:
+                slot.state = "held"
+                log.error("quarantined agent not restarted until a person resumes it", account=account,
+                          reason=self.quarantine.reasons.get(account))  # fmt: skip
+            else:
+                self._crashed(slot, code)
         self._write_status()
         self._wake.set()
+
+    async def _judge(self) -> None:
+        """Quarantine what misbehaves now (:mod:`.quarantine`); an agent that stopped answering is killed."""
+        running = {a: s.process for a, s in self.slots.items() if s.process is not None}
+        for verdict in self.quarantine.check(running):
+            process = running[verdict.account]
+            told = None if verdict.kill else process  # one that stopped answering is not asked
+            await self.quarantine.impose(verdict.account, verdict.reason, told, kill=verdict.kill)
+            if verdict.kill:
+                process.kill()
 
     def _crashed(self, slot: AgentSlot, code: int | None) -> None:
         if slot.started_at and time.monotonic() - slot.started_at >= self.options.stable_s:
@@ -246,12 +278,16 @@ class Supervisor:
         if self._stops:
             await asyncio.gather(*self._stops, return_exceptions=True)
         await self._hub.close()
+        await self.quarantine.close()
         self._write_status()
 
     # -- status --------------------------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        return [slot.status(self.runtime.name) for slot in self.slots.values()]
+        rows = [slot.status(self.runtime.name) for slot in self.slots.values()]
+        for row in rows:
+            row["quarantine"] = self.quarantine.reasons.get(row["account"], "")
+        return rows
 
     def _write_status(self) -> None:
         text = json.dumps(

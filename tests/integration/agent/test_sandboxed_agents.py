@@ -1,0 +1,100 @@
+"""Real ``mtrobot agent`` processes in the runtime this host chooses (bubblewrap here): an account's agent
+trades from inside its sandbox, and account A's credentials and the master key are out of agent B's reach.
+
+B's view is checked from outside, as root: its mount namespace (``/proc/PID/root``) has neither the
+database, the master key file nor A's directory, and B's environment, argv and memory do not hold A's
+password or the master key. A itself holds its password (the control: the scan finds what is there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+
+from mtrobot.supervisor.runtime.sandbox import BubblewrapRuntime, bwrap_binary, bwrap_works
+from mtrobot.supervisor.service import Supervisor, SupervisorOptions
+from tests.integration.agent.agents import Platform, Trader, until
+from tests.secret_scan import memory_holds, where_held
+
+BWRAP = bwrap_binary()
+pytestmark = pytest.mark.skipif(
+    BWRAP is None or bwrap_works(BWRAP) is not None, reason="bubblewrap cannot run on this host"
+)
+
+
+@contextlib.asynccontextmanager
+async def sandboxed(platform: Platform) -> AsyncIterator[Supervisor]:
+    assert BWRAP is not None
+    runtime = BubblewrapRuntime(platform.settings, BWRAP)
+    supervisor = Supervisor(
+        platform.settings, runtime, SupervisorOptions(poll_s=0.2), nats_url=platform.settings.nats_url
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(task, 30)
+
+
+def agent_pid(supervisor: Supervisor, account: str) -> int:
+    slot = supervisor.slots[account]
+    assert slot.process is not None
+    return slot.process.pid
+
+
+async def connect_with_password(platform: Platform) -> tuple[str, str]:
+    """Like :meth:`Platform.connect_account`, keeping the password to look for it later."""
+    import secrets
+
+    from mtrobot.storage import accounts as account_repo
+    from mtrobot.web.credentials import to_columns
+
+    password = "pw-" + secrets.token_hex(12)
+    server = platform.sim.servers[0]
+    login = await platform.sim.admin().create_account(
+        server=server, password=password, investor_password=secrets.token_urlsafe(12),
+        balance=100_000.0, currency="USD", leverage=100, name="sandbox test",
+    )  # fmt: skip
+    account = f"acct-{secrets.token_hex(4)}"
+    sealed = to_columns(platform.vault.seal(account, password))
+    with platform.sessions.begin() as db:
+        account_repo.add_account(db, account_id=account, trader_id=platform.trader_id, server=server,
+                                 login=login, sealed=sealed)  # fmt: skip
+    return account, password
+
+
+async def test_an_agent_in_its_sandbox_trades_and_b_cannot_reach_a(platform: Platform, nc: Client) -> None:
+    async with sandboxed(platform) as supervisor:
+        a, a_password = await connect_with_password(platform)
+        b, _ = await connect_with_password(platform)
+        ta, tb = await Trader(nc, a).listen(), await Trader(nc, b).listen()
+        await asyncio.gather(ta.wait_running(timeout=30), tb.wait_running(timeout=30))
+        order_id = await ta.buy()
+        await until(lambda: bool(ta.filled(order_id)), 15, "A's fill from inside its sandbox")
+
+        isolation = supervisor.slots[b].process.isolation  # type: ignore[union-attr]
+        assert isolation["runtime"] == "bubblewrap" and isolation["mount"].startswith("private")
+        a_pid, b_pid = agent_pid(supervisor, a), agent_pid(supervisor, b)
+        data = platform.settings.data_dir
+        b_root = Path(f"/proc/{b_pid}/root")
+        assert (b_root / str(data / "connector" / b).lstrip("/")).is_dir(), "B sees its own directory"
+        for hidden in (data / "connector" / a, data / "mtrobot.db", data / "master.key", data / "logs"):
+            assert not (b_root / str(hidden).lstrip("/")).exists(), f"agent B can see {hidden}"
+
+        keys = platform.vault.keyring.keys
+        master = [k.material for k in keys] + [k.encoded().encode() for k in keys]
+        needles = [a_password.encode()]
+        assert memory_holds(a_pid, needles), "the scan must find A's password where it is (in A)"
+        assert where_held(b_pid, needles) == [], "A's password is in agent B"
+        for pid in (a_pid, b_pid):
+            assert where_held(pid, master) == [], "the master key is in an agent"
+        environ = Path(f"/proc/{b_pid}/environ").read_bytes().split(b"\0")
+        assert not any(e.startswith(b"MTROBOT_MASTER_KEY") for e in environ)
+        assert os.getpid() != b_pid

@@ -1,0 +1,160 @@
+"""The supervisor's quarantine decisions, on a hand-driven clock (the real-process tests are in
+tests/integration/agent/test_noisy_neighbours.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mtrobot.settings import Settings
+from mtrobot.supervisor.quarantine import Quarantine, QuarantinePolicy
+from mtrobot.supervisor.runtime import AgentLimits
+from mtrobot.supervisor.runtime.limits import Usage
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Proc:
+    isolation: dict[str, str] = field(default_factory=lambda: {"memory": "cgroup v1 256 MiB"})
+    cpu_seconds: float | None = 0.0
+
+    def usage(self) -> Usage:
+        return Usage(cpu_seconds=self.cpu_seconds)
+
+
+@dataclass
+class Msg:
+    subject: str
+    data: bytes
+
+
+def _q(tmp_path: Path, clock: Clock, **policy: float) -> Quarantine:
+    return Quarantine(
+        Settings(data_dir=tmp_path),
+        AgentLimits(),
+        QuarantinePolicy(**policy),
+        clock=clock,  # type: ignore[arg-type]
+    )
+
+
+async def _beat(q: Quarantine, account: str, **fields: float) -> None:
+    beat = {"account": account, "state": "running", "cpu_pct": 1.0, "orders_per_min": 0.0, "rss_mb": 50.0}
+    await q._on_heartbeat(Msg(f"agent.heartbeat.{account}", json.dumps(beat | fields).encode()))
+
+
+async def test_a_quiet_agent_is_left_alone_and_a_silent_one_is_quarantined_and_killed(tmp_path) -> None:
+    clock, proc = Clock(), Proc()
+    q = _q(tmp_path, clock)
+    q.started("quiet")
+    q.started("hung")
+    for _ in range(12):
+        clock.now += 5
+        proc.cpu_seconds = (proc.cpu_seconds or 0) + 0.05
+        await _beat(q, "quiet")
+        if clock.now < 1020:
+            await _beat(q, "hung")
+        verdicts = q.check({"quiet": proc, "hung": Proc()})
+        if verdicts:
+            break
+    assert [v.account for v in verdicts] == ["hung"]
+    assert verdicts[0].kill and "stopped answering" in verdicts[0].reason
+
+
+async def test_no_heartbeat_at_all_after_the_start_grace(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock, start_grace_s=30)
+    q.started("mute")
+    clock.now += 29
+    assert q.check({"mute": Proc()}) == []
+    clock.now += 2
+    assert q.check({"mute": Proc()})[0].kill
+
+
+async def test_a_busy_loop_measured_by_its_cgroup(tmp_path) -> None:
+    clock, hog, idle = Clock(), Proc(), Proc()
+    q = _q(tmp_path, clock, cpu_window_s=30)
+    q.started("hog")
+    q.started("idle")
+    verdicts = []
+    for _ in range(40):
+        clock.now += 1
+        hog.cpu_seconds = (hog.cpu_seconds or 0) + 0.5  # all of its 0.5 core
+        idle.cpu_seconds = (idle.cpu_seconds or 0) + 0.01
+        await _beat(q, "hog")
+        await _beat(q, "idle")
+        verdicts = q.check({"hog": hog, "idle": idle})
+        if verdicts:
+            break
+    assert clock.now - 1000 >= 30, "never before a whole window"
+    assert [v.account for v in verdicts] == ["hog"]
+    assert "whole CPU share (0.5 of a core)" in verdicts[0].reason and not verdicts[0].kill
+
+
+async def test_a_busy_loop_from_heartbeats_where_no_cgroup_counts(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock, cpu_window_s=30)
+    q.started("hog")
+    proc = Proc(cpu_seconds=None)
+    verdicts = []
+    for i in range(14):
+        clock.now += 5
+        await _beat(q, "hog", cpu_pct=49.0 if i != 3 else 10.0)  # one pause in the first window
+        verdicts = q.check({"hog": proc})
+        if verdicts:
+            break
+    assert verdicts and clock.now - 1000 > 35
+
+
+async def test_an_order_flood(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock, max_orders_per_min=600)
+    q.started("flood")
+    clock.now += 5
+    await _beat(q, "flood", orders_per_min=600)
+    assert q.check({"flood": Proc()}) == []
+    await _beat(q, "flood", orders_per_min=1200)
+    (verdict,) = q.check({"flood": Proc()})
+    assert verdict.reason == "it sent 1200 orders in a minute (the limit is 600)"
+
+
+async def test_memory_over_the_limit_without_a_cgroup(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock)
+    q.started("fat")
+    clock.now += 5
+    await _beat(q, "fat", rss_mb=300)
+    assert q.check({"fat": Proc()}) == [], "with a memory cgroup, the kernel is the judge"
+    (verdict,) = q.check({"fat": Proc(isolation={"memory": "rlimit data 512 MiB (approximate)"})})
+    assert verdict.kill and "300 MiB" in verdict.reason
+
+
+def test_restart_loops_and_deaths_in_quarantine_are_held(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock, max_crashes=3, crash_window_s=60)
+    assert q.exited("loop", 1, None) == (None, False)
+    clock.now += 10
+    assert q.exited("loop", 1, None) == (None, False)
+    clock.now += 10
+    reason, hold = q.exited("loop", 1, None)
+    assert hold and reason == "it crashed 3 times in 1 minutes (last exit code 1)"
+    # spread over more than the window, crashes are not a loop
+    for _ in range(5):
+        clock.now += 61
+        assert q.exited("flaky", 1, None) == (None, False)
+    # a memory breach quarantines; the agent is started once more in quarantine, and held if it dies again
+    breach = "it used more than its memory limit (256 MiB) and the system stopped it"
+    assert q.exited("leaky", 137, breach) == (breach, False)
+    q.reasons["leaky"] = breach
+    assert q.exited("leaky", 137, breach) == (None, True)
+    # a person resumed it: the database says active, and the history starts over
+    q.known("leaky", "active", "")
+    assert "leaky" not in q.reasons
+    assert q.exited("leaky", 1, None) == (None, False)
