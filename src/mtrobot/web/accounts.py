@@ -85,7 +85,8 @@ def _probe_request(info: ServerInfo, login: int) -> dict[str, Any]:
     return {"backend": info.backend, "options": dict(info.options), "server": info.name, "login": login}
 
 
-def _ensure_room(state: AppState, trader_id: str) -> None:
+def ensure_room(state: AppState, trader_id: str) -> None:
+    """Refuse a fourth account before anything is tested or opened."""
     with state.sessions() as db:
         if len(account_repo.accounts_of(db, trader_id)) >= account_repo.MAX_ACCOUNTS_PER_TRADER:
             raise _limit_error()
@@ -102,7 +103,7 @@ def _limit_error() -> Conflict:
 async def connect_account(state: AppState, trader_id: str, body: AccountCreate) -> AccountPublic:
     """Validate, test the connection in a child process, and store only what passed."""
     info = _server_or_refuse(state, body.server)
-    await run_in_threadpool(_ensure_room, state, trader_id)
+    await run_in_threadpool(ensure_room, state, trader_id)
     request = _probe_request(info, body.login) | {"password": body.password.get_secret_value()}
     outcome = await _gated_probe(state, trader_id, request)
     if not outcome.ok:

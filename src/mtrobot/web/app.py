@@ -24,6 +24,7 @@ from mtrobot.web.assets import docs_router, mount_assets
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
+from mtrobot.web.pages import router as pages_router
 from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, stream, tokens
 from mtrobot.web.state import AppState
 
@@ -142,6 +143,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(docs_router)
+    app.include_router(pages_router)
     mount_assets(app)
     _problem_documented_openapi(app)
     return app

@@ -285,3 +285,21 @@ class ActivityPublic(Out):
     kind: str
     message: str
     order_id: str | None
+
+
+# --- simulated demo accounts (the embedded platform) ------------------------------------------------------
+
+
+class DemoAccountCreate(In):
+    """A simulated demo account, opened at the platform's simulator as MT5's own terminal offers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # "1000" is not a number
+
+    server: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="a simulated server from /brokers/servers; the first one if absent"
+    )
+    deposit: Annotated[float, Field(ge=100, le=10_000_000, allow_inf_nan=False)] = Field(
+        default=10_000.0, description="starting balance in USD"
+    )
+    leverage: Annotated[int, Field(ge=1, le=1000)] = 100
+    label: Name = ""

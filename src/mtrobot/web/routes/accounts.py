@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from mtrobot.storage import accounts as account_repo
 from mtrobot.web import accounts as service
+from mtrobot.web.demo_accounts import open_demo_account
 from mtrobot.web.deps import AccountDep, CallerDep, DbDep, StateDep
 from mtrobot.web.errors import NotFound, problem_responses
 from mtrobot.web.schemas import (
@@ -13,6 +14,7 @@ from mtrobot.web.schemas import (
     AccountDraft,
     AccountPublic,
     ConnectionTest,
+    DemoAccountCreate,
     DraftCheck,
     ServerPublic,
 )
@@ -48,6 +50,18 @@ def validate_draft(body: AccountDraft, _caller: CallerDep, state: StateDep) -> D
 )
 async def connect_account(body: AccountCreate, caller: CallerDep, state: StateDep) -> AccountPublic:
     return await service.connect_account(state, caller.trader_id, body)
+
+
+@router.post(
+    "/brokers/demo-accounts",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
+    summary="Open a simulated demo account and connect it",
+)
+async def open_demo(body: DemoAccountCreate, caller: CallerDep, state: StateDep) -> AccountPublic:
+    """Only on a platform with a simulated broker (the embedded one): the simulator opens the account with a
+    password nobody sees, and it is connected like any other (tested, then stored sealed)."""
+    return await open_demo_account(state, caller.trader_id, body)
 
 
 @router.get("/accounts/{account_id}", responses=problem_responses(401, 404))
