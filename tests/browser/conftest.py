@@ -1,12 +1,13 @@
 """Browser tests: Playwright for Python driving Debian's chromium (``make browser`` installs it; the path
 comes from ``MTROBOT_CHROMIUM``, default /usr/bin/chromium) against a real platform: the simulator as a
-process, NATS from the wheel, the web app on a free port, and for each started account its connector process
-and aggregator (see ``standin_agent``). Screenshots of every page are kept in ``.artifacts/screenshots``."""
+process, NATS from the wheel, the web app on a free port, and ``mtrobot supervisor`` as a process, which runs
+one ``mtrobot agent`` per connected account. Screenshots of every page: ``.artifacts/screenshots``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,9 @@ from mtrobot.settings import Settings
 from mtrobot.web.config import WebOptions
 from mtrobot.web.state import AppState
 from tests.browser.netproxy import CuttableProxy
-from tests.browser.standin_agent import StandInAgents
+from tests.e2e.proc_tools import mtrobot_command
 from tests.integration.tenants.conftest import sim_data_dir  # noqa: F401 - the shared simulator fixture
-from tests.integration.web.conftest import serve
+from tests.integration.web.conftest import LiveWeb, serve
 
 CHROMIUM = Path(os.environ.get("MTROBOT_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
@@ -39,7 +40,7 @@ class Platform:
     direct_url: str
     state: AppState
     proxy: CuttableProxy
-    agents: StandInAgents
+    supervisor: subprocess.Popen[bytes]
     nats_url: str
 
     def snapshot(self, account: str) -> AccountSnapshot:
@@ -91,19 +92,40 @@ def browser(chromium_path: Path, nats_url: str, sim_data_dir: Path) -> Iterator[
 
 @pytest.fixture
 def platform(sim_data_dir: Path, tmp_path: Path, nats_url: str) -> Iterator[Platform]:  # noqa: F811
-    """An empty database, the simulator of the session, and stand-in agents for started accounts."""
-    settings = Settings(
-        data_dir=sim_data_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}", nats_url=nats_url
-    )
+    """An empty database, the simulator of the session, and the supervisor with its agents."""
+    database = f"sqlite:///{tmp_path / 'web.db'}"
+    settings = Settings(data_dir=sim_data_dir, database_url=database, nats_url=nats_url)
     options = WebOptions(cookie_secure=False, stream_recheck_s=1.0)
     for web in serve(settings, options):
-        agents = StandInAgents(settings, web.state, tmp_path).start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
+        env |= {
+            "MTROBOT_DATA_DIR": str(sim_data_dir),
+            "MTROBOT_DATABASE_URL": database,
+            "MTROBOT_NATS_URL": nats_url,
+        }
+        with open(tmp_path / "supervisor.log", "wb") as log:
+            supervisor = subprocess.Popen(
+                mtrobot_command("supervisor"), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         proxy = CuttableProxy(int(web.url.rsplit(":", 1)[1])).start()
         try:
-            yield Platform(proxy.url, web.url, web.state, proxy, agents, nats_url)
+            yield Platform(proxy.url, web.url, web.state, proxy, supervisor, nats_url)
         finally:
             proxy.stop()
-            agents.stop()
+            supervisor.terminate()
+            try:
+                supervisor.wait(30)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+                supervisor.wait(5)
+
+
+@pytest.fixture
+def web_only(sim_data_dir: Path, tmp_path: Path, nats_url: str) -> Iterator[LiveWeb]:  # noqa: F811
+    """The web app alone (no agents): for pages whose subject is not an account."""
+    database = f"sqlite:///{tmp_path / 'web.db'}"
+    settings = Settings(data_dir=sim_data_dir, database_url=database, nats_url=nats_url)
+    yield from serve(settings, WebOptions(cookie_secure=False))
 
 
 @pytest.fixture

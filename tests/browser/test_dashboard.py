@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Platform, shot
-from tests.browser.helpers import buy, call, connected_card, csrf_of, started_demo_account
+from tests.browser.helpers import buy, connected_card, csrf_of, started_demo_account
 
 
 def test_after_a_network_drop_the_dashboard_shows_the_latest_state(context, platform: Platform):
@@ -58,12 +60,12 @@ def test_on_a_390_px_phone_everything_fits_and_works(phone, platform: Platform):
         shot(page, name)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("mtrobot.web.agents") is None,
+    reason="POST /api/v1/accounts/{id}/control (agent-core's web/agents.py, issue 10a) is not on main yet",
+)
 def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platform):
     account = started_demo_account(context, platform, "kill")
-    url = platform.url + f"/api/v1/accounts/{account}/control"
-    probe = context.request.post(url, data={"cmd": "pause"}, headers={"X-CSRF-Token": csrf_of(context)})
-    if probe.status == 404 and "account_not_found" not in probe.text():
-        pytest.skip("POST /api/v1/accounts/{id}/control (agent-core, issue 10a) is not on main yet")
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     card = connected_card(page, platform, account)
@@ -71,5 +73,5 @@ def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platfor
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(1, timeout=20_000)
     card.get_by_role("button", name="Stop trading and close everything").click()
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(0, timeout=20_000)
+    expect(card.locator(".control-result")).not_to_have_class("bad")
     shot(page, "13-dashboard-kill-switch")
-    assert call(context, platform, "GET", f"/accounts/{account}/agent")["connection"] == "connected"

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Platform, shot
+from tests.browser.conftest import shot
+from tests.integration.web.conftest import LiveWeb
 
 
 @pytest.mark.parametrize(
@@ -19,8 +20,8 @@ from tests.browser.conftest import Platform, shot
         ("/signup", "form#signup", "02b-sign-up-offline"),
     ],
 )
-def test_pages_render_offline_and_ask_nothing_of_another_host(context, platform: Platform, path, ready, name):
-    own = urlsplit(platform.url).netloc
+def test_pages_render_offline_and_ask_nothing_of_another_host(context, web_only: LiveWeb, path, ready, name):
+    own = urlsplit(web_only.url).netloc
     elsewhere: list[str] = []
 
     def only_here(route) -> None:
@@ -34,7 +35,7 @@ def test_pages_render_offline_and_ask_nothing_of_another_host(context, platform:
     page = context.new_page()
     failed: list[tuple[str, str | None]] = []
     page.on("requestfailed", lambda r: failed.append((r.url, r.failure)))
-    page.goto(platform.url + path)
+    page.goto(web_only.url + path)
     expect(page.locator(ready).first).to_be_visible(timeout=20_000)
     page.wait_for_load_state("networkidle")
     shot(page, name)

@@ -253,6 +253,8 @@ class AccountCard {
     result.classList.remove("bad");
     result.textContent = cmd === "flatten" ? "Stopping and closing everything…" : "Sending…";
     try {
+      // The kill switch: robots stop first (nothing new opens), then every position is closed.
+      if (cmd === "flatten") await api("POST", `/accounts/${this.account.id}/control`, { cmd: "pause" });
       const answer = await api("POST", `/accounts/${this.account.id}/control`, { cmd });
       result.textContent = answer && answer.message ? answer.message : "Done.";
       result.classList.toggle("bad", answer && answer.ok === false);
