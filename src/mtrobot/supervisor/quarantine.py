@@ -3,8 +3,8 @@
 An agent is quarantined when it
 
 - goes over its memory limit (the kernel stopped it: :meth:`Quarantine.exited` reads the runtime's word),
-- uses its whole CPU share for ``cpu_window_s`` without a pause (measured by its cgroup where it has one,
-  else from its own heartbeat),
+- keeps the CPU busy for ``cpu_window_s`` without a pause (what its threads ran and waited to run, from
+  the kernel, where the runtime measures it; else its whole CPU share in every heartbeat of the window),
 - stops heartbeating for ``silence_s`` while its process is alive,
 - floods orders (more than ``max_orders_per_min`` in its heartbeat's one-minute count), or
 - crashes ``max_crashes`` times within ``crash_window_s`` (a restart loop).
@@ -39,6 +39,11 @@ from .runtime.base import AgentLimits
 log = get_logger(__name__)
 
 QUARANTINED = "quarantined"
+HEARTBEATS = "agent.heartbeat.*"
+"""Every agent's heartbeat (DESIGN.md 3.2); the last token names the account."""
+SUBMITTED = "orders.submitted.>"
+"""Every order sent to any account (``orders.submitted.{account}.{symbol}``): counted as it arrives, not
+as the agent gets through it, so a flood shows before the agent has drowned in it."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,10 @@ class QuarantinePolicy:
     start_grace_s: float = 30.0
     """A new agent may take this long before its first heartbeat."""
     cpu_window_s: float = 30.0
-    cpu_ratio: float = 0.9
-    """Quarantined when it used at least this fraction of its CPU share over the whole window."""
+    busy_cores: float = 0.9
+    """Quarantined when its threads wanted at least this many cores (ran or waited to run) over the whole
+    window: a thread that never sleeps. Measured as demand, not usage, so that a busy host (where a busy
+    loop gets less than its share) does not hide it and an idle one does not flatter it."""
     max_orders_per_min: float = 600.0
     max_crashes: int = 5
     crash_window_s: float = 300.0
@@ -69,6 +76,8 @@ class Verdict:
 class _Watch:
     started: float
     last_beat: float | None = None
+    settled: float | None = None
+    """When its heartbeat first said anything but ``starting``."""
     beat: dict[str, Any] = field(default_factory=dict)
     cpu: deque[tuple[float, float]] = field(default_factory=deque)
     """(monotonic time, CPU seconds used so far) samples over the CPU window."""
@@ -110,7 +119,8 @@ class Quarantine:
         self._crashes: dict[str, deque[float]] = {}
         self._nc: Any = None
         self._own: Any = None
-        self._sub: Any = None
+        self._subs: list[Any] = []
+        self._orders: dict[str, deque[float]] = {}
 
     # -- what the supervisor tells it ----------------------------------------------------------------
 
@@ -118,7 +128,10 @@ class Quarantine:
         """Listen to every agent's heartbeat (``nc`` None: no bus, heartbeats are not watched)."""
         self._nc = nc
         if nc is not None:
-            self._sub = await nc.subscribe(subjects.agent_heartbeat("*"), cb=self._on_heartbeat)
+            self._subs = [
+                await nc.subscribe(HEARTBEATS, cb=self._on_heartbeat),
+                await nc.subscribe(SUBMITTED, cb=self._on_order),
+            ]
 
     async def connect(self, url: str | None) -> None:
         """:meth:`start` on a connection of its own (closed by :meth:`close`); never raises."""
@@ -133,10 +146,10 @@ class Quarantine:
             log.warning("quarantine does not watch heartbeats", error=repr(exc))
 
     async def close(self) -> None:
-        if self._sub is not None:
+        for sub in self._subs:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+                await sub.unsubscribe()
+        self._subs = []
         if self._own is not None:
             with contextlib.suppress(Exception):
                 await self._own.close()
@@ -203,9 +216,28 @@ class Quarantine:
             return
         now = self.clock()
         watch.last_beat, watch.beat = now, beat
+        if watch.settled is None and beat.get("state") not in (None, "starting"):
+            watch.settled = now
         cpu = _number(beat.get("cpu_pct"))
         if cpu is not None:
             watch.beats_cpu.append((now, cpu))
+
+    async def _on_order(self, msg: Any) -> None:
+        parts = msg.subject.split(".")
+        if len(parts) < 4 or parts[2] not in self._watch:
+            return
+        now = self.clock()
+        seen = self._orders.setdefault(parts[2], deque())
+        seen.append(now)
+        while seen and (seen[0] < now - 60.0 or len(seen) > self.policy.max_orders_per_min + 1):
+            seen.popleft()
+
+    def orders_per_min(self, account: str) -> float:
+        seen = self._orders.get(account)
+        now = self.clock()
+        while seen and seen[0] < now - 60.0:
+            seen.popleft()
+        return float(len(seen)) if seen else 0.0
 
     def check(self, usage: Mapping[str, Any]) -> list[Verdict]:
         """What to quarantine now, of the running agents; ``usage`` maps each to its :class:`AgentProcess`."""
@@ -241,25 +273,28 @@ class Quarantine:
                 f"it used {rss:.0f} MiB of memory (the limit is {self.limits.memory_mb} MiB)",
                 kill=True,
             )
-        rate = _number(watch.beat.get("orders_per_min"))
-        if rate is not None and rate > p.max_orders_per_min:
+        rate = max(_number(watch.beat.get("orders_per_min")) or 0.0, self.orders_per_min(account))
+        if rate > p.max_orders_per_min:
             return Verdict(
-                account, f"it sent {rate:.0f} orders in a minute (the limit is {p.max_orders_per_min:.0f})"
+                account, f"more than {p.max_orders_per_min:.0f} orders in one minute (an order flood)"
             )
-        used = self._cpu_used(watch, process, now)
-        if used is not None and used >= p.cpu_ratio * self.cpu_share:
+        wanted = self._cpu_wanted(watch, process, now)
+        if wanted is not None and wanted >= p.busy_cores:
             return Verdict(
                 account,
-                f"it used its whole CPU share ({self.cpu_share:g} of a core) for "
-                f"{p.cpu_window_s:.0f} s without a pause",
+                f"it kept the CPU busy without a pause for {p.cpu_window_s:.0f} s (a busy loop?); "
+                f"its CPU share is cut to {p.quarantined_cpu_share:g} of a core",
             )
         return None
 
-    def _cpu_used(self, watch: _Watch, process: Any, now: float) -> float | None:
-        """Cores used on average over the last full CPU window, or None before a window is full."""
+    def _cpu_wanted(self, watch: _Watch, process: Any, now: float) -> float | None:
+        """Cores wanted on average over the last full CPU window, or None before a window is full. From the
+        runtime's measure where it has one; else the agent's own heartbeat (usage, the best it has)."""
         window = self.policy.cpu_window_s
+        if watch.settled is None:
+            return None  # starting (imports, login) wants the CPU too: judged once it says it runs
         reading = getattr(process, "usage", None)
-        seconds = getattr(reading(), "cpu_seconds", None) if callable(reading) else None
+        seconds = getattr(reading(), "cpu_demand_seconds", None) if callable(reading) else None
         if seconds is not None:
             watch.cpu.append((now, float(seconds)))
             while len(watch.cpu) > 2 and watch.cpu[1][0] <= now - window:
@@ -271,7 +306,9 @@ class Quarantine:
         beats = list(watch.beats_cpu)
         if not beats or now - watch.started < window or len(beats) < 2:
             return None
-        return min(pct for _, pct in beats) / 100.0  # every beat of the window at the limit, not one
+        # Every beat of the window near its whole share (usage: all a heartbeat knows), not one of them.
+        at_share = min(pct for _, pct in beats) / 100.0 >= 0.9 * self.cpu_share
+        return self.policy.busy_cores if at_share else 0.0
 
     # -- imposing it ---------------------------------------------------------------------------------
 
@@ -284,7 +321,7 @@ class Quarantine:
         log.warning("agent quarantined", account=account, reason=reason)
         await asyncio.to_thread(record_quarantine, self.settings, account, reason)
         restrict = getattr(process, "restrict_cpu", None)
-        if callable(restrict) and "CPU share" in reason:
+        if callable(restrict) and "busy loop" in reason:
             restrict(self.policy.quarantined_cpu_share)
         if self._nc is not None and process is not None:
             request = json.dumps({"cmd": "quarantine", "reason": reason}).encode()

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from mtrobot.supervisor.runtime.sandbox import BubblewrapRuntime, bwrap_binary, bwrap_works
 from mtrobot.supervisor.service import Supervisor, SupervisorOptions
 from tests.integration.agent.agents import Platform, Trader, until
+from tests.integration.agent.sandbox_helpers import connect_with_password
 from tests.secret_scan import memory_holds, where_held
 
 BWRAP = bwrap_binary()
@@ -47,27 +48,6 @@ def agent_pid(supervisor: Supervisor, account: str) -> int:
     slot = supervisor.slots[account]
     assert slot.process is not None
     return slot.process.pid
-
-
-async def connect_with_password(platform: Platform) -> tuple[str, str]:
-    """Like :meth:`Platform.connect_account`, keeping the password to look for it later."""
-    import secrets
-
-    from mtrobot.storage import accounts as account_repo
-    from mtrobot.web.credentials import to_columns
-
-    password = "pw-" + secrets.token_hex(12)
-    server = platform.sim.servers[0]
-    login = await platform.sim.admin().create_account(
-        server=server, password=password, investor_password=secrets.token_urlsafe(12),
-        balance=100_000.0, currency="USD", leverage=100, name="sandbox test",
-    )  # fmt: skip
-    account = f"acct-{secrets.token_hex(4)}"
-    sealed = to_columns(platform.vault.seal(account, password))
-    with platform.sessions.begin() as db:
-        account_repo.add_account(db, account_id=account, trader_id=platform.trader_id, server=server,
-                                 login=login, sealed=sealed)  # fmt: skip
-    return account, password
 
 
 async def test_an_agent_in_its_sandbox_trades_and_b_cannot_reach_a(platform: Platform, nc: Client) -> None:

@@ -27,7 +27,7 @@ class Proc:
     cpu_seconds: float | None = 0.0
 
     def usage(self) -> Usage:
-        return Usage(cpu_seconds=self.cpu_seconds)
+        return Usage(cpu_demand_seconds=self.cpu_seconds)
 
 
 @dataclass
@@ -78,7 +78,7 @@ async def test_no_heartbeat_at_all_after_the_start_grace(tmp_path) -> None:
     assert q.check({"mute": Proc()})[0].kill
 
 
-async def test_a_busy_loop_measured_by_its_cgroup(tmp_path) -> None:
+async def test_a_busy_loop_measured_by_what_its_threads_wanted(tmp_path) -> None:
     clock, hog, idle = Clock(), Proc(), Proc()
     q = _q(tmp_path, clock, cpu_window_s=30)
     q.started("hog")
@@ -86,8 +86,8 @@ async def test_a_busy_loop_measured_by_its_cgroup(tmp_path) -> None:
     verdicts = []
     for _ in range(40):
         clock.now += 1
-        hog.cpu_seconds = (hog.cpu_seconds or 0) + 0.5  # all of its 0.5 core
-        idle.cpu_seconds = (idle.cpu_seconds or 0) + 0.01
+        hog.cpu_seconds = (hog.cpu_seconds or 0) + 0.95  # ran or waited to run all the time
+        idle.cpu_seconds = (idle.cpu_seconds or 0) + 0.3  # busy, but it sleeps
         await _beat(q, "hog")
         await _beat(q, "idle")
         verdicts = q.check({"hog": hog, "idle": idle})
@@ -95,7 +95,7 @@ async def test_a_busy_loop_measured_by_its_cgroup(tmp_path) -> None:
             break
     assert clock.now - 1000 >= 30, "never before a whole window"
     assert [v.account for v in verdicts] == ["hog"]
-    assert "whole CPU share (0.5 of a core)" in verdicts[0].reason and not verdicts[0].kill
+    assert "busy loop" in verdicts[0].reason and not verdicts[0].kill
 
 
 async def test_a_busy_loop_from_heartbeats_where_no_cgroup_counts(tmp_path) -> None:
@@ -113,6 +113,22 @@ async def test_a_busy_loop_from_heartbeats_where_no_cgroup_counts(tmp_path) -> N
     assert verdicts and clock.now - 1000 > 35
 
 
+async def test_an_order_flood_seen_on_the_bus_before_the_agent_gets_through_it(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock, max_orders_per_min=10)
+    q.started("flood")
+    q.started("calm")
+    for i in range(11):
+        clock.now += 1
+        await q._on_order(Msg("orders.submitted.flood.EURUSD", b"{}"))
+        if i % 5 == 0:
+            await q._on_order(Msg("orders.submitted.calm.EURUSD", b"{}"))
+    (verdict,) = q.check({"flood": Proc(), "calm": Proc()})
+    assert verdict.account == "flood" and "order flood" in verdict.reason
+    clock.now += 61
+    assert q.orders_per_min("flood") == 0
+
+
 async def test_an_order_flood(tmp_path) -> None:
     clock = Clock()
     q = _q(tmp_path, clock, max_orders_per_min=600)
@@ -122,7 +138,7 @@ async def test_an_order_flood(tmp_path) -> None:
     assert q.check({"flood": Proc()}) == []
     await _beat(q, "flood", orders_per_min=1200)
     (verdict,) = q.check({"flood": Proc()})
-    assert verdict.reason == "it sent 1200 orders in a minute (the limit is 600)"
+    assert verdict.reason == "more than 600 orders in one minute (an order flood)"
 
 
 async def test_memory_over_the_limit_without_a_cgroup(tmp_path) -> None:

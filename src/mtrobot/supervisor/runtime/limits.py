@@ -121,6 +121,27 @@ class Usage:
     cpu_seconds: float | None = None
     oom_kills: int = 0
     memory_limit_hits: int = 0
+    cpu_demand_seconds: float | None = None
+    """CPU time its threads ran *or waited for* (runqueue, and throttling by its CPU limit): the CPU it
+    wanted. A busy loop wants a whole core however busy the host is; its usage alone shrinks with load."""
+
+
+def schedstat_seconds(pids: Iterable[int]) -> float | None:
+    """Run plus runqueue-wait time of every thread of ``pids`` (``/proc/PID/task/TID/schedstat``)."""
+    total, seen = 0, False
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    run, wait, _ = f.read().split()
+            except (OSError, ValueError):
+                continue
+            total, seen = total + int(run) + int(wait), True
+    return total / 1e9 if seen else None
 
 
 @dataclass
@@ -147,13 +168,26 @@ class CgroupSet:
                 usage.memory_bytes = _read_int(mem / "memory.usage_in_bytes")
                 usage.oom_kills = _read_int(mem / "memory.oom_control", "oom_kill") or 0
                 usage.memory_limit_hits = _read_int(mem / "memory.failcnt") or 0
+        throttled = 0.0
         if self.version == 2 and "cpu" in self.groups:
             used = _read_int(self.groups["cpu"] / "cpu.stat", "usage_usec")
             usage.cpu_seconds = used / 1e6 if used is not None else None
-        elif "cpuacct" in self.groups:
-            used = _read_int(self.groups["cpuacct"] / "cpuacct.usage")
-            usage.cpu_seconds = used / 1e9 if used is not None else None
+            throttled = (_read_int(self.groups["cpu"] / "cpu.stat", "throttled_usec") or 0) / 1e6
+        else:
+            if "cpuacct" in self.groups:
+                used = _read_int(self.groups["cpuacct"] / "cpuacct.usage")
+                usage.cpu_seconds = used / 1e9 if used is not None else None
+            if "cpu" in self.groups:
+                throttled = (_read_int(self.groups["cpu"] / "cpu.stat", "throttled_time") or 0) / 1e9
+        demand = schedstat_seconds(self.pids())
+        usage.cpu_demand_seconds = demand + throttled if demand is not None else None
         return usage
+
+    def pids(self) -> list[int]:
+        for group in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                return [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        return []
 
     def set_cpu(self, share: float) -> bool:
         group = self.groups.get("cpu")
