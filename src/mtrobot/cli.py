@@ -280,14 +280,26 @@ def web(
     demo: Annotated[
         bool, typer.Option("--demo", help="create the demo trader once the simulator is up")
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a reverse proxy (address or network) whose X-Forwarded-For is believed; repeatable"
+        ),
+    ] = None,
 ) -> None:
     """Serve the web API (migrating the database first) until Ctrl-C."""
+    from mtrobot.web.security_throttle import parse_proxies
     from mtrobot.web.server import serve
+
+    try:
+        parse_proxies(trusted_proxy or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--trusted-proxy") from None
 
     settings = load_settings(data_dir)
     configure_logging(stream=sys.stderr, service="web")
     try:
-        raise typer.Exit(serve(settings, host, port, demo=demo))
+        raise typer.Exit(serve(settings, host, port, demo=demo, trusted_proxies=tuple(trusted_proxy or ())))
     except MtrobotError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

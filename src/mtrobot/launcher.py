@@ -12,8 +12,9 @@ import contextlib
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +29,17 @@ from mtrobot.settings import Settings
 log = get_logger(__name__)
 
 RESTART_BACKOFF_CAP_S = 30.0
+STABLE_AFTER_S = 60.0
+"""A part that ran this long before it exited was stable: its restart backoff starts over."""
+
+
+def next_restart(
+    restarts: int, ran_for_s: float, stable_after_s: float = STABLE_AFTER_S
+) -> tuple[int, float]:
+    """The restart count and delay after an exit: doubling from 1 s up to the cap, and back to 1 s once the
+    part had run stably (a crash a day must not wait 30 s because of the crashes of last week)."""
+    restarts = 1 if ran_for_s >= stable_after_s else restarts + 1
+    return restarts, min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(restarts, 10))
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class RunningPart:
     part: Part
     process: asyncio.subprocess.Process
     restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -148,6 +161,7 @@ class Launcher:
         self._running: list[RunningPart] = []
         self._stopping = asyncio.Event()
         self._watchers: list[asyncio.Task[None]] = []
+        self.stable_after_s = STABLE_AFTER_S
 
     async def run(self) -> int:
         self.settings.ensure_dirs()
@@ -209,9 +223,10 @@ class Launcher:
         """Restart a part that dies on its own, with capped exponential backoff."""
         while not self._stopping.is_set():
             code = await rp.process.wait()
+            ran_for = time.monotonic() - rp.started_at
             while not self._stopping.is_set():
-                rp.restarts += 1
-                delay = min(RESTART_BACKOFF_CAP_S, 0.5 * 2 ** min(rp.restarts, 10))
+                rp.restarts, delay = next_restart(rp.restarts, ran_for, self.stable_after_s)
+                ran_for = 0.0  # a failed restart attempt did not run at all
                 log.error(
                     "part exited, restarting", part=rp.part.label or rp.part.name, code=code, in_s=delay
                 )
@@ -221,6 +236,7 @@ class Launcher:
                     return
                 try:
                     rp.process = await self._spawn(rp.part, url)
+                    rp.started_at = time.monotonic()
                     break
                 except MtrobotError as exc:
                     log.error(

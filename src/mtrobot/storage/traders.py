@@ -128,3 +128,46 @@ def record_failure(db: Session, keys: Sequence[str], limit: int, window: timedel
 
 def clear_failures(db: Session, keys: Sequence[str]) -> None:
     db.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+
+
+def reserve_attempt(db: Session, key: str, limit: int, window: timedelta) -> datetime | None:
+    """Count an attempt *before* it is tried (so concurrent attempts cannot all slip past the check).
+
+    Returns ``None`` when the attempt may go ahead (it is counted), or the time until which ``key`` is
+    refused when ``limit`` attempts are already counted in its window (nothing is counted then). A caller
+    whose attempt succeeded takes it back with :func:`release_attempt`."""
+    now = utc_now()
+    row = db.get(LoginThrottle, key, with_for_update=True)
+    if row is None:
+        row = LoginThrottle(key=key, failures=0, window_start=now)
+        db.add(row)
+    if row.locked_until is not None and row.locked_until > now:
+        return row.locked_until
+    if row.window_start + window <= now:
+        row.failures, row.window_start, row.locked_until = 0, now, None
+    if row.failures >= limit:
+        row.locked_until = row.window_start + window
+        db.flush()
+        return row.locked_until
+    row.failures += 1
+    db.flush()
+    return None
+
+
+def release_attempt(db: Session, key: str) -> None:
+    """Take back one attempt counted by :func:`reserve_attempt` (it succeeded)."""
+    row = db.get(LoginThrottle, key, with_for_update=True)
+    if row is not None and row.failures > 0:
+        row.failures -= 1
+        db.flush()
+
+
+def is_locked(db: Session, key: str, limit: int, window: timedelta) -> bool:
+    """Whether ``key`` would refuse an attempt now (without counting one)."""
+    row = db.get(LoginThrottle, key)
+    if row is None:
+        return False
+    now = utc_now()
+    if row.locked_until is not None and row.locked_until > now:
+        return True
+    return row.window_start + window > now and row.failures >= limit

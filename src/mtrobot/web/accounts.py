@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage.models import Mt5Account
+from mtrobot.web import security_throttle as throttle
 from mtrobot.web.config import ServerInfo
 from mtrobot.web.connection import run_probe
 from mtrobot.web.credentials import sealed_of, to_columns
@@ -62,12 +63,42 @@ def check_draft(state: AppState, draft: AccountDraft) -> DraftCheck:
 
 
 async def _gated_probe(state: AppState, trader_id: str, request: dict[str, Any]) -> ProbeOutcome:
+    """One test at a time per trader; at most ``probe_limit_trader`` per window per trader and
+    ``probe_limit_login`` failed ones per broker login, whoever tries (no password guessing through us)."""
+    opts = state.options
+    limits = [
+        throttle.Limit(f"probe-trader:{trader_id}", opts.probe_limit_trader, opts.probe_window),
+        throttle.Limit(
+            f"probe-login:{request['server']}:{request['login']}", opts.probe_limit_login, opts.probe_window
+        ),
+    ]
     if not state.probes.enter(trader_id):
         raise TooManyAttempts("a connection test is already running; try again when it has finished", 2)
     try:
-        return await run_probe(request, state.options.probe_timeout_s, dict(state.options.extra_probe_env))
+        await run_in_threadpool(_reserve, state, limits)
+        outcome = await run_probe(request, opts.probe_timeout_s, dict(opts.extra_probe_env))
+        if outcome.ok:
+            await run_in_threadpool(_release, state, [limits[1].key])
+        return outcome
     finally:
         state.probes.leave(trader_id)
+
+
+def _reserve(state: AppState, limits: list[throttle.Limit]) -> None:
+    with state.sessions() as db:
+        try:
+            throttle.reserve(db, limits)
+        except throttle.Refused as exc:
+            whose = "this trader" if exc.key.startswith("probe-trader:") else "this broker login"
+            minutes = exc.retry_after_s // 60 + 1
+            raise TooManyAttempts(
+                f"too many connection tests for {whose}; try again in {minutes} minutes", exc.retry_after_s
+            ) from None
+
+
+def _release(state: AppState, keys: list[str]) -> None:
+    with state.sessions() as db:
+        throttle.release(db, keys)
 
 
 def _server_or_refuse(state: AppState, server: str) -> ServerInfo:

@@ -26,6 +26,7 @@ from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
 from mtrobot.web.pages import router as pages_router
 from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, stream, tokens
+from mtrobot.web.security_throttle import BodyLimit
 from mtrobot.web.state import AppState
 
 log = get_logger(__name__)
@@ -136,6 +137,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
         redoc_url=None,
     )
     app.state.mtrobot = state
+    app.add_middleware(BodyLimit, max_bytes=lambda: state.options.max_body_bytes)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, tokens, accounts, portfolio, robots, orders, activity, stream):

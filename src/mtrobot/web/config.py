@@ -25,7 +25,19 @@ class WebOptions:
     login_limit: int = 5
     """Failed logins per e-mail (and per client address, times four) before a lock."""
     login_window: timedelta = timedelta(minutes=15)
-    login_lock: timedelta = timedelta(minutes=15)
+    """A key with ``login_limit`` failures is refused until its window (from its first failure) ends."""
+    register_limit: int = 10
+    """Registrations per client address per ``register_window``."""
+    register_window: timedelta = timedelta(hours=1)
+    probe_limit_trader: int = 10
+    """Connection tests per trader per ``probe_window`` (each starts a login at a broker)."""
+    probe_limit_login: int = 5
+    """Failed connection tests per broker login (server + login) per ``probe_window``, whoever tries."""
+    probe_window: timedelta = timedelta(minutes=15)
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of reverse proxies whose ``X-Forwarded-For`` is believed; none by default."""
+    max_body_bytes: int = 1024 * 1024
+    """Larger request bodies are refused with 413 before they are read."""
     probe_timeout_s: float = 20.0
     bus_timeout_s: float = 3.0
     extra_servers: tuple[ServerInfo, ...] = ()

@@ -24,17 +24,31 @@ def web_url(host: str, port: int) -> str:
 
 
 def serve(
-    settings: Settings, host: str, port: int, options: WebOptions | None = None, *, demo: bool = False
+    settings: Settings,
+    host: str,
+    port: int,
+    options: WebOptions | None = None,
+    *,
+    demo: bool = False,
+    trusted_proxies: tuple[str, ...] = (),
 ) -> int:
     """Serve until stopped; ``port`` 0 picks a free one. Announces the URL in ``DATA_DIR/run/web.url``."""
     if port == 0:
         port = free_port(host or "127.0.0.1")
     # Plain http on loopback is the embedded default: browsers accept Secure cookies only over https, and on
     # http://localhost; an operator behind TLS keeps them Secure.
-    opts = options or WebOptions(cookie_secure=host not in ("127.0.0.1", "localhost", "::1"), demo=demo)
+    opts = options or WebOptions(
+        cookie_secure=host not in ("127.0.0.1", "localhost", "::1"),
+        demo=demo,
+        trusted_proxies=trusted_proxies,
+    )
     app = create_app(settings, opts)
     url_file = settings.run_dir / WEB_URL_FILE
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback client; the app itself
+    # believes it only from WebOptions.trusted_proxies (mtrobot.web.security_throttle.client_address).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     url_file.write_text(web_url(host, port))
     log.info("web listening", url=web_url(host, port))

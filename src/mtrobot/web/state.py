@@ -13,6 +13,7 @@ from mtrobot.settings import Settings
 from mtrobot.vault import Vault
 from mtrobot.web.bus import Bus
 from mtrobot.web.config import ServerInfo, WebOptions
+from mtrobot.web.security_throttle import Network, parse_proxies
 from mtrobot.web.servers import known_servers
 from mtrobot.web.stream import FeedSubscriber, SnapshotFeed
 
@@ -50,6 +51,10 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.stream_source = FeedSubscriber(SnapshotFeed(), self.bus.latest_snapshot)
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        return parse_proxies(self.options.trusted_proxies)
 
     def servers(self) -> dict[str, ServerInfo]:
         return known_servers(self.settings, self.options.extra_servers)

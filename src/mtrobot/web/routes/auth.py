@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mtrobot.storage import traders as trader_repo
 from mtrobot.storage.models import Trader
-from mtrobot.web.config import WebOptions
+from mtrobot.web import security_throttle as throttle
 from mtrobot.web.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -30,6 +30,7 @@ from mtrobot.web.errors import (
 )
 from mtrobot.web.schemas import LoginRequest, PasswordChange, SessionPublic, TraderCreate, TraderPublic
 from mtrobot.web.security import digest, hash_password, new_id, new_secret, verify_password
+from mtrobot.web.security_throttle import client_address
 from mtrobot.web.state import AppState
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -58,10 +59,22 @@ def end_session(response: Response) -> None:
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(409, 422, 429),
     summary="Create a trader account and sign in",
 )
-def register(body: TraderCreate, response: Response, db: DbDep, state: StateDep) -> SessionPublic:
+def register(
+    body: TraderCreate, request: Request, response: Response, db: DbDep, state: StateDep
+) -> SessionPublic:
+    opts = state.options
+    address = client_address(request, state.trusted_proxies)
+    try:
+        throttle.reserve(
+            db, [throttle.Limit(f"register:{address}", opts.register_limit, opts.register_window)]
+        )
+    except throttle.Refused as exc:
+        raise TooManyAttempts(
+            _wait_words("too many registrations from your address", exc), exc.retry_after_s
+        ) from None
     if trader_repo.trader_by_email(db, body.email) is not None:
         raise Conflict("an account with this e-mail address exists; sign in instead", field="email")
     trader = trader_repo.add_trader(
@@ -80,19 +93,27 @@ def register(body: TraderCreate, response: Response, db: DbDep, state: StateDep)
 def login(
     body: LoginRequest, request: Request, response: Response, db: DbDep, state: StateDep
 ) -> SessionPublic:
+    """Each attempt is counted before the password is checked (concurrent guesses cannot slip past), against
+    the e-mail address and the client address; a correct password takes its attempt back. A locked client
+    address turns away wrong passwords only: other traders behind it still sign in with theirs."""
     opts = state.options
-    client = request.client.host if request.client else "unknown"
-    keys = [f"email:{body.email.lower()}", f"ip:{client}"]
-    lock = trader_repo.locked_until(db, keys)
-    if lock is not None:
-        wait = int((lock - datetime.now(UTC)).total_seconds()) + 1
-        raise TooManyAttempts(f"too many failed sign-ins; try again in {wait // 60 + 1} minutes", wait)
+    address = client_address(request, state.trusted_proxies)
+    by_email = throttle.Limit(f"email:{body.email.lower()}", opts.login_limit, opts.login_window)
+    by_address = throttle.Limit(f"ip:{address}", opts.login_limit * 4, opts.login_window)
+    address_locked = throttle.locked(db, by_address)
+    try:
+        throttle.reserve(db, [by_email] if address_locked else [by_email, by_address])
+    except throttle.Refused as exc:
+        raise TooManyAttempts(_wait_words("too many failed sign-ins", exc), exc.retry_after_s) from None
+    counted = [by_email.key] + ([] if address_locked else [by_address.key])
     trader = trader_repo.trader_by_email(db, body.email)
     if not verify_password(trader.password_hash if trader else None, body.password.get_secret_value()):
-        _count_failure(db, keys, opts)
+        if address_locked:
+            raise TooManyAttempts("too many failed sign-ins from your address; try again later", 60)
         raise NotAuthenticated("wrong e-mail address or password", code="bad_credentials")
     assert trader is not None
-    trader_repo.clear_failures(db, keys[:1])
+    throttle.release(db, counted[1:])
+    trader_repo.clear_failures(db, counted[:1])
     trader_repo.purge_expired_sessions(db)
     old = request.cookies.get(SESSION_COOKIE)
     if old:
@@ -102,19 +123,9 @@ def login(
     return session
 
 
-def _count_failure(db: Session, keys: list[str], opts: WebOptions) -> None:
-    """Count a failed sign-in against the e-mail and the client address; a racing failure that created
-    the same counter first is simply counted again on top of it."""
-    for attempt in range(2):
-        try:
-            trader_repo.record_failure(db, keys[:1], opts.login_limit, opts.login_window, opts.login_lock)
-            trader_repo.record_failure(db, keys[1:], opts.login_limit * 4, opts.login_window, opts.login_lock)
-            db.commit()
-            return
-        except IntegrityError:
-            db.rollback()
-            if attempt:
-                raise
+def _wait_words(what: str, exc: throttle.Refused) -> str:
+    minutes = exc.retry_after_s // 60 + 1
+    return f"{what}; try again in {minutes} minute{'s' if minutes > 1 else ''}"
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
