@@ -1,4 +1,4 @@
-"""The launcher's restart backoff doubles for a part that keeps crashing and starts over once it ran stably."""
+"""The launcher's restart backoff doubles for a part that keeps crashing, and starts over after a stable run."""
 
 from __future__ import annotations
 

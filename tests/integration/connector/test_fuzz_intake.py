@@ -1,5 +1,5 @@
-"""Fuzzing the order intake: hypothesis-generated OrderRequest payloads, valid and hostile, on the real bus to a
-real ``mtrobot connector`` process trading at the real TCP simbroker.
+"""Fuzzing the order intake: hypothesis-generated OrderRequest payloads, valid and hostile, on the real bus to
+a real ``mtrobot connector`` process trading at the real TCP simbroker.
 
 Every hostile payload must be answered (one BrokerError each: journaled as rejected, or dead-lettered), none
 may reach the broker, the connector process must be the same one at the end, and a good order published
@@ -142,8 +142,8 @@ async def _start_connector(
     env = dict(os.environ, MTROBOT_NATS_URL=nats_url, MTROBOT_DATA_DIR=str(data))
     env.pop("MT5_PASSWORD", None)
     log = data / "connector.log"
-    args = ["--account", account, "--health-port", "0", "--login", str(login), "--server", simbroker.servers[0],
-            "--no-recorder"]  # fmt: skip
+    args = ["--account", account, "--health-port", "0", "--login", str(login),
+            "--server", simbroker.servers[0], "--no-recorder"]  # fmt: skip
     with open(log, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mtrobot", "connector", *args, env=env,
@@ -160,8 +160,10 @@ async def test_hostile_payloads_are_all_answered_and_change_nothing_for_the_next
     nats_url: str, nc: Client, tmp_path: Path, simbroker: SimBrokerProcess
 ) -> None:
     password = "Fuzz-pass1"
-    login = await simbroker.admin().create_account(server=simbroker.servers[0], password=password,
-                                                   investor_password="Fuzz-inv1", balance=1_000_000.0)  # fmt: skip
+    admin = simbroker.admin()
+    login = await admin.create_account(
+        server=simbroker.servers[0], password=password, investor_password="Fuzz-inv1", balance=1_000_000.0
+    )
     account = "fz-" + uuid.uuid4().hex[:6]
     out = Outputs()
     await out.subscribe(nc, account)
