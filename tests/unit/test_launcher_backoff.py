@@ -1,4 +1,4 @@
-"""The launcher's restart backoff doubles for a part that keeps crashing, and starts over after a stable run."""
+"""The launcher's restart backoff doubles while a part keeps crashing and starts over after a stable run."""
 
 from __future__ import annotations
 
