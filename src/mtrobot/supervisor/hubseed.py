@@ -1,17 +1,16 @@
-"""Before an agent starts, the hub must agree with the account's record: its identity (backend, login,
-server under ``connector.{account}``'s ``mt5_connection``, never a password) and, when the hub has none yet,
-its portfolio as the database keeps it (``portfolio.{account}``). The agent then hot-loads both."""
+"""Before an agent starts, the hub gets the account's portfolio as the database keeps it
+(``portfolio.{account}``) when it has none yet; the agent hot-loads it. The account's identity (backend,
+login, server) is never written to the hub: it reaches the agent in the hand-off only, and the hub refuses it
+(no configuration change can send a password to another server)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from nats.aio.client import Client
 
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect
-from mtrobot.hub.errors import NotConfigured
 from mtrobot.hub.store import HubStore
 from mtrobot.logging import get_logger
 
@@ -38,23 +37,10 @@ class HubSeeder:
             store = await self._store()
             if store is None:
                 return
-            await self._connection(store, record)
             if record.portfolio is not None:
                 await store.put_if_absent(subjects.portfolio_service(record.account), record.portfolio)
         except Exception as exc:
             log.warning("hub not seeded for the agent", account=record.account, error=repr(exc))
-
-    async def _connection(self, store: HubStore, record: AgentRecord) -> None:
-        service = f"connector.{record.account}"
-        try:
-            document: dict[str, Any] = dict((await store.get(service)).document)
-        except NotConfigured:
-            document = {}
-        connection = dict(document.get("mt5_connection") or {})
-        wanted = {"backend": record.backend, "login": record.login, "server": record.server}
-        if any(connection.get(k) != v for k, v in wanted.items()):
-            document["mt5_connection"] = connection | wanted
-            await store.put(service, document)
 
     async def close(self) -> None:
         if self._nc is not None:
