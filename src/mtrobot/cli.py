@@ -435,7 +435,7 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
 
 
-BENCHMARKS = {"latency", "throughput", "backtest"}
+BENCHMARKS = {"latency", "throughput", "backtest", "stream"}
 
 
 @app.command("robots")
@@ -527,16 +527,20 @@ def backtest(
         raise typer.Exit(1) from None
 
 
-LATER_BENCHMARKS = {"stream": "the aggregator", "density": "the supervisor", "storm": "the supervisor"}
+LATER_BENCHMARKS = {"density": "the supervisor", "storm": "the supervisor"}
 
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="latency, throughput or backtest")],
+    name: Annotated[str, typer.Argument(help="latency, throughput, backtest or stream")],
     orders: Annotated[int, typer.Option(min=1, max=100_000, help="orders to measure")] = 200,
     warmup: Annotated[int, typer.Option(min=0, max=10_000, help="orders sent before measuring")] = 20,
     bars: Annotated[int, typer.Option(min=100, max=6_000, help="H1 bars of a backtest")] = 5_000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="backtest runs (the median is reported)")] = 3,
+    seconds: Annotated[float, typer.Option(min=1, max=3600, help="stream: how long each part runs")] = 60.0,
+    rate: Annotated[int, typer.Option(min=1, max=10_000, help="stream: raw events a second in")] = 100,
+    clients: Annotated[int, typer.Option(min=1, max=20_000, help="stream: WebSocket clients")] = 1000,
+    traders: Annotated[int, typer.Option(min=1, max=1000, help="stream: traders the clients belong to")] = 10,
 ) -> None:
     """Measure a hot path on a throw-away embedded platform; one JSON line per result on stdout."""
     if name in LATER_BENCHMARKS:
@@ -552,6 +556,10 @@ def bench(
             from mtrobot.bench.backtest import run_backtest_benchmark
 
             results = await run_backtest_benchmark(bars, runs)
+        elif name == "stream":
+            from mtrobot.bench.stream import run_stream_benchmark
+
+            results = await run_stream_benchmark(seconds, rate, clients, min(traders, clients))
         else:
             from mtrobot.bench.orders import run_order_benchmarks
 

@@ -1,0 +1,471 @@
+"""``mtrobot bench stream`` (DESIGN 6): raw events in vs snapshots out in one agent's aggregator, and the
+web's WebSocket fan-out of snapshots to many clients.
+
+Both run on a throw-away platform: embedded NATS, ``mtrobot simbroker`` and (for the fan-out) ``mtrobot web``
+as child processes, in a temporary data dir.
+
+- ``aggregation``: the real aggregator on a simulated account with open positions, reading the terminal
+  over TCP as in an agent, fed ``rate`` raw events a second for ``seconds`` (ticks on held and other symbols,
+  order updates, robot states, and a real trade at the broker with its fill every 5 s). Reported: snapshots a
+  second out and the shortest gap between two; the CPU of this process (the aggregator with its terminal
+  polls, and the event generator), of the same feed into nothing first (the generator alone), and the
+  difference: the aggregation's; the process's RSS; and whether the last snapshot equals the state
+  rebuilt from every raw event the aggregator applied, in order.
+- ``fanout``: ``clients`` WebSockets on one web worker, spread over ``traders`` traders (one account each);
+  every account gets a snapshot every 0.5 s (the aggregator's most) for ``seconds``. Reported: the delay
+  from a snapshot's ``ts`` to its arrival at a client (p50/p99/max), the web worker's RSS and CPU, and
+  whether every client got every account's last snapshot.
+
+The bare cost beside them: a NATS publish to a subscriber on the same server (p50).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import resource
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nats.aio.client import Client
+
+from mtrobot.agent.account_state import AccountState, RawEvent, RobotsSeen, TickSeen
+from mtrobot.agent.aggregator import Aggregator
+from mtrobot.agent.snapshot_io import NatsSnapshotSink, TerminalReader
+from mtrobot.bench.orders import percentile
+from mtrobot.broker import constants as mt5
+from mtrobot.broker.backends import open_terminal
+from mtrobot.broker.terminal import Terminal
+from mtrobot.bus import subjects
+from mtrobot.bus.codec import decode, encode
+from mtrobot.bus.connect import connect, provision
+from mtrobot.bus.server import EmbeddedNats, free_port
+from mtrobot.core.errors import FatalError
+from mtrobot.core.events import AccountSnapshot, ConnectionState, Fill, OrderUpdate
+from mtrobot.core.lifecycle import OrderState
+from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
+from mtrobot.sim.admin import SimAdmin
+from mtrobot.sim.config import always_open, default_config
+
+HELD = ("EURUSD", "GBPUSD")
+OTHER = ("USDJPY", "XAUUSD")
+PASSWORD = secrets.token_urlsafe(16)  # a throw-away simulated account and bench traders
+
+
+@dataclass
+class StreamRig:
+    url: str
+    nc: Client
+    data_dir: Path
+    admin: SimAdmin
+    server: str
+    sim_endpoint: tuple[str, int]
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _raise_open_files() -> None:
+    """A thousand sockets at each end: lift the soft limit to the hard one (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+async def _until(predicate: Any, what: str, timeout: float, proc: Any = None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if proc is not None and proc.returncode is not None:
+            raise FatalError(f"{what}: the process exited with code {proc.returncode}")
+        if loop.time() > deadline:
+            raise FatalError(f"{what}: not ready within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+def _env(rig_dir: Path, url: str) -> dict[str, str]:
+    return inherited_env() | {"MTROBOT_NATS_URL": url, "MTROBOT_DATA_DIR": str(rig_dir)}
+
+
+@contextlib.asynccontextmanager
+async def stream_rig(startup_timeout: float = 60.0) -> AsyncIterator[StreamRig]:
+    with tempfile.TemporaryDirectory(prefix="mtrobot-bench-stream-") as tmp:
+        data_dir = Path(tmp)
+        (data_dir / "run").mkdir()
+        nats = EmbeddedNats(data_dir / "nats")
+        url = await nats.start()
+        nc = await connect(url, "bench-stream")
+        sim = None
+        try:
+            await provision(nc.jetstream(timeout=10))
+            config = data_dir / "broker.json"
+            config.write_text(always_open(default_config(42)).model_dump_json())
+            args = ("simbroker", "--port", "0", "--config", str(config))
+            sim = await spawn_mtrobot(args, env=_env(data_dir, url), log_path=data_dir / "simbroker.log")
+            run_file = data_dir / "run" / "simbroker.json"
+
+            async def announced() -> bool:
+                return run_file.exists()
+
+            await _until(announced, "simbroker", startup_timeout, sim)
+            info = json.loads(run_file.read_text())
+            server = info["servers"][0]
+            server = server["name"] if isinstance(server, dict) else str(server)
+            admin = SimAdmin.from_run_file(run_file)
+            yield StreamRig(url, nc, data_dir, admin, server, (str(info["host"]), int(info["port"])))
+        finally:
+            await nc.close()
+            if sim is not None:
+                await stop_process(sim)
+            await nats.stop()
+
+
+async def bare_publish_ms(nc: Client, count: int = 300) -> float:
+    """The yardstick: publish to a subscriber on the same server and connection, one message at a time."""
+    got: asyncio.Queue[float] = asyncio.Queue()
+
+    async def on(_msg: Any) -> None:
+        got.put_nowait(time.perf_counter())
+
+    sub = await nc.subscribe("bench.stream.bare", cb=on)
+    samples = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            await nc.publish("bench.stream.bare", b"x" * 500)
+            samples.append((await asyncio.wait_for(got.get(), 5) - t0) * 1000)
+    finally:
+        await sub.unsubscribe()
+    return round(sorted(samples)[len(samples) // 2], 3)
+
+
+# -- aggregation ------------------------------------------------------------------------------------------
+
+
+async def _trade(term: Terminal, account: str, symbol: str, side: int, n: int) -> Fill:
+    tick = await term.symbol_info_tick(symbol)
+    if tick is None:
+        raise FatalError(f"the simulator has no price for {symbol}")
+    request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": symbol, "volume": 0.1, "type": side,
+               "price": tick.ask if side == mt5.ORDER_TYPE_BUY else tick.bid, "deviation": 100}  # fmt: skip
+    result = await term.order_send(request)
+    if result is None or result.retcode != mt5.TRADE_RETCODE_DONE:
+        raise FatalError(f"the simulator refused a bench trade: {result}")
+    return Fill(order_id=f"bench{n}", account=account, symbol=symbol,
+                side="buy" if side == mt5.ORDER_TYPE_BUY else "sell", ticket=result.order, deal=result.deal,
+                position=result.order, volume=result.volume, price=result.price, requested_volume=0.1,
+                remaining_volume=0.0, partial=False, retcode=result.retcode, broker_time=datetime.now(UTC),
+                latency_ms=0.0)  # fmt: skip
+
+
+class _Recorder:
+    """Every raw event the aggregator applies, in order (its own polls included), and what it published."""
+
+    def __init__(self, sink: NatsSnapshotSink) -> None:
+        self.events: list[RawEvent] = []
+        self.published: list[AccountSnapshot] = []
+        self._sink = sink
+
+    def watch(self, aggregator: Aggregator) -> None:
+        apply = aggregator.apply
+
+        def recording_apply(event: RawEvent) -> bool:
+            self.events.append(event)
+            return apply(event)
+
+        aggregator.apply = recording_apply  # type: ignore[method-assign]
+
+    async def last_seq(self) -> int | None:
+        return await self._sink.last_seq()
+
+    async def publish(self, snapshot: AccountSnapshot) -> None:
+        await self._sink.publish(snapshot)
+        self.published.append(snapshot)
+
+
+class _NoAggregator:
+    """The same feed into nothing: what generating the events (and the trades) costs by itself."""
+
+    account = "bench-stream"
+
+    def apply(self, event: RawEvent) -> bool:
+        return False
+
+    def on_fill(self, fill: Fill) -> None:
+        pass
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        pass
+
+
+async def _feed(aggregator: Aggregator | _NoAggregator, term: Terminal, seconds: float, rate: int) -> int:
+    rng = random.Random(7)
+    prices = {s: 1.1 + i for i, s in enumerate(HELD + OTHER)}
+    loop = asyncio.get_running_loop()
+    started, fed, trades = loop.time(), 0, 0
+    for i in itertools.count():
+        if loop.time() - started >= seconds:
+            return fed
+        roll = rng.random()
+        if i % (5 * rate) == 5 * rate - 1:  # a real trade at the broker, and its fill, every 5 s
+            side = mt5.ORDER_TYPE_BUY if trades % 2 == 0 else mt5.ORDER_TYPE_SELL
+            aggregator.on_fill(await _trade(term, aggregator.account, "USDJPY", side, trades))
+            trades += 1
+        elif roll < 0.85:
+            symbol = rng.choice(HELD) if roll < 0.70 else rng.choice(OTHER)
+            prices[symbol] = round(prices[symbol] + rng.uniform(-0.0005, 0.0005), 5)
+            aggregator.apply(TickSeen(symbol, prices[symbol], round(prices[symbol] + 0.0001, 5)))
+        elif roll < 0.95:
+            aggregator.on_order_update(OrderUpdate(order_id=f"u{i}", account=aggregator.account,
+                                                   symbol="EURUSD", state=OrderState.SENT))  # fmt: skip
+        else:
+            robots = ({"name": "ma_cross EURUSD H1", "state": "running", "orders_sent": i // 200},)
+            aggregator.apply(RobotsSeen(robots))
+        fed += 1
+        await asyncio.sleep(max(0.0, started + (i + 1) / rate - loop.time()))
+    return fed
+
+
+async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict[str, Any]:
+    investor = secrets.token_urlsafe(12)
+    login = await rig.admin.create_account(
+        server=rig.server, password=PASSWORD, investor_password=investor, balance=100_000.0
+    )
+    host, port = rig.sim_endpoint
+    term = open_terminal("sim", host=host, port=port)
+    if not await term.initialize(login=login, password=PASSWORD, server=rig.server):
+        raise FatalError("the bench could not log in at the simulator")
+    account = "bench-stream"
+    try:
+        for n, symbol in enumerate(HELD):
+            await _trade(term, account, symbol, mt5.ORDER_TYPE_BUY, 1000 + n)
+        cpu0, t0 = _own_cpu_s(), time.perf_counter()
+        await _feed(_NoAggregator(), term, min(seconds, 10.0), rate)
+        baseline_pct = 100 * (_own_cpu_s() - cpu0) / (time.perf_counter() - t0)
+        recorder = _Recorder(NatsSnapshotSink(rig.nc, account))
+        aggregator = Aggregator(account, TerminalReader(term), recorder)
+        recorder.watch(aggregator)
+        await aggregator.start()
+        await _until(lambda: _true(recorder.published), "the first snapshot", 10)
+        out_before, cpu0, t0 = len(recorder.published), _own_cpu_s(), time.perf_counter()
+        fed = await _feed(aggregator, term, seconds, rate)
+        wall, cpu = time.perf_counter() - t0, _own_cpu_s() - cpu0
+        during = recorder.published[out_before:]
+        rss = _rss_mb()
+        await aggregator.stop()
+    finally:
+        await term.shutdown()
+    rebuilt = AccountState(account)
+    for event in recorder.events:
+        rebuilt.apply(event)
+    last = recorder.published[-1]
+    equal = rebuilt.snapshot(last.seq, last.ts) == last
+    kv = await (await rig.nc.jetstream(timeout=5).key_value(subjects.SNAPSHOTS_BUCKET)).get(account)
+    gaps = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(during)]
+    process_pct = 100 * cpu / wall
+    return {
+        "bench": "stream",
+        "part": "aggregation",
+        "seconds": round(wall, 1),
+        "raw_events_in": fed,
+        "raw_events_per_s": round(fed / wall, 1),
+        "events_applied_incl_polls": len(recorder.events),
+        "snapshots_out": len(during),
+        "snapshots_per_s": round(len(during) / wall, 2),
+        "min_gap_between_snapshots_s": round(min(gaps), 3) if gaps else None,
+        "process_cpu_pct_of_core": round(process_pct, 2),
+        "feed_alone_cpu_pct_of_core": round(baseline_pct, 2),
+        "aggregation_cpu_pct_of_core": round(max(0.0, process_pct - baseline_pct), 2),
+        "process_rss_mb": rss,
+        "last_snapshot_equals_rebuild": equal,
+        "last_snapshot_equals_kv": decode(AccountSnapshot, kv.value or b"") == last,
+        "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
+    }
+
+
+async def _true(items: list[Any]) -> bool:
+    return bool(items)
+
+
+# -- fan-out ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Client:
+    account: str
+    delays_ms: list[float]
+    last_seq: int = 0
+    hello: bool = False
+
+
+async def _web(rig: StreamRig) -> tuple[Any, str]:
+    port = free_port()
+    env = _env(rig.data_dir, rig.url) | {"MTROBOT_DATABASE_URL": f"sqlite:///{rig.data_dir / 'web.db'}"}
+    args = ("web", "--host", "127.0.0.1", "--port", str(port))
+    proc = await spawn_mtrobot(args, env=env, log_path=rig.data_dir / "web.log")
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(url + "/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await _until(up, "web", 60, proc)
+    return proc, url
+
+
+async def _traders(rig: StreamRig, url: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    """``count`` traders with one account each: (account id, cookies)."""
+    from mtrobot.settings import Settings
+    from mtrobot.storage import accounts as account_repo
+    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.vault import Vault, load_keyring
+    from mtrobot.web.credentials import to_columns
+
+    settings = Settings(data_dir=rig.data_dir, database_url=f"sqlite:///{rig.data_dir / 'web.db'}")
+    engine = make_engine(settings.resolved_database_url)
+    vault = Vault(load_keyring(settings))
+    found = []
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for n in range(count):
+                body = {"email": f"t{n}@bench.example", "password": PASSWORD, "name": f"trader {n}"}
+                r = await client.post("/api/v1/auth/register", json=body)
+                if r.status_code != 201:
+                    raise FatalError(f"registering a bench trader failed: {r.status_code} {r.text}")
+                account = f"bench-fan-{n}"
+                with session_factory(engine).begin() as db:
+                    account_repo.add_account(db, account_id=account, trader_id=r.json()["trader"]["id"],
+                                             server=rig.server, login=10_000 + n,
+                                             sealed=to_columns(vault.seal(account, "unused")))  # fmt: skip
+                found.append((account, dict(client.cookies.items())))
+                client.cookies.clear()
+    finally:
+        engine.dispose()
+    return found
+
+
+async def _listen(ws: Any, client: _Client) -> None:
+    async for text in ws:
+        message = json.loads(text)
+        if message["type"] == "hello":
+            client.hello = True
+        elif message["type"] == "snapshot":
+            sent = datetime.fromisoformat(message["snapshot"]["ts"]).timestamp()
+            client.delays_ms.append((time.time() - sent) * 1000)
+            client.last_seq = message["seq"]
+
+
+async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: int) -> dict[str, Any]:
+    from websockets.asyncio.client import connect as ws_connect
+
+    _raise_open_files()
+    web, url = await _web(rig)
+    sockets: list[Any] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        owners = await _traders(rig, url, traders)
+        ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
+        states = [_Client(owners[i % traders][0], []) for i in range(clients)]
+        t0 = time.perf_counter()
+        for start in range(0, clients, 50):
+            batch = range(start, min(clients, start + 50))
+
+            async def one(i: int) -> Any:
+                cookie = "; ".join(f"{k}={v}" for k, v in owners[i % traders][1].items())
+                return await ws_connect(ws_url, additional_headers={"Cookie": cookie}, origin=url,  # type: ignore[arg-type]
+                                        open_timeout=30, max_queue=None)  # fmt: skip
+
+            opened = await asyncio.gather(*(one(i) for i in batch))
+            for i, ws in zip(batch, opened, strict=True):
+                sockets.append(ws)
+                tasks.append(asyncio.create_task(_listen(ws, states[i])))
+
+        async def all_hello() -> bool:
+            return all(s.hello for s in states)
+
+        await _until(all_hello, "every client's hello", 60)
+        connect_s = time.perf_counter() - t0
+        rss_idle = _rss_mb(web.pid)
+        cpu0, t1 = _cpu_s(web.pid), time.perf_counter()
+        seq, peak = 0, rss_idle
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < seconds:
+            seq += 1
+            for account, _ in owners:
+                snap = AccountSnapshot(seq=seq, account=account, connection=ConnectionState.CONNECTED,
+                                       equity=10_000 + seq, balance=10_000, currency="USD")  # fmt: skip
+                await rig.nc.publish(subjects.snapshot(account), encode(snap))
+            peak = max(peak, _rss_mb(web.pid))
+            await asyncio.sleep(max(0.0, started + seq * 0.5 - loop.time()))
+
+        async def all_last() -> bool:
+            return all(s.last_seq == seq for s in states)
+
+        with contextlib.suppress(FatalError):
+            await _until(all_last, "every client's last snapshot", 10)
+        wall, cpu = time.perf_counter() - t1, _cpu_s(web.pid) - cpu0
+        delays = [d for s in states for d in s.delays_ms]
+        return {
+            "bench": "stream",
+            "part": "fanout",
+            "clients": clients,
+            "traders": traders,
+            "seconds": round(wall, 1),
+            "snapshots_published": seq * traders,
+            "messages_received": len(delays),
+            "clients_with_the_last_snapshot": sum(s.last_seq == seq for s in states),
+            "connect_all_s": round(connect_s, 2),
+            "delay_p50_ms": round(percentile(delays, 0.5), 2) if delays else None,
+            "delay_p99_ms": round(percentile(delays, 0.99), 2) if delays else None,
+            "delay_max_ms": round(max(delays), 2) if delays else None,
+            "web_rss_mb_idle": rss_idle,
+            "web_rss_mb_peak": peak,
+            "web_cpu_pct_of_core": round(100 * cpu / wall, 1),
+            "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
+        }
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        await stop_process(web)
+
+
+async def run_stream_benchmark(
+    seconds: float = 60.0, rate: int = 100, clients: int = 1000, traders: int = 10
+) -> list[dict[str, Any]]:
+    async with stream_rig() as rig:
+        return [
+            await measure_aggregation(rig, seconds, rate),
+            await measure_fanout(rig, clients, seconds, traders),
+        ]
