@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -66,7 +67,9 @@ class Mt5Client:
     private one); ``simulator`` overrides it with one already resolved. ``loop``: an event loop running in
     another thread to drive the client on (default: a loop thread of its own). ``server`` is where a demo
     account is opened when ``initialize()`` gets no login. ``algo_trading`` and ``tradeapi_disabled`` are
-    the terminal's two switches (MT5_REFERENCE.md section 9)."""
+    the terminal's two switches (MT5_REFERENCE.md section 9). With ``stand_in``, ``initialize()`` with the
+    credentials of a server the simulator does not have (a script's real account) logs in to the demo
+    account instead, and says so on stderr; a simulated server's wrong password still fails."""
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class Mt5Client:
         algo_trading: bool = True,
         tradeapi_disabled: bool = False,
         call_timeout: float = 60.0,
+        stand_in: bool = False,
     ) -> None:
         self._target = target
         self._sim = simulator
@@ -89,6 +93,7 @@ class Mt5Client:
         self._default_login = login
         self._switches = {"algo_trading": algo_trading, "tradeapi_disabled": tradeapi_disabled}
         self._call_timeout = call_timeout
+        self._stand_in = stand_in
         self._terminal: SimTerminal | None = None
         self._stored: tuple[int, str, str] | None = None
         self._error: tuple[int, str] = SUCCESS
@@ -167,6 +172,12 @@ class Mt5Client:
 
     def _initialize(self, sim: targets.Simulator, path: Any, kwargs: dict[str, Any], timeout: int) -> bool:
         login, password, server = kwargs.get("login"), kwargs.get("password"), kwargs.get("server")
+        if self._stand_in and server is not None and sim.servers and server not in sim.servers:
+            print(
+                f"mtrobot mt5: {server!r} is not a simulated server: the demo account stands in for it",
+                file=sys.stderr,
+            )
+            login = password = server = None
         automatic = login is None and password is None
         if automatic:
             login, password, server = self._stored_account(sim, server)

@@ -4,7 +4,8 @@ The script runs in this process as ``__main__`` (``sys.argv`` = the script and i
 first on ``sys.path``) with ``MetaTrader5`` in ``sys.modules`` bound to :mod:`mtrobot.mt5`, so its
 ``import MetaTrader5 as mt5`` needs no package and no change. ``--replay`` feeds a symbol from an MT5 bar or
 tick export on a private simulator whose clock starts at the file's first tick and runs at real speed, so
-the script's ``time.sleep`` stays real time.
+the script's ``time.sleep`` stays real time. A script that logs in to its real broker's server (which
+the simulator does not have) gets the demo account instead, with a note on stderr.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def run_script(
         simulator = targets.embedded(start=start, seed=seed, always_open=always_open)
     else:
         simulator = targets.resolve(target)
-    module.configure(simulator=simulator, server=server, login=login)
+    module.configure(simulator=simulator, server=server, login=login, stand_in=True)
     print(f"mtrobot mt5: MetaTrader5 is {simulator.label}", file=sys.stderr)
     saved_argv, saved_path = sys.argv, list(sys.path)
     previous = sys.modules.get(OFFICIAL_NAME)

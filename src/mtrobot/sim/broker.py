@@ -83,7 +83,12 @@ class SimBroker:
         self.clock = clock or RealClock()
         self.servers: dict[str, TradeServer] = {
             s.name: TradeServer(
-                s, self.clock, self.config.seed, self.config.history_minutes, self.config.history_days
+                s,
+                self.clock,
+                self.config.seed,
+                self.config.history_minutes,
+                self.config.history_days,
+                self.config.correlated_prices,
             )
             for s in self.config.servers
         }

@@ -121,6 +121,10 @@ class BrokerConfig(Frozen):
         description="days of deep history (bars on every timeframe and ticks, see sim.deep_history); "
         "0 = only history_minutes of M1 bars",
     )
+    correlated_prices: bool = Field(
+        default=False,
+        description="live prices of symbols that share a currency move together (currency factors)",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> BrokerConfig:
@@ -131,6 +135,9 @@ class BrokerConfig(Frozen):
 
 
 ExecutionName = Literal["instant", "market"]
+DEFAULT_HISTORY_DAYS = 5 * 366
+"""Bars and ticks of the default brokers reach this far back (a script's copy_rates_from for 2022 finds
+them until 2027)."""
 
 
 def default_symbols(execution: ExecutionName = "instant", *, live: bool = False) -> tuple[SymbolSpec, ...]:
@@ -304,9 +311,12 @@ def default_symbols(execution: ExecutionName = "instant", *, live: bool = False)
 
 
 def default_config(seed: int = 42) -> BrokerConfig:
-    """Two brokers: "MTRobot-Demo" (hedging, instant execution) and "Northwind-Live" (netting, market)."""
+    """Two brokers: "MTRobot-Demo" (hedging, instant execution) and "Northwind-Live" (netting, market), with
+    five years of history behind every symbol and prices that move together where currencies are shared."""
     return BrokerConfig(
         seed=seed,
+        history_days=DEFAULT_HISTORY_DAYS,
+        correlated_prices=True,
         servers=(
             ServerConfig(
                 name="MTRobot-Demo",

@@ -42,6 +42,8 @@ DAY_S = 86_400
 MAX_BARS = 100_000
 MAX_TICKS = 100_000
 """Most history ticks one call returns (a frame of the wire protocol must hold them)."""
+MIN_EXTENSION_DAYS = 64
+"""Days computed at least when the history has to reach further back."""
 FACTOR_WEIGHT = 0.8
 """Share of a step's variance that comes from the two currency factors."""
 
@@ -73,9 +75,11 @@ class DeepHistory:
             dtype=np.int64,
         )
         self._end_price = end_price
-        self._day_start_log: FloatArray | None = None
-        self._hours: RatesArray | None = None
-        self._rates: dict[int, RatesArray] = {}
+        self._day_start_log: FloatArray = np.full(len(self.days), np.nan)
+        self._known_from = len(self.days)
+        """Index of the earliest day computed so far: the history is computed from the end backwards."""
+        self._hour_parts: list[RatesArray] = []
+        self._rates: dict[int, tuple[int, RatesArray]] = {}
         self._cache: dict[int, Block] = {}
         base, quote = factors(spec)
         self._keys = (zlib.crc32(base.encode()), zlib.crc32(quote.encode()), zlib.crc32(spec.name.encode()))
@@ -121,27 +125,39 @@ class DeepHistory:
             yield index, Block(drawn.steps[rows], drawn.up[rows], drawn.down[rows])
             index = upto
 
-    def _ensure_path(self) -> None:
-        """Hourly bars of the whole history and the log price at each day's start (one pass)."""
-        if self._hours is not None:
+    def _extend_to(self, index: int) -> None:
+        """Compute the days from ``index`` on (hourly bars and each day's opening log price). The path is
+        anchored at its end, so the recent days come first and older ones only when they are asked for;
+        each extension at least doubles what is known, so reaching the start costs one pass in all."""
+        known = self._known_from
+        if index >= known:
             return
-        sums = np.empty(len(self.days))
-        rel = np.empty((len(self.days), 24, 4))  # open, high, low, close of each hour, from the day start
-        for index, rows in self._rows(0, len(self.days)):
+        first = max(0, min(index, known - max(MIN_EXTENSION_DAYS, len(self.days) - known)))
+        count = known - first
+        sums = np.empty(count)
+        rel = np.empty((count, 24, 4))  # open, high, low, close of each hour, from the day start
+        for at, rows in self._rows(first, known):
             n = len(rows.steps)
             ohlc = _minute_ohlc(np.zeros((n, 1)), rows).reshape(n, 24, 60, 4)
-            part = rel[index : index + n]
+            part = rel[at - first : at - first + n]
             part[:, :, 0] = ohlc[:, :, 0, 0]
             part[:, :, 1] = ohlc[:, :, :, 1].max(axis=2)
             part[:, :, 2] = ohlc[:, :, :, 2].min(axis=2)
             part[:, :, 3] = ohlc[:, :, -1, 3]
-            sums[index : index + n] = ohlc[:, -1, -1, 3]
-        suffix = np.cumsum(sums[::-1])[::-1]
-        self._day_start_log = math.log(self._end_price) - suffix
-        times = (self.days[:, None] * DAY_S + np.arange(24)[None, :] * 3600).ravel()
-        prices = np.exp(rel + self._day_start_log[:, None, None]).reshape(-1, 4)
+            sums[at - first : at - first + n] = ohlc[:, -1, -1, 3]
+        anchor = math.log(self._end_price) if known == len(self.days) else self._day_start_log[known]
+        starts = anchor - np.cumsum(sums[::-1])[::-1]
+        self._day_start_log[first:known] = starts
+        days = self.days[first:known]
+        times = (days[:, None] * DAY_S + np.arange(24)[None, :] * 3600).ravel()
+        prices = np.exp(rel + starts[:, None, None]).reshape(-1, 4)
         keep = times < self._end_s
-        self._hours = self._bars(times[keep], prices[keep], np.full(int(keep.sum()), 60 * SUB))
+        self._hour_parts.insert(0, self._bars(times[keep], prices[keep], np.full(int(keep.sum()), 60 * SUB)))
+        self._known_from = first
+
+    def _index_of(self, since_s: int | None) -> int:
+        """The first history day a request reaching back to ``since_s`` needs (all of them for None)."""
+        return 0 if since_s is None else int(np.searchsorted(self.days, since_s // DAY_S))
 
     def _bars(self, times: IntArray, ohlc: FloatArray, volumes: npt.NDArray[np.int64]) -> RatesArray:
         out = np.zeros(len(times), dtype=RATES_DTYPE)
@@ -156,8 +172,7 @@ class DeepHistory:
     def _minute_logs(self, first: int, last: int) -> Iterator[tuple[int, FloatArray]]:
         """(index of the first day, log open/high/low/close of every minute of it and the next days,
         shape (days, 1440, 4)) for the history days ``first`` .. ``last - 1``."""
-        self._ensure_path()
-        assert self._day_start_log is not None
+        self._extend_to(first)
         for index, rows in self._rows(first, last):
             yield index, _minute_ohlc(self._day_start_log[index : index + len(rows.steps), None], rows)
 
@@ -186,24 +201,33 @@ class DeepHistory:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=RATES_DTYPE)
 
     # -- bars ------------------------------------------------------------------------------------------
-    def rates(self, timeframe: int) -> RatesArray:
-        """The last :data:`MAX_BARS` bars of ``timeframe`` in the history, oldest first."""
-        cached = self._rates.get(timeframe)
-        if cached is not None:
-            return cached
+    def rates(self, timeframe: int, since_s: int | None = None) -> RatesArray:
+        """The bars of ``timeframe`` in the history, oldest first, at least back to ``since_s`` (all when
+        None) and never more than the last :data:`MAX_BARS`."""
+        needed = self._index_of(since_s)
         minutes = timeframe_minutes(timeframe)
         if minutes is not None and minutes < 60:
-            days_needed = MAX_BARS // (1440 // minutes) + 1
-            bars = self._intraday(max(0, len(self.days) - days_needed), minutes)[-MAX_BARS:]
-            self._rates[timeframe] = bars
-            return bars
+            needed = max(needed, len(self.days) - (MAX_BARS // (1440 // minutes) + 1))
+        cached = self._rates.get(timeframe)
+        if cached is not None and cached[0] <= needed:
+            return cached[1]
+        if minutes is not None and minutes < 60:
+            bars = self._intraday(needed, minutes)[-MAX_BARS:]
         else:
-            self._ensure_path()
-            assert self._hours is not None
-            source = self._hours
-        bars = aggregate(source, timeframe)[-MAX_BARS:]
-        self._rates[timeframe] = bars
+            self._extend_to(needed)
+            hours = np.concatenate(self._hour_parts) if self._hour_parts else np.zeros(0, dtype=RATES_DTYPE)
+            bars = aggregate(hours, timeframe)
+            if not self.complete and minutes is None:  # the oldest week or month may have begun earlier
+                bars = bars[1:]
+            bars = bars[-MAX_BARS:]
+            needed = self._known_from
+        self._rates[timeframe] = (needed, bars)
         return bars
+
+    @property
+    def complete(self) -> bool:
+        """Whether every day of the history has been computed."""
+        return self._known_from == 0
 
     # -- ticks -----------------------------------------------------------------------------------------
     def ticks(self, start_ms: int, end_ms: int, limit: int = MAX_TICKS) -> TicksArray:

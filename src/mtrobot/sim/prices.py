@@ -21,7 +21,7 @@ from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import Tick
 from mtrobot.broker.terminal import RatesArray
 from mtrobot.sim.config import SymbolSpec
-from mtrobot.sim.deep_history import DeepHistory
+from mtrobot.sim.deep_history import FACTOR_WEIGHT, DeepHistory, factors
 from mtrobot.sim.schedule import MINUTE_MS, Schedule, minute_of_day, weekday
 
 MAX_TICKS = 20_000
@@ -115,8 +115,10 @@ class SyntheticFeed(SymbolFeed):
         history_minutes: int,
         *,
         history_days: int = 0,
+        correlated: bool = False,
     ) -> None:
         super().__init__(spec)
+        self._factors = factors(spec) if correlated else None
         if history_days:
             self.deep = DeepHistory(spec, seed, start_ms, history_days, spec.start_price)
         self._rng = random.Random(symbol_seed(seed, spec.name))
@@ -164,7 +166,11 @@ class SyntheticFeed(SymbolFeed):
                 self._news_until_ms = t + rng.randint(2, 10) * MINUTE_MS
         news = self._news_until_ms > t
         sigma = self.spec.volatility * _REGIMES[self._regime] * (4.0 if news else 1.0)
-        drift = rng.gauss(0.0, sigma * math.sqrt(step_ms / 1000))
+        shock = rng.gauss(0.0, 1.0)
+        if self._factors is not None:  # the currencies' shocks of this instant, shared by every symbol
+            base, quote = (factor_shock(self._seed, name, t) for name in self._factors)
+            shock = math.sqrt(FACTOR_WEIGHT / 2) * (base - quote) + math.sqrt(1 - FACTOR_WEIGHT) * shock
+        drift = shock * sigma * math.sqrt(step_ms / 1000)
         if self._closed_since_ms is not None:
             closed_s = (t - self._closed_since_ms) / 1000
             if closed_s > 3600:  # reopening after the weekend (or a long break): a gap
@@ -213,6 +219,12 @@ class SyntheticFeed(SymbolFeed):
             price = open_
             count += 1
         return dict(sorted(schedule_free.items()))
+
+
+def factor_shock(seed: int, factor: str, server_ms: int) -> float:
+    """A standard normal draw of one currency factor at one instant: the same for every symbol quoting
+    that currency on the server (ticks fall on one grid of server times)."""
+    return random.Random(symbol_seed(seed, factor, f"factor/{server_ms}")).gauss(0.0, 1.0)
 
 
 def _near_rollover(server_ms: int) -> bool:

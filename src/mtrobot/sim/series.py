@@ -32,14 +32,23 @@ def _timeframe(args: list[Any]) -> int:
     return tf
 
 
+def _bars_back(server: TradeServer, symbol: str, tf: int, end_s: float, count: int) -> Any:
+    """Bars with open time <= ``end_s``, at least ``count`` of them when the history has them: the deep
+    history is asked to reach back about as far as that needs, and all the way when that was not enough."""
+    span = count * views.timeframe_seconds(tf) * 1.5 + 4 * 86_400  # weekends and breaks have no bars
+    bars = views.rates(server, symbol, tf, int(end_s - span))
+    if len(bars[bars["time"] <= end_s]) < count:
+        bars = views.rates(server, symbol, tf)
+    return bars[bars["time"] <= end_s]
+
+
 def copy_rates_from(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
     arity(args, kwargs, 4, 4, set())
     tf, date_from, count = _timeframe(args), number_arg(args, 2, 0), int_arg(args, 3, 1, 2**31 - 1)
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    bars = views.rates(found[0], found[1], tf)
-    return bars[bars["time"] <= date_from][-count:].copy(), OK
+    return _bars_back(found[0], found[1], tf, date_from, count)[-count:].copy(), OK
 
 
 def copy_rates_from_pos(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
@@ -48,7 +57,7 @@ def copy_rates_from_pos(args: list[Any], kwargs: dict[str, Any], require: Requir
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    bars = views.rates(found[0], found[1], tf)
+    bars = _bars_back(found[0], found[1], tf, found[0].now_ms() // 1000 + 60, start + count)
     end = len(bars) - start
     return bars[max(0, end - count) : max(0, end)].copy(), OK
 
@@ -59,7 +68,7 @@ def copy_rates_range(args: list[Any], kwargs: dict[str, Any], require: Require) 
     found = _series_symbol(args, require)
     if found is None:
         return None, NOT_FOUND
-    bars = views.rates(found[0], found[1], tf)
+    bars = views.rates(found[0], found[1], tf, int(start))
     return bars[(bars["time"] >= start) & (bars["time"] <= end)].copy(), OK
 
 

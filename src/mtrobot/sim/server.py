@@ -50,7 +50,13 @@ class Figures:
 
 class TradeServer:
     def __init__(
-        self, config: ServerConfig, clock: Clock, seed: int, history_minutes: int, history_days: int = 0
+        self,
+        config: ServerConfig,
+        clock: Clock,
+        seed: int,
+        history_minutes: int,
+        history_days: int = 0,
+        correlated: bool = False,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -71,6 +77,7 @@ class TradeServer:
                 config.tick_interval_ms,
                 history_minutes,
                 history_days=history_days,
+                correlated=correlated,
             )
             for s in config.symbols
         }

@@ -263,12 +263,13 @@ def aggregate(m1: Iterable[tuple[int, Bar]], timeframe: int) -> list[tuple[int, 
     return out
 
 
-def rates(server: TradeServer, symbol: str, timeframe: int) -> RatesArray:
-    """The last :data:`MAX_BARS` bars of ``timeframe`` (oldest first). The generated history never changes,
-    so its aggregation is kept per timeframe; only the live bars are aggregated per call."""
+def rates(server: TradeServer, symbol: str, timeframe: int, since_s: int | None = None) -> RatesArray:
+    """The last :data:`MAX_BARS` bars of ``timeframe`` (oldest first); with ``since_s``, a deep history need
+    only reach back that far (older bars may be missing). The generated history never changes, so its
+    aggregation is kept per timeframe; only the live bars are aggregated per call."""
     feed = server.feeds[symbol]
     if feed.deep is not None:
-        history = feed.deep.rates(timeframe)
+        history = feed.deep.rates(timeframe, since_s)
     else:
         cached = feed.history_rates.get(timeframe)
         if cached is None:

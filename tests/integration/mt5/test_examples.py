@@ -115,6 +115,20 @@ def test_a_script_error_and_exit_codes_come_back(data_dir: Path) -> None:
     assert result.returncode == 1 and "RuntimeError: boom" in result.stderr
 
 
+def test_a_script_with_its_real_brokers_credentials_gets_the_demo_account(data_dir: Path) -> None:
+    script = data_dir / "real.py"
+    script.write_text(
+        "import MetaTrader5 as mt5\n"
+        "print(mt5.initialize(login=31415926, password='my-real-pass', server='SomeBroker-Live'))\n"
+        "print(mt5.account_info().server)\n"
+        "ok = mt5.initialize(login=31415926, password='wrong-pass', server='MTRobot-Demo')\n"
+        "print(ok, mt5.last_error())\n"
+    )
+    result = run(script, data_dir=data_dir)
+    assert lines_of(result) == ["True", "MTRobot-Demo", "False (-6, 'Terminal: Authorization failed')"]
+    assert "'SomeBroker-Live' is not a simulated server: the demo account stands in for it" in result.stderr
+
+
 REPLAY = """<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>
 {rows}
 """

@@ -267,6 +267,24 @@ def test_prices_move_together_where_currencies_are_shared() -> None:
     assert np.corrcoef(eurusd, returns("USDCHF"))[0, 1] < -0.2
 
 
+def test_live_prices_move_together_too(sim: Simulator) -> None:
+    import asyncio
+
+    mt5.initialize()
+    assert sim.admin is not None
+    start = mt5.symbol_info_tick("EURUSD").time
+    asyncio.run(sim.admin.advance_clock(seconds=3 * 3600))  # three hours of live ticks on every symbol
+
+    def live_returns(symbol: str) -> Any:
+        bars = mt5.copy_rates_from_pos(symbol, mt5.TIMEFRAME_M1, 0, 150)
+        assert bars["time"][0] >= start  # live bars only, none of the generated history
+        return np.diff(np.log(bars["close"]))
+
+    eurusd = live_returns("EURUSD")
+    assert np.corrcoef(eurusd, live_returns("GBPUSD"))[0, 1] > 0.15
+    assert np.corrcoef(eurusd, live_returns("USDCHF"))[0, 1] < -0.15
+
+
 def test_a_retail_broker_symbol_list() -> None:
     mt5.initialize()
     names = {s.name for s in mt5.symbols_get()}
