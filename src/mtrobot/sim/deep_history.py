@@ -207,7 +207,7 @@ class DeepHistory:
         needed = self._index_of(since_s)
         minutes = timeframe_minutes(timeframe)
         if minutes is not None and minutes < 60:
-            needed = max(needed, len(self.days) - (MAX_BARS // (1440 // minutes) + 1))
+            needed = max(needed, len(self.days) - (MAX_BARS // (1440 // minutes) + 2))  # + a partial day
         cached = self._rates.get(timeframe)
         if cached is not None and cached[0] <= needed:
             return cached[1]

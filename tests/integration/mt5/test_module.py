@@ -165,6 +165,18 @@ def test_client_side_refusals_name_the_field_an_int_volume_included() -> None:
     assert mt5.last_error() == (-2, 'Invalid "volume" argument')
 
 
+@pytest.mark.parametrize("field", ref.FIELDS["TradeRequest"])
+def test_every_request_field_of_the_wrong_type_is_refused_by_name(field: str) -> None:
+    mt5.initialize()
+    kinds = {"symbol": str, "comment": str, "volume": float, "price": float, "stoplimit": float, "sl": float,
+             "tp": float}  # fmt: skip
+    wrong = 7 if kinds.get(field) is str else "7"
+    request = {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": mt5.ORDER_TYPE_BUY}
+    for send in (mt5.order_send, mt5.order_check):
+        assert send(request | {field: wrong}) is None
+        assert mt5.last_error() == (-2, f'Invalid "{field}" argument')
+
+
 def test_order_check_succeeds_with_retcode_zero_and_done() -> None:
     mt5.initialize()
     tick = mt5.symbol_info_tick("EURUSD")
@@ -246,6 +258,7 @@ def test_years_of_bars_on_every_timeframe_and_ticks_as_deep_as_the_bars() -> Non
     for timeframe, count in (five_years | {mt5.TIMEFRAME_MN1: 58}).items():
         bars = mt5.copy_rates_from_pos("GBPUSD", timeframe, 0, count)
         assert len(bars) == count and np.all(np.diff(bars["time"]) > 0), timeframe
+    assert len(mt5.copy_rates_from_pos("EURUSD", mt5.TIMEFRAME_M1, 0, 100_000)) == 100_000  # "Max. bars"
     now = mt5.symbol_info_tick("EURUSD").time
     last_hour = mt5.copy_ticks_range("EURUSD", now - 3600, now, mt5.COPY_TICKS_ALL)
     assert len(last_hour) >= 200 and np.all(np.diff(last_hour["time_msc"]) >= 0)
@@ -350,3 +363,42 @@ def test_buy_sell_and_close_helpers() -> None:
     assert mt5.Close("EURUSD") is False  # nothing left to close
     assert mt5.Buy("EURUSD", 1) is None  # an int volume, as the package sends it: refused
     assert mt5.last_error() == (-2, 'Invalid "volume" argument')
+
+
+def test_login_switches_the_account_of_the_attached_terminal(sim: Simulator) -> None:
+    import asyncio
+
+    assert sim.admin is not None
+    other = asyncio.run(
+        sim.admin.create_account(
+            server="MTRobot-Demo", password="Other-pass-1", investor_password="Other-inv-1"
+        )
+    )
+    mt5.initialize()
+    first = mt5.account_info().login
+    assert mt5.login(other, password="Other-pass-1", server="MTRobot-Demo") is True
+    assert mt5.account_info().login == other != first
+    assert mt5.login(other, password="bad-password", server="MTRobot-Demo") is False
+    assert mt5.last_error() == ref.AUTH_FAILED
+    assert mt5.login("x") is False and mt5.last_error() == (-2, 'Invalid "login" argument')
+
+
+def test_calls_from_several_threads_are_serialised_like_the_official_pipe() -> None:
+    import threading
+
+    mt5.initialize()
+    failures: list[object] = []
+
+    def work() -> None:
+        for _ in range(25):
+            tick = mt5.symbol_info_tick("EURUSD")
+            positions = mt5.positions_get(symbol="EURUSD")
+            if tick is None or positions is None:
+                failures.append(mt5.last_error())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == [] and not any(t.is_alive() for t in threads)
