@@ -435,7 +435,7 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
 
 
-BENCHMARKS = {"latency", "throughput", "backtest", "stream"}
+BENCHMARKS = {"latency", "throughput", "backtest", "stream", "density", "storm"}
 
 
 @app.command("robots")
@@ -527,7 +527,7 @@ def backtest(
         raise typer.Exit(1) from None
 
 
-LATER_BENCHMARKS = {"density": "the supervisor", "storm": "the supervisor"}
+LATER_BENCHMARKS = {"burst": "the burst rig of the order-path work"}
 
 
 @app.command()
@@ -541,6 +541,10 @@ def bench(
     rate: Annotated[int, typer.Option(min=1, max=10_000, help="stream: raw events a second in")] = 100,
     clients: Annotated[int, typer.Option(min=1, max=20_000, help="stream: WebSocket clients")] = 1000,
     traders: Annotated[int, typer.Option(min=1, max=1000, help="stream: traders the clients belong to")] = 10,
+    agents: Annotated[int, typer.Option(min=1, max=2_000, help="agents of density / storm")] = 50,
+    hold: Annotated[float, typer.Option(min=0, max=3_600, help="density: seconds agents idle")] = 60.0,
+    window: Annotated[float, typer.Option(min=0.5, max=600, help="storm: maintenance seconds")] = 5.0,
+    timeout: Annotated[float, typer.Option(min=5, max=7_200, help="density / storm: bound")] = 600.0,
 ) -> None:
     """Measure a hot path on a throw-away embedded platform; one JSON line per result on stdout."""
     if name in LATER_BENCHMARKS:
@@ -560,6 +564,15 @@ def bench(
             from mtrobot.bench.stream import run_stream_benchmark
 
             results = await run_stream_benchmark(seconds, rate, clients, min(traders, clients))
+        elif name in ("density", "storm"):
+            from mtrobot.bench.density import measure_density, measure_storm
+            from mtrobot.bench.progress import progress_bar
+
+            with progress_bar() as progress:
+                if name == "density":
+                    results = [await measure_density(agents, hold, timeout, progress)]
+                else:
+                    results = [await measure_storm(agents, window, timeout, progress)]
         else:
             from mtrobot.bench.orders import run_order_benchmarks
 

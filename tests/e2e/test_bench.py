@@ -19,6 +19,12 @@ def test_bench_latency_prints_order_and_bare_nats_medians_measured_in_one_run() 
 
 
 def test_bench_names_an_unbuilt_benchmark_instead_of_faking_it() -> None:
-    out = subprocess.run(mtrobot_command("bench", "density"), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(mtrobot_command("bench", "burst"), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "not built yet" in out.stderr
+
+
+def test_bench_refuses_an_unknown_benchmark_naming_the_known_ones() -> None:
+    out = subprocess.run(mtrobot_command("bench", "nonsense"), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "unknown benchmark 'nonsense'" in out.stderr and "density" in out.stderr

@@ -1,0 +1,209 @@
+"""``bench density`` and ``bench storm`` (DESIGN.md 6): how many agents one host runs, and how they come back
+after a maintenance window, measured on a real fleet (:mod:`.fleet`) in the runtime the host chooses.
+
+density: N idle agents (no robots) started by the supervisor; each agent's start time (its process seen,
+until it answers ``status`` as running), how many have healthy heartbeats after holding ``hold_s``, the
+resident memory of each agent (its heartbeat, and the host's count of every process the supervisor started,
+sandbox included), and the CPU the idle fleet uses. The bare cost it stands on, measured in the same run:
+starting this Python with the agent's imports.
+
+storm: N agents connected; a maintenance window on every simulated server drops every session and refuses
+logins for ``window_s``; then the time until every session is back and the peak logins per second each
+server saw (the growth of its session count over any one second, sampled every 0.1 s), beside the host-wide
+login rate the agents are configured to keep to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mtrobot.bench.fleet import Fleet, agent_fleet
+from mtrobot.bus import subjects
+
+Progress = Callable[[str, int, int], None]
+"""(what, done, total): the caller draws the bar."""
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / _TICK
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/statm") as f:
+            total += int(f.read().split()[1])
+    return total * _PAGE / 2**20
+
+
+def bare_python() -> dict[str, float]:
+    """The yardstick: a fresh interpreter importing what an agent imports, its start time and its RSS."""
+    code = "import resource, mtrobot.agent.service; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return {
+        "bare_import_s": round(time.perf_counter() - t0, 3),
+        "bare_import_rss_mb": round(int(out.stdout) / 1024, 1),
+    }
+
+
+async def _status(fleet: Fleet, account: str) -> str | None:
+    try:
+        reply = await fleet.nc.request(subjects.agent_control(account), b'{"cmd":"status"}', timeout=1.0)
+        return str(json.loads(reply.data).get("state"))
+    except Exception:
+        return None
+
+
+async def _start_all(fleet: Fleet, deadline: float, progress: Progress) -> dict[str, float]:
+    """Start the supervisor; per agent, seconds from its process appearing to answering ``running``."""
+    seen: dict[str, float] = {}
+    running: dict[str, float] = {}
+    total = len(fleet.accounts)
+    await fleet.start_supervisor()
+    while len(running) < total and time.monotonic() < deadline:
+        now = time.monotonic()
+        for agent in fleet.agents_file().get("agents") or []:
+            if agent.get("pid") and agent.get("account") in fleet.accounts:
+                seen.setdefault(agent["account"], now)
+        waiting = [a for a in seen if a not in running]
+        states = await asyncio.gather(*(_status(fleet, a) for a in waiting))
+        for account, state in zip(waiting, states, strict=True):
+            if state == "running":
+                running[account] = time.monotonic() - seen[account]
+        progress("agents running", len(running), total)
+        await asyncio.sleep(0.2)
+    return running
+
+
+async def measure_density(count: int, hold_s: float, timeout_s: float, progress: Progress) -> dict[str, Any]:
+    bare = await asyncio.to_thread(bare_python)
+    started = time.monotonic()
+    async with agent_fleet(count) as fleet:
+        starts = await _start_all(fleet, started + timeout_s, progress)
+        all_up_s = time.monotonic() - fleet.started_at
+        assert fleet.supervisor is not None
+        pids = _descendants(fleet.supervisor.pid)
+        cpu0, t0 = _cpu_seconds(pids), time.monotonic()
+        end = min(t0 + hold_s, started + timeout_s + hold_s)
+        while time.monotonic() < end:
+            progress("holding", int(time.monotonic() - t0), int(hold_s))
+            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        pids = _descendants(fleet.supervisor.pid)
+        cpu_pct = 100 * (_cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
+        healthy = [a for a in fleet.accounts if fleet.healthy(a)]
+        rss = [float(b.body.get("rss_mb") or 0) for a in healthy if (b := fleet.last(a)) is not None]
+        start_times = sorted(starts.values())
+        return {
+            "bench": "density",
+            "agents": count,
+            "runtime": str(fleet.agents_file().get("runtime", "?")),
+            "running": len(starts),
+            "healthy_after_hold": len(healthy),
+            "hold_s": round(time.monotonic() - t0, 1),
+            "all_running_s": round(all_up_s, 1) if len(starts) == count else None,
+            "start_p50_s": round(statistics.median(start_times), 2) if start_times else None,
+            "start_max_s": round(start_times[-1], 2) if start_times else None,
+            "agent_rss_p50_mb": round(statistics.median(rss), 1) if rss else None,
+            "agent_rss_max_mb": round(max(rss), 1) if rss else None,
+            "host_rss_per_agent_mb": round(_rss_mb(pids) / max(1, len(starts)), 1),
+            "idle_cpu_pct_of_a_core_total": round(cpu_pct, 1),
+            "idle_cpu_pct_per_agent": round(cpu_pct / max(1, len(starts)), 2),
+            **bare,
+        }
+
+
+async def _sessions(fleet: Fleet) -> dict[str, int]:
+    info = await fleet.admin.info()
+    return {str(s["name"]): int(s["sessions"]) for s in info["servers"]}
+
+
+async def measure_storm(count: int, window_s: float, timeout_s: float, progress: Progress) -> dict[str, Any]:
+    from mtrobot.connector.ratelimit import LoginRate
+
+    started = time.monotonic()
+    async with agent_fleet(count) as fleet:
+        starts = await _start_all(fleet, started + timeout_s, progress)
+        if len(starts) < count:
+            raise TimeoutError(f"only {len(starts)} of {count} agents ran within {timeout_s:.0f} s")
+        wanted = {s: sum(1 for v in fleet.accounts.values() if v == s) for s in fleet.servers}
+        deadline = time.monotonic() + timeout_s
+        while any(n < wanted[s] for s, n in (await _sessions(fleet)).items() if s in wanted):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the agents' broker sessions did not all open")
+            await asyncio.sleep(0.2)
+        baseline = await _sessions(fleet)
+        for server in fleet.servers:
+            await fleet.admin.start_maintenance(server=server, seconds=window_s)
+        window_end = time.monotonic() + window_s
+        samples: list[tuple[float, dict[str, int]]] = []
+        back_at: float | None = None
+        while time.monotonic() < window_end + timeout_s:
+            now, sessions = time.monotonic(), await _sessions(fleet)
+            samples.append((now, sessions))
+            back = sum(min(sessions.get(s, 0), baseline.get(s, 0)) for s in baseline)
+            progress("sessions back", back, sum(baseline.values()))
+            if now > window_end and all(sessions.get(s, 0) >= baseline[s] for s in baseline):
+                back_at = now
+                break
+            await asyncio.sleep(0.1)
+        peaks = {s: _peak_per_second(samples, s) for s in baseline}
+        rate = LoginRate()
+        return {
+            "bench": "storm",
+            "agents": count,
+            "runtime": str(fleet.agents_file().get("runtime", "?")),
+            "window_s": window_s,
+            "sessions_before": sum(baseline.values()),
+            "all_back_after_window_s": round(back_at - window_end, 1) if back_at is not None else None,
+            "peak_logins_per_s": peaks,
+            "configured_logins_per_s": rate.per_second,
+            "configured_burst": rate.burst,
+        }
+
+
+def _peak_per_second(samples: list[tuple[float, dict[str, int]]], server: str) -> int:
+    """The largest growth of ``server``'s session count within any one second of the samples."""
+    peak = 0
+    for i, (t_i, s_i) in enumerate(samples):
+        for t_j, s_j in samples[i + 1 :]:
+            if t_j - t_i > 1.0:
+                break
+            peak = max(peak, s_j.get(server, 0) - s_i.get(server, 0))
+    return peak

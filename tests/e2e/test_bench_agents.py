@@ -1,0 +1,53 @@
+"""Small-N smoke runs of ``bench density`` and ``bench storm``: real supervisor, real sandboxed agents, real
+simulator; the JSON line has its fields and the run cleans up after itself (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtrobot.supervisor.runtime.limits import CGROUP_PREFIX, AgentLimiter
+from tests.e2e.proc_tools import mtrobot_command
+
+pytestmark = pytest.mark.slow
+
+
+def _agent_groups() -> set[str]:
+    return {
+        p.name
+        for h in AgentLimiter().hierarchies
+        for p in h.own.iterdir()
+        if p.name.startswith(CGROUP_PREFIX + "bench-")
+    }
+
+
+def _run(tmp: Path, *args: str) -> dict[str, object]:
+    env = {**os.environ, "TMPDIR": str(tmp)}  # where the bench makes its throw-away data dir
+    out = subprocess.run(
+        mtrobot_command("bench", *args), capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert list(tmp.iterdir()) == [], "the bench left its data dir behind"
+    return result
+
+
+def test_bench_density_small(tmp_path: Path) -> None:
+    groups = _agent_groups()
+    result = _run(tmp_path, "density", "--agents", "2", "--hold", "2", "--timeout", "200")
+    assert result["bench"] == "density" and result["agents"] == 2
+    assert result["running"] == 2 and result["healthy_after_hold"] == 2
+    assert isinstance(result["agent_rss_p50_mb"], float) and isinstance(result["start_p50_s"], float)
+    assert isinstance(result["bare_import_s"], float)
+    assert _agent_groups() <= groups, "the agents' cgroups are removed"
+
+
+def test_bench_storm_small(tmp_path: Path) -> None:
+    result = _run(tmp_path, "storm", "--agents", "2", "--window", "1", "--timeout", "200")
+    assert result["bench"] == "storm" and result["sessions_before"] == 2
+    assert result["all_back_after_window_s"] is not None
+    assert isinstance(result["peak_logins_per_s"], dict)
