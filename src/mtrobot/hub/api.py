@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mtrobot.core.errors import MtrobotError
 from mtrobot.hub.documents import ConfigDocumentError, FieldError
@@ -65,8 +65,39 @@ class Written(BaseModel):
     revision: int
 
 
+MAX_REVISION = 2**63 - 1
+"""A revision is a JetStream sequence number (unsigned 64-bit on the server, signed on the wire here)."""
+
+
 class RollbackIn(BaseModel):
-    revision: int = Field(ge=1)
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    revision: int = Field(ge=1, le=MAX_REVISION)
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+def _problem_responses() -> dict[int | str, dict[str, Any]]:
+    """The problems every API route can answer with (each an ``application/problem+json`` document)."""
+    described = {
+        401: "no token, or not the hub's token",
+        404: "no stored document for the service, or no such revision",
+        412: "If-Match names a revision that is no longer the current one",
+        422: "the document or the request was refused; 'errors' names each field",
+        503: "the hub is not connected to the bus",
+    }
+    return {
+        status: {"description": text, "model": ProblemOut, "content": {PROBLEM: {}}}
+        for status, text in described.items()
+    }
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
@@ -79,11 +110,11 @@ def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] |
 def _expected_revision(if_match: str | None) -> int | None:
     if if_match is None:
         return None
-    try:
-        return int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
-    except ValueError:
+    text = if_match.strip().strip('"').removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 19 or not 0 <= int(text) <= MAX_REVISION:
         message = "must be a revision number"
-        raise ConfigDocumentError("(request)", [FieldError("If-Match", message)]) from None
+        raise ConfigDocumentError("(request)", [FieldError("If-Match", message)])
+    return int(text)
 
 
 def _context(request: Request) -> HubContext:
@@ -117,7 +148,7 @@ def create_app(ctx: HubContext, token: str) -> FastAPI:
     _install_error_handlers(app)
     bearer = HTTPBearer(auto_error=False, description="the token in DATA_DIR/hub.token")
 
-    responses: dict[int | str, dict[str, Any]] = {401: {"description": "no token, or not the hub's token"}}
+    responses = _problem_responses()
     api = APIRouter(prefix=API, dependencies=[Depends(bearer)], responses=responses)  # documents the scheme
 
     @app.middleware("http")
