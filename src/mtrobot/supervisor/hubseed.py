@@ -1,10 +1,11 @@
-"""Before an agent starts, the hub gets the account's portfolio as the database keeps it
-(``portfolio.{account}``) when it has none yet; the agent hot-loads it. The account's identity (backend,
-login, server) is never written to the hub: it reaches the agent in the hand-off only, and the hub refuses it
-(no configuration change can send a password to another server)."""
+"""Before an agent starts, the hub should have the account's portfolio: when it has none yet, the
+supervisor writes the one the database keeps (``portfolio.{account}``), which the agent then hot-loads. (The
+account's identity, backend, server and login, never comes from the hub: the agent takes it from the
+hand-off.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from nats.aio.client import Client
@@ -18,6 +19,8 @@ from .handoff import AgentRecord
 
 log = get_logger(__name__)
 
+CONNECT_TIMEOUT_S = 5.0
+
 
 class HubSeeder:
     def __init__(self, nats_url: str | None) -> None:
@@ -28,16 +31,19 @@ class HubSeeder:
         if self._url is None:
             return None
         if self._nc is None or self._nc.is_closed:
-            self._nc = await connect(self._url, "supervisor", max_reconnect_attempts=-1)
+            # Bounded: a bus that is away must not hold up the supervisor's round (or its shutdown).
+            self._nc = await asyncio.wait_for(
+                connect(self._url, "supervisor", max_reconnect_attempts=-1), CONNECT_TIMEOUT_S
+            )
         return HubStore(self._nc.jetstream(timeout=5))
 
     async def seed(self, record: AgentRecord) -> None:
-        """Never raises: an agent still starts when the hub is away (it runs on the record's identity)."""
+        """Never raises: an agent still starts when the hub is away (it then uses the hand-off's copy)."""
+        if record.portfolio is None:
+            return
         try:
             store = await self._store()
-            if store is None:
-                return
-            if record.portfolio is not None:
+            if store is not None:
                 await store.put_if_absent(subjects.portfolio_service(record.account), record.portfolio)
         except Exception as exc:
             log.warning("hub not seeded for the agent", account=record.account, error=repr(exc))
@@ -45,5 +51,5 @@ class HubSeeder:
     async def close(self) -> None:
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                await asyncio.wait_for(self._nc.close(), 5)
             self._nc = None

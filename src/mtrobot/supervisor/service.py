@@ -4,7 +4,7 @@ Every ``poll_s`` (and at once when an agent exits) it compares the accounts the 
 agent (:func:`mtrobot.storage.accounts.accounts_with_agents`) with the agents it runs:
 
 - a new account gets an agent: a fresh hand-off on its stdin (:mod:`.handoff`), started through the
-  runtime (:mod:`.runtime`), after the hub has been told the account's identity and portfolio;
+  runtime (:mod:`.runtime`), after the hub was given the account's portfolio if it had none;
 - an account removed, stopped by a person, or whose login or server changed loses its agent (SIGTERM, then
   SIGKILL after a grace period); a changed one gets a new agent in the next round;
 - an agent that crashed is started again after a full-jitter exponential backoff
@@ -171,6 +171,8 @@ class Supervisor:
         now = time.monotonic()
         for account, record in wanted.items():
             slot = self.slots.setdefault(account, AgentSlot(record))
+            if self._stopping.is_set():
+                break
             if slot.process is None and slot.state in ("starting", "backoff") and now >= slot.next_start:
                 await self._start(slot)
         self._write_status()
