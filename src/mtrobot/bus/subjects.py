@@ -141,6 +141,11 @@ def broker_event_kind(subject: str) -> str:
     return subject.split(".", 2)[1]
 
 
+def agent_heartbeat_all() -> str:
+    """Every agent's heartbeat (the supervisor's quarantine and the web's agent status)."""
+    return "agent.heartbeat.*"
+
+
 def snapshot_all() -> str:
     return "snapshot.*"
 

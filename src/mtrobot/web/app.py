@@ -19,14 +19,30 @@ from mtrobot.robots.catalogue import Catalogue, robots_folder
 from mtrobot.settings import Settings
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
 from mtrobot.vault import Vault, load_keyring
+from mtrobot.web import agents as agents_service
 from mtrobot.web.activity import ActivityRecorder, listen
 from mtrobot.web.assets import docs_router, mount_assets
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
 from mtrobot.web.pages import router as pages_router
+<<<<<<< HEAD
 from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, stream, tokens
 from mtrobot.web.security_throttle import BodyLimit
+=======
+from mtrobot.web.routes import (
+    accounts,
+    activity,
+    agents,
+    auth,
+    health,
+    orders,
+    portfolio,
+    robots,
+    stream,
+    tokens,
+)
+>>>>>>> 979b57e (web: the kill switch POST /api/v1/accounts/{id}/control (pause/resume recorded in the database so they hold across agent restarts, flatten) and GET /api/v1/accounts/{id}/agent with the heartbeat; subjects.agent_heartbeat_all)
 from mtrobot.web.state import AppState
 
 log = get_logger(__name__)
@@ -114,6 +130,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
         if state.options.listen_to_bus:
             tasks.append(asyncio.create_task(_keep_listening(state), name="web-activity-listener"))
             tasks.append(asyncio.create_task(_keep_streaming(state), name="web-stream-feed"))
+            tasks.append(asyncio.create_task(agents_service.keep_watching(state), name="web-agent-watch"))
         if state.options.demo:
             tasks.append(asyncio.create_task(_prepare_demo(state), name="web-demo"))
         try:
@@ -140,7 +157,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
     app.add_middleware(BodyLimit, max_bytes=lambda: state.options.max_body_bytes)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, tokens, accounts, portfolio, robots, orders, activity, stream):
+    for module in (auth, tokens, accounts, portfolio, robots, orders, agents, activity, stream):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -271,6 +271,19 @@ class AgentStatus(BaseModel):
     equity: float | None = None
     margin_level: float | None = None
     robots: list[dict[str, Any]] = Field(default_factory=list)
+    state: str = Field(
+        default="not running",
+        description="the agent's state from its heartbeat: starting, running, paused, quarantined, stopping, "
+        "or 'not running' (no heartbeat for 15 s)",
+    )
+    agent_state: str = Field(default="active", description="recorded: active, paused, stopped, quarantined")
+    reason: str = Field(default="", description="why it is paused or quarantined, in plain words")
+    heartbeat_at: datetime | None = None
+    heartbeat_age_s: float | None = None
+    pid: int | None = None
+    rss_mb: float | None = None
+    cpu_pct: float | None = None
+    orders_per_min: float | None = None
 
 
 class EquityPointPublic(Out):

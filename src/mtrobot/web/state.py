@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mtrobot.robots.catalogue import Catalogue
 from mtrobot.settings import Settings
 from mtrobot.vault import Vault
+from mtrobot.web.agents import AgentBoard
 from mtrobot.web.bus import Bus
 from mtrobot.web.config import ServerInfo, WebOptions
 from mtrobot.web.security_throttle import Network, parse_proxies
@@ -48,6 +49,8 @@ class AppState:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     probes: ProbeGate = field(default_factory=ProbeGate)
     stream_source: FeedSubscriber = field(init=False)
+    agents: AgentBoard = field(default_factory=AgentBoard)
+    """The latest heartbeat of every agent (``agent.heartbeat.*``)."""
 
     def __post_init__(self) -> None:
         self.stream_source = FeedSubscriber(SnapshotFeed(), self.bus.latest_snapshot)

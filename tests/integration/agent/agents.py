@@ -120,7 +120,7 @@ class Trader:
         result: dict[str, Any] = json.loads(reply.data)
         return result
 
-    async def wait_running(self, timeout: float = 20.0) -> float:
+    async def wait_running(self, timeout: float = 40.0) -> float:
         """Seconds until the agent answers ``status`` as running with its broker session connected."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:

@@ -13,7 +13,6 @@ from mtrobot.web.bus import BusUnavailable
 from mtrobot.web.deps import AccountDep, DbDep, StateDep
 from mtrobot.web.errors import NotFound, Unavailable, problem_responses
 from mtrobot.web.schemas import (
-    AgentStatus,
     OrderCreate,
     OrderModify,
     OrderPublic,
@@ -140,25 +139,3 @@ async def close_position(
     symbol = await service.position_symbol(state, account, ticket, body.symbol)
     fields = body.model_dump() | {"action": OrderAction.CLOSE, "symbol": symbol, "position": ticket}
     return await service.submit(state, service.build_request(account.id, fields))
-
-
-@router.get("/agent", responses=problem_responses(401, 404, 503))
-async def agent_status(account: AccountDep, state: StateDep) -> AgentStatus:
-    """The account's agent as its latest snapshot tells: connection state, balance, robots."""
-    try:
-        snapshot = await state.bus.latest_snapshot(account.id)
-    except BusUnavailable as exc:
-        raise Unavailable(str(exc), code="bus_unavailable") from None
-    if snapshot is None:
-        return AgentStatus(account_id=account.id, connection="unknown")
-    return AgentStatus(
-        account_id=account.id,
-        connection=snapshot.connection.value,
-        seq=snapshot.seq,
-        as_of=snapshot.ts,
-        currency=snapshot.currency,
-        balance=snapshot.balance,
-        equity=snapshot.equity,
-        margin_level=snapshot.margin_level,
-        robots=snapshot.robots,
-    )
