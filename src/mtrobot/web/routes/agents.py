@@ -14,7 +14,7 @@ from mtrobot.core.agent import ControlRequest
 from mtrobot.web import agents as service
 from mtrobot.web.bus import BusUnavailable
 from mtrobot.web.deps import AccountDep, StateDep
-from mtrobot.web.errors import Unavailable, problem_responses
+from mtrobot.web.errors import Conflict, Unavailable, problem_responses
 from mtrobot.web.schemas import AgentStatus
 
 router = APIRouter(prefix="/accounts/{account_id}", tags=["agent"])
@@ -39,7 +39,7 @@ class ControlResult(BaseModel):
     )
 
 
-@router.post("/control", responses=problem_responses(401, 403, 404, 422, 503), summary="Kill switch")
+@router.post("/control", responses=problem_responses(401, 403, 404, 409, 422, 503), summary="Kill switch")
 async def control(body: ControlBody, account: AccountDep, state: StateDep) -> ControlResult:
     """Pause or resume the account's trading, or close all its positions."""
     default = {"pause": "paused by the trader", "flatten": "asked by the trader"}.get(body.cmd)
@@ -56,9 +56,9 @@ async def control(body: ControlBody, account: AccountDep, state: StateDep) -> Co
     if reply is not None:
         return ControlResult(ok=reply.ok, state=reply.state, message=reply.message, applied=True)
     if recorded is None:
-        raise Unavailable(
-            "the account's agent is not running or did not answer; nothing was closed, try again shortly",
-            code="agent_unavailable",
+        raise Conflict(
+            "the account's agent is not running or did not answer, so nothing was closed; try again shortly",
+            code="agent_not_running",
         )
     words = "Trading paused" if body.cmd == "pause" else "Trading resumed"
     return ControlResult(
