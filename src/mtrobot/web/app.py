@@ -26,10 +26,6 @@ from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
 from mtrobot.web.pages import router as pages_router
-<<<<<<< HEAD
-from mtrobot.web.routes import accounts, activity, auth, health, orders, portfolio, robots, stream, tokens
-from mtrobot.web.security_throttle import BodyLimit
-=======
 from mtrobot.web.routes import (
     accounts,
     activity,
@@ -42,7 +38,7 @@ from mtrobot.web.routes import (
     stream,
     tokens,
 )
->>>>>>> 979b57e (web: the kill switch POST /api/v1/accounts/{id}/control (pause/resume recorded in the database so they hold across agent restarts, flatten) and GET /api/v1/accounts/{id}/agent with the heartbeat; subjects.agent_heartbeat_all)
+from mtrobot.web.security_throttle import BodyLimit
 from mtrobot.web.state import AppState
 
 log = get_logger(__name__)
