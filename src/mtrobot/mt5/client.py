@@ -48,6 +48,20 @@ _INITIALIZE_KINDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+_shared: list[asyncio.AbstractEventLoop] = []
+_shared_lock = threading.Lock()
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The event loop (on a daemon thread) that drives every client of this process that was given none."""
+    with _shared_lock:
+        if not _shared:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="mtrobot-mt5-loop", daemon=True).start()
+            _shared.append(loop)
+        return _shared[0]
+
+
 def failure_value(name: str) -> Any:
     """What a function returns when it fails: False, 0 for the counts, else None."""
     if name in BOOL_FUNCTIONS:
@@ -63,13 +77,16 @@ class Mt5Client:
     """One terminal session on the simulator, blocking, safe to call from any thread (calls are serialised,
     as the official module's pipe serialises them).
 
-    ``target``: see :mod:`mtrobot.mt5.target` (None: environment, then the platform's simbroker, then a
-    private one); ``simulator`` overrides it with one already resolved. ``loop``: an event loop running in
-    another thread to drive the client on (default: a loop thread of its own). ``server`` is where a demo
-    account is opened when ``initialize()`` gets no login. ``algo_trading`` and ``tradeapi_disabled`` are
-    the terminal's two switches (MT5_REFERENCE.md section 9). With ``stand_in``, ``initialize()`` with the
-    credentials of a server the simulator does not have (a script's real account) logs in to the demo
-    account instead, and says so on stderr; a simulated server's wrong password still fails."""
+    - ``target``: see :mod:`mtrobot.mt5.target` (None: environment, then the platform's simbroker, then a
+      private one); ``simulator`` overrides it with one already resolved;
+    - ``loop``: an event loop running in another thread to drive the client on (default: one loop thread
+      shared by this process's clients);
+    - ``server``: where a demo account is opened when ``initialize()`` gets no login;
+    - ``algo_trading``, ``tradeapi_disabled``: the terminal's two switches (MT5_REFERENCE.md section 9);
+    - ``stand_in``: ``initialize()`` with the credentials of a server the simulator does not have (a
+      script's real account) logs in to the demo account instead and says so on stderr; a simulated
+      server's wrong password still fails.
+    """
 
     def __init__(
         self,
@@ -103,8 +120,7 @@ class Mt5Client:
     # -- plumbing --------------------------------------------------------------------------------------
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            threading.Thread(target=self._loop.run_forever, name="mtrobot-mt5-loop", daemon=True).start()
+            self._loop = shared_loop()
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(timeout)
