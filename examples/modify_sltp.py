@@ -1,6 +1,6 @@
 """Open a position without stops, then set and move its SL/TP with TRADE_ACTION_SLTP.
 
-    mtrobot mt5 run examples/modify_sltp.py
+mtrobot mt5 run examples/modify_sltp.py
 """
 
 import MetaTrader5 as mt5
@@ -28,8 +28,15 @@ for step, distance in enumerate((200, 100), start=1):
     now = mt5.positions_get(ticket=position.ticket)[0]
     print("modify {}: retcode={} sl={} tp={}".format(step, answer.retcode, now.sl, now.tp))
 
-same = mt5.order_send({"action": mt5.TRADE_ACTION_SLTP, "symbol": SYMBOL, "position": position.ticket,
-                       "sl": now.sl, "tp": now.tp})
+same = mt5.order_send(
+    {
+        "action": mt5.TRADE_ACTION_SLTP,
+        "symbol": SYMBOL,
+        "position": position.ticket,
+        "sl": now.sl,
+        "tp": now.tp,
+    }
+)
 print("unchanged levels: retcode={} ({})".format(same.retcode, same.comment))
 print("close:", mt5.Close(SYMBOL, ticket=position.ticket))
 mt5.shutdown()

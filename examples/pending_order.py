@@ -1,6 +1,6 @@
 """Place a Buy Limit below the market, find it among the active orders, then remove it.
 
-    mtrobot mt5 run examples/pending_order.py
+mtrobot mt5 run examples/pending_order.py
 """
 
 import MetaTrader5 as mt5
@@ -40,8 +40,11 @@ print("placed: retcode={} order={} price={}".format(result.retcode, result.order
 orders = mt5.orders_get(symbol=SYMBOL)
 print("active orders on {}: {}".format(SYMBOL, len(orders)))
 for order in orders:
-    print("  #{} type={} volume={} price_open={} state={}".format(
-        order.ticket, order.type, order.volume_initial, order.price_open, order.state))
+    print(
+        "  #{} type={} volume={} price_open={} state={}".format(
+            order.ticket, order.type, order.volume_initial, order.price_open, order.state
+        )
+    )
 
 removed = mt5.order_send({"action": mt5.TRADE_ACTION_REMOVE, "order": result.order})
 print("remove: retcode={} ({})".format(removed.retcode, removed.comment))

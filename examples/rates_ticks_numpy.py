@@ -1,6 +1,6 @@
 """Pull bars and ticks into numpy: the last 100 H1 bars, bars of a past year, the last hour of ticks.
 
-    mtrobot mt5 run examples/rates_ticks_numpy.py
+mtrobot mt5 run examples/rates_ticks_numpy.py
 """
 
 from datetime import datetime, timedelta, timezone
@@ -29,8 +29,12 @@ if old is not None and len(old):
 last_tick = mt5.symbol_info_tick("EURUSD")
 until = datetime.fromtimestamp(last_tick.time, tz=timezone.utc)
 ticks = mt5.copy_ticks_range("EURUSD", until - timedelta(hours=1), until, mt5.COPY_TICKS_ALL)
-print("ticks in the last hour:", len(ticks), "dtype ok:", ticks.dtype.names == (
-    "time", "bid", "ask", "last", "volume", "time_msc", "flags", "volume_real"))
+print(
+    "ticks in the last hour:",
+    len(ticks),
+    "dtype ok:",
+    ticks.dtype.names == ("time", "bid", "ask", "last", "volume", "time_msc", "flags", "volume_real"),
+)
 if len(ticks):
     spread = (ticks["ask"] - ticks["bid"]) / mt5.symbol_info("EURUSD").point
     print("median spread in points:", float(np.median(spread)))

@@ -1,6 +1,6 @@
 """Read positions, orders and deals, filtered with group masks.
 
-    mtrobot mt5 run examples/read_account.py
+mtrobot mt5 run examples/read_account.py
 """
 
 from datetime import datetime, timedelta

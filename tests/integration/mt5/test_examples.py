@@ -105,6 +105,33 @@ def test_rates_and_ticks_into_numpy_reaching_back_to_2022(data_dir: Path) -> Non
     assert int(ticks) >= 200 and dtype_ok == "True"
 
 
+def test_the_depth_of_market_polled_as_the_documentation_shows(data_dir: Path) -> None:
+    out = lines_of(run(EXAMPLES / "market_book.py", "--always-open", data_dir=data_dir))
+    assert out[0] == "MetaTrader5 package version: 5.0.6231"
+    snapshots = [line for line in out if line.startswith("snapshot ")]
+    assert len(snapshots) == 3
+    for line in snapshots:
+        found = re.fullmatch(
+            r"snapshot \d: 20 levels, 10 sells from (\S+) down to (\S+), 10 buys from (\S+) down to (\S+)",
+            line,
+        )
+        assert found is not None
+        high, best_offer, best_bid, low = (float(v) for v in found.groups())
+        assert high > best_offer > best_bid > low
+    assert re.fullmatch(
+        r"  best offer: \{'type': 1, 'price': \S+, 'volume': \d+, 'volume_dbl': \S+\}", out[2]
+    )
+
+
+def test_bars_into_a_pandas_dataframe_as_the_documentation_shows(data_dir: Path) -> None:
+    pytest.importorskip("pandas")
+    out = lines_of(run(EXAMPLES / "rates_pandas.py", "--always-open", data_dir=data_dir))
+    assert out[0] == "Display each element of obtained data in a new line"
+    assert out.index("Display dataframe with data") == 5
+    assert out[6].split() == ["time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"]
+    assert out[-1] == "rows: 10 last: 2022-01-10 00:00:00"
+
+
 def test_a_script_error_and_exit_codes_come_back(data_dir: Path) -> None:
     script = data_dir / "fails.py"
     script.write_text("import sys\nimport MetaTrader5 as mt5\nprint(mt5.last_error())\nsys.exit(3)\n")
