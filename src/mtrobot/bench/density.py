@@ -91,17 +91,31 @@ async def _status(fleet: Fleet, account: str) -> str | None:
         return None
 
 
+def _agents_started(supervisor_pid: int) -> set[str]:
+    """The accounts whose agent process (or its sandbox) the supervisor has started, from /proc."""
+    found = set()
+    for pid in _descendants(supervisor_pid):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"--account" in argv and argv.index(b"--account") + 1 < len(argv):
+                found.add(argv[argv.index(b"--account") + 1].decode())
+    return found
+
+
 async def _start_all(fleet: Fleet, deadline: float, progress: Progress) -> dict[str, float]:
     """Start the supervisor; per agent, seconds from its process appearing to answering ``running``."""
     seen: dict[str, float] = {}
     running: dict[str, float] = {}
     total = len(fleet.accounts)
     await fleet.start_supervisor()
+    assert fleet.supervisor is not None
     while len(running) < total and time.monotonic() < deadline:
+        if fleet.supervisor.returncode is not None:
+            raise RuntimeError(f"the supervisor exited with code {fleet.supervisor.returncode}")
         now = time.monotonic()
-        for agent in fleet.agents_file().get("agents") or []:
-            if agent.get("pid") and agent.get("account") in fleet.accounts:
-                seen.setdefault(agent["account"], now)
+        for account in _agents_started(fleet.supervisor.pid) & set(fleet.accounts):
+            seen.setdefault(account, now)
         waiting = [a for a in seen if a not in running]
         states = await asyncio.gather(*(_status(fleet, a) for a in waiting))
         for account, state in zip(waiting, states, strict=True):

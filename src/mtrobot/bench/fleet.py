@@ -87,15 +87,9 @@ class Fleet:
             if isinstance(body, dict):
                 self.beats.setdefault(account, []).append(Beat(time.monotonic(), body))
 
-    async def start_supervisor(self, timeout: float = 30.0) -> None:
+    async def start_supervisor(self) -> None:
         self.started_at = time.monotonic()
-        url = str(self.settings.nats_url)
-        self.supervisor = await _spawn(self.settings.data_dir, url, "supervisor")
-
-        async def written() -> bool:
-            return (self.settings.run_dir / "agents.json").exists()
-
-        await _wait_for(written, "supervisor", timeout, self.supervisor)
+        self.supervisor = await _spawn(self.settings.data_dir, str(self.settings.nats_url), "supervisor")
 
     async def stop_supervisor(self, grace: float = 60.0) -> None:
         if self.supervisor is not None:
