@@ -15,6 +15,15 @@ from mtrobot.bus.server import EmbeddedNats
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 
 
+@pytest.fixture(autouse=True)
+def _no_mtrobot_up_left_running() -> Iterator[None]:
+    """A test that fails while waiting on ``mtrobot up`` must not leave the platform running."""
+    yield
+    from tests.e2e.proc_tools import stop_leftovers
+
+    stop_leftovers()
+
+
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real nats-server with JetStream for the whole session (never the system one on 4222)."""

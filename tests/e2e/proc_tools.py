@@ -59,11 +59,31 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
 def start_up(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``mtrobot up`` in its own session; ``stop_leftovers`` ends it if the test did not (a failed wait)."""
     log = open(data_dir.parent / "up.log", "wb")  # noqa: SIM115
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MTROBOT_")}
     full_env.update(env or {})
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         mtrobot_command("up", "--data-dir", str(data_dir), "--port", str(free_port()), *extra),
         stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
     )  # fmt: skip
+    _STARTED.append(proc)
+    return proc
+
+
+def stop_leftovers() -> None:
+    """SIGTERM each ``mtrobot up`` a test left running (it stops its children); SIGKILL after 30 s."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is not None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

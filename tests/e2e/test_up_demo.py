@@ -17,7 +17,7 @@ def start_and_sign_in(data_dir) -> tuple[subprocess.Popen[bytes], httpx.Client, 
     """``mtrobot up``; returns the process, a client signed in with the printed demo login, its CSRF token."""
     proc = start_up(data_dir)
     log = data_dir.parent / "up.log"
-    wait_until(lambda: "Press Ctrl-C" in log.read_text(), 60, "mtrobot up ready", proc)
+    wait_until(lambda: "Press Ctrl-C" in log.read_text(), 120, "mtrobot up ready", proc)
     match = LOGIN_RE.search(log.read_text())
     assert match, log.read_text()
     url, email, password = match.groups()
