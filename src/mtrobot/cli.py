@@ -435,7 +435,7 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
 
 
-BENCHMARKS = {"latency", "throughput", "backtest", "stream", "density", "storm"}
+BENCHMARKS = {"latency", "throughput", "burst", "backtest", "stream", "density", "storm"}
 
 
 @app.command("robots")
@@ -532,12 +532,27 @@ LATER_BENCHMARKS = {"burst": "the burst rig of the order-path work"}
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="latency, throughput, backtest or stream")],
-    orders: Annotated[int, typer.Option(min=1, max=100_000, help="orders to measure")] = 200,
+    name: Annotated[str, typer.Argument(help="latency, throughput, burst, backtest or stream")],
+    orders: Annotated[int, typer.Option(min=1, max=1_000_000, help="orders to measure")] = 200,
     warmup: Annotated[int, typer.Option(min=0, max=10_000, help="orders sent before measuring")] = 20,
+    seconds: Annotated[
+        float | None,
+        typer.Option(min=1, max=3600, help="throughput: run this long, not --orders; stream: each part (60)"),
+    ] = None,
+    connectors: Annotated[
+        int, typer.Option(min=0, max=500, help="throughput, burst: connector processes (0: 1, burst 50)")
+    ] = 0,
+    rounds: Annotated[int, typer.Option(min=1, max=1000, help="burst: simultaneous rounds")] = 5,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="simulator order_send/s per session (default 100; 0 for one-connector throughput)"
+        ),
+    ] = None,
+    profile: Annotated[bool, typer.Option(help="sample a connector with py-spy: top functions")] = False,
+    floor_samples: Annotated[int, typer.Option(min=10, max=10_000, help="samples of each bare cost")] = 300,
     bars: Annotated[int, typer.Option(min=100, max=6_000, help="H1 bars of a backtest")] = 5_000,
     runs: Annotated[int, typer.Option(min=1, max=20, help="backtest runs (the median is reported)")] = 3,
-    seconds: Annotated[float, typer.Option(min=1, max=3600, help="stream: how long each part runs")] = 60.0,
     rate: Annotated[int, typer.Option(min=1, max=10_000, help="stream: raw events a second in")] = 100,
     clients: Annotated[int, typer.Option(min=1, max=20_000, help="stream: WebSocket clients")] = 1000,
     traders: Annotated[int, typer.Option(min=1, max=1000, help="stream: traders the clients belong to")] = 10,
@@ -563,7 +578,7 @@ def bench(
         elif name == "stream":
             from mtrobot.bench.stream import run_stream_benchmark
 
-            results = await run_stream_benchmark(seconds, rate, clients, min(traders, clients))
+            results = await run_stream_benchmark(seconds or 60.0, rate, clients, min(traders, clients))
         elif name in ("density", "storm"):
             from mtrobot.bench.density import measure_density, measure_storm
             from mtrobot.bench.progress import progress_bar
@@ -574,9 +589,19 @@ def bench(
                 else:
                     results = [await measure_storm(agents, window, timeout, progress)]
         else:
-            from mtrobot.bench.orders import run_order_benchmarks
+            from mtrobot.bench.orders import order_progress, run_order_benchmark
+            from mtrobot.bench.profile import format_top
+            from mtrobot.bench.progress import progress_bar
 
-            results = await run_order_benchmarks([name], orders, warmup)
+            with progress_bar() as update:
+                result = await run_order_benchmark(
+                    name, orders=orders, warmup=warmup, seconds=seconds, rounds=rounds, rate_limit=rate_limit,
+                    connectors=connectors or (50 if name == "burst" else 1), profile=profile,
+                    progress=order_progress(update, f"bench {name}"), floor_samples=floor_samples,
+                )  # fmt: skip
+            if result.get("profile_top"):
+                typer.echo(format_top(result["profile_top"], "connector"), err=True)
+            results = [result]
         for result in results:
             print(json.dumps(result), flush=True)
         return 0

@@ -2,20 +2,54 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
+
+import pytest
 
 from tests.e2e.proc_tools import mtrobot_command
 
 
-def test_bench_latency_prints_order_and_bare_nats_medians_measured_in_one_run() -> None:
-    out = subprocess.run(
-        mtrobot_command("bench", "latency", "--orders", "5", "--warmup", "1"),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+def _bench(*args: str, timeout: float = 180) -> dict[str, Any]:
+    command = mtrobot_command("bench", *args, "--floor-samples", "30")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _stands_on_its_floor(result: dict[str, Any]) -> None:
+    """The bare costs of the same run, their sum, and CPU per order with the simulator's apart."""
+    parts = ("nats_request_reply", "jetstream_publish_ack", "sim_order_send", "journal_fsync")
+    medians = [result[f"{p}_p50_ms"] for p in parts]
+    assert all(m > 0 for m in medians)
+    assert abs(result["floor_ms"] - sum(medians)) < 0.01
+    assert result["cpu_ms_per_order"] > 0 and result["sim_cpu_ms_per_order"] >= 0
+    assert set(result["cpu_ms_per_order_by_process"]) == {"connectors", "nats", "recorder"}
+    assert result["connector_rss_mb"] > 0
+
+
+def test_bench_latency_reports_order_latency_beside_the_floor_it_stands_on() -> None:
+    result = _bench("latency", "--orders", "5", "--warmup", "1")
     assert result["bench"] == "latency" and result["orders"] == 5
     assert 0 < result["nats_request_reply_p50_ms"] < result["order_p50_ms"] <= result["order_p99_ms"]
-    assert result["ratio_p50"] > 1
+    assert result["ratio_p50"] > 1 and result["ratio_to_floor_p50"] > 0
+    _stands_on_its_floor(result)
+
+
+@pytest.mark.slow  # a whole platform started (~30 s on the shared 2-core machine)
+def test_bench_throughput_lifts_the_broker_limit_for_one_connector_only() -> None:
+    result = _bench("throughput", "--orders", "20", "--warmup", "1")
+    assert result["orders"] == 20 and result["orders_per_second"] > 0
+    assert result["connectors"] == 1 and result["broker_rate_limit"] == 0
+    _stands_on_its_floor(result)
+
+
+@pytest.mark.slow  # a whole platform with two connectors started
+def test_bench_burst_fills_one_order_of_each_connector_at_the_same_instant() -> None:
+    result = _bench("burst", "--connectors", "2", "--rounds", "2", "--warmup", "0", timeout=240)
+    assert result["connectors"] == 2 and result["rounds"] == 2 and result["broker_rate_limit"] == 100
+    assert 0 < result["fill_p50_ms"] <= result["last_fill_ms_max"]
+    _stands_on_its_floor(result)
 
 
 def test_bench_names_an_unbuilt_benchmark_instead_of_faking_it() -> None:

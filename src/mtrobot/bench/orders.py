@@ -1,4 +1,9 @@
-"""``latency`` and ``throughput``: orders through one connector, beside a bare NATS request/reply."""
+"""``latency``, ``throughput`` and ``burst``: orders through the platform beside the bare costs they stand on.
+
+Every result also carries, from the same run: the floor (:mod:`.floor`), CPU per order summed over the
+platform's processes (connectors, nats-server, recorder; the simulator's own reported apart, as a real
+broker's is not ours), and each connector's resident memory at the end.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,41 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from mtrobot.bench.rig import Rig, platform_rig
+from mtrobot.bench.floor import measure_floor, percentile
+from mtrobot.bench.procstat import CpuMeter, rss_mb
+from mtrobot.bench.profile import Profiler
+from mtrobot.bench.rig import Rig, platform_rig, recorder_caught_up
 from mtrobot.bus import subjects
 from mtrobot.core.errors import FatalError
 
 SYMBOL = "EURUSD"
-ORDER_TIMEOUT_S = 10.0
+ORDER_TIMEOUT_S = 30.0
+WINDOW = 256
+"""Orders in flight at most during the throughput run (the connector's consumer takes 256 unacknowledged)."""
+
+Tick = Callable[[int], None]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def order_progress(update: Callable[[str, int, int], None], what: str) -> Callable[[int | None], Tick]:
+    """``start(total) -> tick`` over :func:`mtrobot.bench.progress.progress_bar`'s ``update`` (a run of N
+    seconds has no known total: its bar grows with what was done)."""
 
+    def start(total: int | None) -> Tick:
+        done = 0
 
-async def bare_request_reply_ms(nc: Client, count: int) -> list[float]:
-    """The yardstick: a request/reply round trip on the same server, same connection."""
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            update(what, done, total or done)
 
-    async def echo(msg: Msg) -> None:
-        await msg.respond(msg.data)
+        return tick
 
-    sub = await nc.subscribe("bench.echo", cb=echo)
-    try:
-        samples = []
-        for _ in range(count):
-            t0 = time.perf_counter()
-            await nc.request("bench.echo", b"x" * 200, timeout=5)
-            samples.append((time.perf_counter() - t0) * 1000)
-        return samples
-    finally:
-        await sub.unsubscribe()
+    return start
 
 
 class Outcomes:
@@ -50,6 +56,7 @@ class Outcomes:
         self.done: dict[str, asyncio.Event] = {}
         self.at: dict[str, float] = {}
         self.failed: dict[str, Any] = {}
+        self.on_done: Callable[[str], None] | None = None
 
     def expect(self, order_id: str) -> asyncio.Event:
         return self.done.setdefault(order_id, asyncio.Event())
@@ -65,34 +72,27 @@ class Outcomes:
         self._finish(error["order_id"])
 
     def _finish(self, order_id: str) -> None:
-        self.at.setdefault(order_id, time.perf_counter())
+        if order_id in self.at:
+            return
+        self.at[order_id] = time.perf_counter()
         self.expect(order_id).set()
+        if self.on_done is not None:
+            self.on_done(order_id)
 
 
 async def _subscribe(rig: Rig) -> Outcomes:
     outcomes = Outcomes()
-    await rig.nc.subscribe(f"broker.fill.{rig.account}.>", cb=outcomes.on_fill)
-    await rig.nc.subscribe(f"broker.error.{rig.account}.>", cb=outcomes.on_error)
+    await rig.nc.subscribe("broker.fill.*.>", cb=outcomes.on_fill)
+    await rig.nc.subscribe("broker.error.*.>", cb=outcomes.on_error)
     await rig.nc.flush(timeout=5)
     return outcomes
 
 
-def _order(rig: Rig, index: int) -> tuple[str, bytes]:
+def _order(account: str, index: int) -> tuple[str, bytes]:
     order_id = f"b{index}-{uuid.uuid4().hex[:10]}"
     side = "buy" if index % 2 == 0 else "sell"  # alternate so the book stays near flat
-    body = {
-        "order_id": order_id,
-        "account": rig.account,
-        "symbol": SYMBOL,
-        "order_type": side,
-        "volume": 0.01,
-    }
+    body = {"order_id": order_id, "account": account, "symbol": SYMBOL, "order_type": side, "volume": 0.01}
     return order_id, json.dumps(body).encode()
-
-
-async def _publish(rig: Rig, order_id: str, body: bytes) -> None:
-    js = rig.nc.jetstream(timeout=5)
-    await js.publish(subjects.orders_submitted(rig.account, SYMBOL), body, headers={"Nats-Msg-Id": order_id})
 
 
 def _check(outcomes: Outcomes) -> None:
@@ -101,53 +101,209 @@ def _check(outcomes: Outcomes) -> None:
         raise FatalError(f"{len(outcomes.failed)} orders were refused, e.g. {first.get('message')}")
 
 
-async def measure_latency(rig: Rig, orders: int, warmup: int) -> dict[str, Any]:
-    outcomes = await _subscribe(rig)
-    samples: list[float] = []
-    for index in range(warmup + orders):
-        order_id, body = _order(rig, index)
+class Measured:
+    """The CPU meter (and profiler) around the measured part of a run."""
+
+    def __init__(self, rig: Rig, profile: bool) -> None:
+        self.rig = rig
+        self.meter = CpuMeter(rig.pids)
+        target = rig.pids[f"connector-{rig.account}"]
+        self.profiler = Profiler(target, rig.data_dir / "profile.txt") if profile else None
+        self.top: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> Measured:
+        if self.profiler is not None:
+            await self.profiler.start()
+        self.meter.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            await recorder_caught_up(self.rig)  # its share of this run's work is in the figures
+        self.meter.stop()
+        if self.profiler is not None:
+            self.top = await self.profiler.stop()
+
+    def figures(self, orders: int) -> dict[str, Any]:
+        used = self.meter.used
+        platform = sum(v for k, v in used.items() if k not in ("simbroker", "bench-client"))
+        connectors = [k for k in self.rig.pids if k.startswith("connector-")]
+        out: dict[str, Any] = {
+            "cpu_ms_per_order": round(1000 * platform / orders, 3),
+            "cpu_ms_per_order_by_process": {
+                "connectors": round(1000 * sum(used.get(k, 0.0) for k in connectors) / orders, 3),
+                "nats": round(1000 * used.get("nats", 0.0) / orders, 3),
+                "recorder": round(1000 * used.get("recorder", 0.0) / orders, 3),
+            },
+            "sim_cpu_ms_per_order": round(1000 * used.get("simbroker", 0.0) / orders, 3),
+            "client_cpu_ms_per_order": round(1000 * used.get("bench-client", 0.0) / orders, 3),
+            "connector_rss_mb": round(max(rss_mb(self.rig.pids[k]) for k in connectors), 1),
+        }
+        if self.top:
+            out["profile_top"] = self.top
+        return out
+
+
+async def measure_latency(
+    rig: Rig, outcomes: Outcomes, orders: int, warmup: int, tick: Tick, profile: bool, floor_samples: int
+) -> dict[str, Any]:
+    js = rig.nc.jetstream(timeout=5)
+    subject = subjects.orders_submitted(rig.account, SYMBOL)
+
+    async def one(index: int) -> float:
+        order_id, body = _order(rig.account, index)
         event = outcomes.expect(order_id)
         t0 = time.perf_counter()
-        await _publish(rig, order_id, body)
+        await js.publish(subject, body, headers={"Nats-Msg-Id": order_id})
         await asyncio.wait_for(event.wait(), ORDER_TIMEOUT_S)
-        if index >= warmup:
-            samples.append((outcomes.at[order_id] - t0) * 1000)
+        return (outcomes.at[order_id] - t0) * 1000
+
+    for index in range(warmup):
+        await one(index)
+    samples: list[float] = []
+    async with Measured(rig, profile) as measured:
+        for index in range(warmup, warmup + orders):
+            samples.append(await one(index))
+            tick(1)
     _check(outcomes)
-    bare = await bare_request_reply_ms(rig.nc, max(200, orders))
-    order_p50, bare_p50 = statistics.median(samples), statistics.median(bare)
+    floor = await measure_floor(rig, floor_samples)
+    p50 = statistics.median(samples)
     return {
         "bench": "latency",
         "orders": orders,
-        "order_p50_ms": round(order_p50, 3),
+        "broker_rate_limit": rig.rate_limit,
+        "order_p50_ms": round(p50, 3),
         "order_p99_ms": round(percentile(samples, 0.99), 3),
-        "nats_request_reply_p50_ms": round(bare_p50, 3),
-        "nats_request_reply_p99_ms": round(percentile(bare, 0.99), 3),
-        "ratio_p50": round(order_p50 / bare_p50, 1),
+        "order_max_ms": round(max(samples), 3),
+        **floor,
+        "ratio_p50": round(p50 / floor["nats_request_reply_p50_ms"], 1),
+        "ratio_to_floor_p50": round(p50 / floor["floor_ms"], 2),
+        **measured.figures(orders),
     }
 
 
-async def measure_throughput(rig: Rig, orders: int) -> dict[str, Any]:
-    outcomes = await _subscribe(rig)
-    batch = [_order(rig, index) for index in range(orders)]
-    events = [outcomes.expect(order_id) for order_id, _ in batch]
-    t0 = time.perf_counter()
-    await asyncio.gather(*(_publish(rig, order_id, body) for order_id, body in batch))
-    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), ORDER_TIMEOUT_S + orders * 0.1)
-    elapsed = max(outcomes.at.values()) - t0
+async def measure_throughput(
+    rig: Rig,
+    outcomes: Outcomes,
+    orders: int,
+    seconds: float | None,
+    tick: Tick,
+    profile: bool,
+    floor_samples: int,
+) -> dict[str, Any]:
+    """Orders published as fast as the platform takes them (at most :data:`WINDOW` in flight), spread over
+    the connectors; for ``seconds`` when given, else ``orders`` of them."""
+    js = rig.nc.jetstream(timeout=5)
+    window = asyncio.Semaphore(WINDOW)
+
+    def done(_order_id: str) -> None:
+        window.release()
+        tick(1)
+
+    outcomes.on_done = done
+    published = 0
+    async with Measured(rig, profile) as measured:
+        t0 = time.perf_counter()
+        while (published < orders) if seconds is None else (time.perf_counter() - t0 < seconds):
+            await window.acquire()
+            account = rig.accounts[published % len(rig.accounts)]
+            order_id, body = _order(account, published)
+            outcomes.expect(order_id)
+            await js.publish_async(
+                subjects.orders_submitted(account, SYMBOL), body, headers={"Nats-Msg-Id": order_id}
+            )
+            published += 1
+        await asyncio.wait_for(js.publish_async_completed(), ORDER_TIMEOUT_S)
+        events = [e.wait() for oid, e in outcomes.done.items() if oid not in outcomes.at]
+        await asyncio.wait_for(asyncio.gather(*events), ORDER_TIMEOUT_S + published / 100)
+        elapsed = time.perf_counter() - t0
     _check(outcomes)
+    floor = await measure_floor(rig, floor_samples)
     return {
         "bench": "throughput",
-        "orders": orders,
+        "connectors": len(rig.accounts),
+        "broker_rate_limit": rig.rate_limit,
+        "orders": published,
         "seconds": round(elapsed, 3),
-        "orders_per_second": round(orders / elapsed, 1),
+        "orders_per_second": round(published / elapsed, 1),
+        **floor,
+        **measured.figures(published),
     }
 
 
-async def run_order_benchmarks(names: list[str], orders: int, warmup: int) -> list[dict[str, Any]]:
-    results = []
-    async with platform_rig() as rig:
-        if "latency" in names:
-            results.append(await measure_latency(rig, orders, warmup))
-        if "throughput" in names:
-            results.append(await measure_throughput(rig, orders))
-    return results
+async def measure_burst(
+    rig: Rig, outcomes: Outcomes, rounds: int, tick: Tick, profile: bool, floor_samples: int
+) -> dict[str, Any]:
+    """One order for every connector at the same instant (a bar close), ``rounds`` times: until the last
+    fill of each round."""
+    js = rig.nc.jetstream(timeout=5)
+    last: list[float] = []
+    each: list[float] = []
+    async with Measured(rig, profile) as measured:
+        for r in range(rounds):
+            batch = [(account, *_order(account, 1_000_000 + r)) for account in rig.accounts]
+            events = [outcomes.expect(order_id) for _, order_id, _ in batch]
+            t0 = time.perf_counter()
+            for account, order_id, body in batch:
+                await js.publish_async(
+                    subjects.orders_submitted(account, SYMBOL), body, headers={"Nats-Msg-Id": order_id}
+                )
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), ORDER_TIMEOUT_S)
+            times = [(outcomes.at[order_id] - t0) * 1000 for _, order_id, _ in batch]
+            last.append(max(times))
+            each.extend(times)
+            tick(1)
+    _check(outcomes)
+    floor = await measure_floor(rig, floor_samples)
+    return {
+        "bench": "burst",
+        "connectors": len(rig.accounts),
+        "broker_rate_limit": rig.rate_limit,
+        "rounds": rounds,
+        "last_fill_ms_median": round(statistics.median(last), 1),
+        "last_fill_ms_max": round(max(last), 1),
+        "fill_p50_ms": round(statistics.median(each), 1),
+        **floor,
+        **measured.figures(len(each)),
+    }
+
+
+async def run_order_benchmark(
+    name: str,
+    *,
+    orders: int,
+    warmup: int,
+    seconds: float | None = None,
+    connectors: int = 1,
+    rounds: int = 5,
+    rate_limit: int | None = None,
+    profile: bool = False,
+    progress: Any = None,
+    floor_samples: int = 300,
+) -> dict[str, Any]:
+    """Run one benchmark on a fresh rig. ``progress(total) -> tick`` makes the progress bar."""
+    if rate_limit is None:  # one connector: the platform's limit, not the broker's policy, is under test
+        rate_limit = 0 if name == "throughput" and connectors == 1 else 100
+    if name == "latency":
+        connectors = 1
+    total = rounds if name == "burst" else (orders if seconds is None else None)
+    async with platform_rig(connectors=connectors, rate_limit=rate_limit) as rig:
+        outcomes = await _subscribe(rig)
+        tick: Tick = progress(total) if progress is not None else (lambda n: None)
+        if name == "latency":
+            return await measure_latency(rig, outcomes, orders, warmup, tick, profile, floor_samples)
+        for i in range(warmup if name == "throughput" else max(1, warmup // 10)):
+            await _warm(rig, outcomes, i)  # each connector's first orders pay for its caches
+        if name == "throughput":
+            return await measure_throughput(rig, outcomes, orders, seconds, tick, profile, floor_samples)
+        return await measure_burst(rig, outcomes, rounds, tick, profile, floor_samples)
+
+
+async def _warm(rig: Rig, outcomes: Outcomes, index: int) -> None:
+    js = rig.nc.jetstream(timeout=5)
+    batch = [(account, *_order(account, 2_000_000 + index)) for account in rig.accounts]
+    for account, order_id, body in batch:
+        outcomes.expect(order_id)
+        await js.publish(subjects.orders_submitted(account, SYMBOL), body, headers={"Nats-Msg-Id": order_id})
+    waits = (outcomes.expect(order_id).wait() for _, order_id, _ in batch)
+    await asyncio.wait_for(asyncio.gather(*waits), ORDER_TIMEOUT_S)

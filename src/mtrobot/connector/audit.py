@@ -10,46 +10,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import PydanticSerializationError
 
 from mtrobot.bus import codec, subjects
 from mtrobot.core.events import AuditRecord
 from mtrobot.logging import get_logger, redact
 
 from .backoff import Backoff
-from .spool import Spool
+from .spool import Spool, SpoolItem
 
 log = get_logger(__name__)
 
 MAX_RECORD_BYTES = 256 * 1024
+LINGER_S = 0.02
+CURSOR_EVERY_S = 0.5
+"""A sink's cursor is written at most this often (a rename each time); after a crash the few records since
+are sent again, and their keys make the stream drop them (duplicate window 2 minutes)."""
 Sender = Callable[[str, bytes, str], Awaitable[None]]
 """``send(key, payload, subject)``: deliver one record to a sink, raising if it was not acknowledged."""
+BatchSender = Callable[[list[tuple[str, bytes, str]]], Awaitable[None]]
+"""``send([(key, payload, subject), ...])``: deliver a batch in order; raise unless all were acknowledged."""
 
 
 def _plain(value: Any) -> Any:
     """MT5 structures (named-tuple-like) and tuples of them as JSON-able values, secrets removed."""
     if hasattr(value, "dtype") and hasattr(value, "shape"):  # a robot's numpy bars or ticks: the size will do
         return {"rows": int(value.shape[0]) if value.shape else 0}
-    value = redact(value)
+    return redact(value)
+
+
+def _encode(record: AuditRecord) -> bytes:
+    """The record as JSON; a request or response JSON cannot express is kept as its ``repr``."""
     try:
-        json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
+        return codec.encode(record)
+    except PydanticSerializationError:
+        update = {"request": repr(record.request), "response": repr(record.response)}
+        return codec.encode(record.model_copy(update=update))
 
 
 class AuditTrail:
     """Append-only audit of broker calls with one pump per sink. ``record`` never blocks or raises."""
 
-    def __init__(self, account: str, spool_dir: Path, sinks: dict[str, Sender]) -> None:
+    def __init__(
+        self,
+        account: str,
+        spool_dir: Path,
+        sinks: dict[str, Sender],
+        batch_sinks: dict[str, BatchSender] | None = None,
+    ) -> None:
         self.account = account
         self.subject = subjects.audit_broker(account)
-        self.spool = Spool(spool_dir, tuple(sinks))
+        self._batch_sinks = batch_sinks or {}
         self._sinks = sinks
-        self._wake: dict[str, asyncio.Event] = {name: asyncio.Event() for name in sinks}
+        self._names = (*sinks, *self._batch_sinks)
+        self.spool = Spool(spool_dir, self._names)
+        self._delivered: dict[str, SpoolItem] = {}
+        """Per sink, the last record acknowledged but not yet in its cursor file."""
+        self._wake: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self._names}
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
         self.recorded = 0
@@ -70,12 +91,13 @@ class AuditTrail:
                 account=self.account,
                 operation=operation,
                 order_id=order_id,
+                # MT5 structures become plain values here, secrets removed; encoded once, below.
                 request=_plain(request) if request is not None else None,
                 response=_plain(response),
                 retcode=retcode,
                 latency_ms=round(latency_ms, 3),
             )
-            payload = codec.encode(record)
+            payload = _encode(record)
             if len(payload) > MAX_RECORD_BYTES:
                 size = len(response) if isinstance(response, list | tuple) else None
                 payload = codec.encode(
@@ -91,7 +113,7 @@ class AuditTrail:
             event.set()
 
     def start(self) -> None:
-        for name in self._sinks:
+        for name in self._names:
             self._tasks.append(asyncio.create_task(self._pump(name), name=f"audit-pump-{name}"))
 
     async def stop(self, drain_timeout: float = 2.0) -> None:
@@ -112,31 +134,54 @@ class AuditTrail:
         self.spool.close()
 
     def backlog(self) -> dict[str, int]:
-        return {name: self.spool.backlog(name) for name in self._sinks}
+        return {name: self.spool.backlog(name) for name in self._names}
 
     async def _pump(self, name: str) -> None:
-        send = self._sinks[name]
         backoff = Backoff(0.2, 10.0)
         failures = 0
-        while not self._stopping:
-            items = await asyncio.to_thread(self.spool.read, name, 256)
-            if not items:
-                self._wake[name].clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake[name].wait(), 1.0)
-                continue
-            delivered = None
-            try:
-                for item in items:
-                    await send(f"{self.spool.spool_id}-{item.key}", item.payload, self.subject)
-                    delivered = item
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("audit sink unavailable, spooling", sink=name, error=str(exc), failures=failures)
-                await asyncio.sleep(backoff.delay(failures))
-            finally:
-                if delivered is not None:  # one cursor write per batch, up to the last acknowledged record
-                    self.spool.commit(name, delivered)
+        loop = asyncio.get_running_loop()
+        committed_at = 0.0
+        try:
+            while not self._stopping:
+                after = self._delivered[name].end if name in self._delivered else None
+                items = self.spool.read(name, 256, after)  # the page cache, microseconds: no thread hop
+                if not items:
+                    self._commit(name)  # idle: the cursor is written now
+                    self._wake[name].clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake[name].wait(), 1.0)
+                    await asyncio.sleep(LINGER_S)  # let a burst of calls gather into one batch
+                    continue
+                try:
+                    await self._deliver(name, items)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    log.warning(
+                        "audit sink unavailable, spooling", sink=name, error=str(exc), failures=failures
+                    )
+                    await asyncio.sleep(backoff.delay(failures))
+                if loop.time() - committed_at >= CURSOR_EVERY_S:
+                    self._commit(name)
+                    committed_at = loop.time()
+        finally:
+            self._commit(name)
+
+    async def _deliver(self, name: str, items: list[SpoolItem]) -> None:
+        """Send ``items`` in order; what was acknowledged moves the (in-memory) cursor on."""
+        batch = [(f"{self.spool.spool_id}-{item.key}", item.payload, self.subject) for item in items]
+        if name in self._batch_sinks:  # one round trip for the batch
+            await self._batch_sinks[name](batch)
+            self._delivered[name] = items[-1]
+            return
+        send = self._sinks[name]
+        for item, record in zip(items, batch, strict=True):
+            await send(*record)
+            self._delivered[name] = item
+
+    def _commit(self, name: str) -> None:
+        item = self._delivered.pop(name, None)
+        if item is not None:
+            self.spool.commit(name, item)

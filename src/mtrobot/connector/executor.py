@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.retcodes import Reaction, trade_retcode
@@ -33,7 +33,6 @@ from .outcomes import Verdict, fill_from_result, fills_from_deals, judge
 from .validation import check_request
 
 log = get_logger(__name__)
-T = TypeVar("T")
 S = OrderState
 
 
@@ -72,9 +71,9 @@ class OrderExecutor:
         self.failpoints = failpoints or Failpoints("")
         self.rng = rng or random.Random()
         self._on_outcome = on_outcome
-
-    async def _j(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        self._selected_on: object = None
+        self._selected: set[str] = set()
+        """Symbols shown in Market Watch in the session of ``_selected_on`` (symbol_select once each)."""
 
     @property
     def link(self) -> BrokerLink:
@@ -107,13 +106,12 @@ class OrderExecutor:
                 ErrorCategory.VALIDATION,
                 0,
             )
-            await self._j(self.journal.add_event, "error", _error_subject(self.account, parsed.symbol), error)
+            self.journal.add_event("error", _error_subject(self.account, parsed.symbol), error)
             return None
         request = parsed.request
         robot = request.robot if request else None
         magic = (request.magic if request and request.magic else None) or magic_number(self.account, robot)
-        admission = await self._j(
-            self.journal.admit,
+        admission = self.journal.admit(
             parsed.order_id,
             parsed.symbol,
             request.model_dump(mode="json") if request else parsed.raw,
@@ -124,7 +122,7 @@ class OrderExecutor:
         )
         entry = admission.entry
         if not admission.new and entry.stream_seq != stream_seq:
-            await self._j(self.journal.record_duplicate, entry.order_id, entry.symbol)
+            self.journal.record_duplicate(entry.order_id, entry.symbol)
             return entry
         self.failpoints.hit("after_admit")
         if parsed.refusal is not None:
@@ -140,6 +138,7 @@ class OrderExecutor:
         if entry.state in (S.SENT, S.UNKNOWN):
             return await self.resolve(entry)
         request = OrderRequest.model_validate(entry.request)
+        market = None
         if entry.state is S.RECEIVED:
             closed = self._gate() if self._gate is not None and request.action is OrderAction.OPEN else None
             if closed is not None:
@@ -157,23 +156,28 @@ class OrderExecutor:
                 refusal = await self._order_check(entry, request, market)
             if refusal is not None:
                 return await self._reject(entry, refusal, ErrorCategory.VALIDATION)
-            entry = await self._j(self.journal.transition, entry.order_id, S.VALIDATED)
-        return await self._send_loop(entry, request)
+            entry = self.journal.transition(entry.order_id, S.VALIDATED, durable=False)
+        return await self._send_loop(entry, request, market)
 
     # -- sending -----------------------------------------------------------------------------------
 
-    async def _send_loop(self, entry: JournalEntry, request: OrderRequest) -> JournalEntry:
+    async def _send_loop(
+        self, entry: JournalEntry, request: OrderRequest, market: Market | None = None
+    ) -> JournalEntry:
+        """Send until an answer settles the order. ``market``: just read by validation, so the first attempt
+        need not read it again; every retry reads a fresh price."""
         while True:
             opts = self.options.current
-            market = await self._market_or_expire(entry, request)
             if market is None:
-                return await self._expire(entry)
+                market = await self._market_or_expire(entry, request)
+                if market is None:
+                    return await self._expire(entry)
             if self._target_gone(request, market):
                 return await self._reject(entry, _gone(request), ErrorCategory.FATAL)
             trade = build(
                 request, market, tag=entry.tag, magic=entry.magic, default_deviation=opts.default_deviation
             )
-            entry = await self._j(self.journal.begin_attempt, entry.order_id)
+            entry = self.journal.begin_attempt(entry.order_id)
             self.failpoints.hit("after_intent")
             result = await self.link.call(
                 "order_send", trade, order_id=entry.order_id, call_timeout=opts.send_timeout_s
@@ -196,6 +200,7 @@ class OrderExecutor:
                     delay_s=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
+                market = None
                 continue
             category = ErrorCategory.FATAL if verdict.reaction is Reaction.FATAL else ErrorCategory.RETRIABLE
             message = verdict.message
@@ -215,13 +220,11 @@ class OrderExecutor:
         action = trade["action"]
         oid = entry.order_id
         if action == mt5.TRADE_ACTION_PENDING:
-            entry = await self._j(self.journal.transition, oid, S.ACCEPTED, ticket=res.order)
+            entry = self.journal.transition(oid, S.ACCEPTED, ticket=res.order)
         elif action in (mt5.TRADE_ACTION_SLTP, mt5.TRADE_ACTION_MODIFY):
-            entry = await self._j(
-                self.journal.transition, oid, S.FILLED, ticket=request.position or request.ticket
-            )
+            entry = self.journal.transition(oid, S.FILLED, ticket=request.position or request.ticket)
         elif action == mt5.TRADE_ACTION_REMOVE:
-            entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=request.ticket)
+            entry = self.journal.transition(oid, S.CANCELLED, ticket=request.ticket)
         elif verdict.reaction is Reaction.OK_IDEMPOTENT:  # closing a position that is already closed
             return await self._reject(
                 entry, Refusal(verdict.retcode, verdict.message), ErrorCategory.FATAL, verdict.name
@@ -267,11 +270,11 @@ class OrderExecutor:
         filled = sum(f.volume for f in fills) + entry.filled_volume
         oid = entry.order_id
         if filled >= requested - 1e-9:
-            return await self._j(self.journal.transition, oid, S.FILLED, ticket=ticket, fills=fills)
-        entry = await self._j(self.journal.transition, oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
+            return self.journal.transition(oid, S.FILLED, ticket=ticket, fills=fills)
+        entry = self.journal.transition(oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
         if trade.get("type_filling") != mt5.ORDER_FILLING_RETURN:
             # FOK/IOC: whatever was not filled at once is cancelled by the server.
-            entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=ticket)
+            entry = self.journal.transition(oid, S.CANCELLED, ticket=ticket)
         return entry
 
     # -- after an ambiguous answer -----------------------------------------------------------------
@@ -307,23 +310,19 @@ class OrderExecutor:
             states = {o.state for o in found.history_orders}
             filled = sum(f.volume for f in fills)
             if filled >= requested - 1e-9 or mt5.ORDER_STATE_FILLED in states:
-                entry = await self._j(self.journal.transition, oid, S.FILLED, ticket=ticket, fills=fills)
+                entry = self.journal.transition(oid, S.FILLED, ticket=ticket, fills=fills)
             else:
-                entry = await self._j(
-                    self.journal.transition, oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills
-                )
+                entry = self.journal.transition(oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
                 if found.history_orders and not found.active_orders:
-                    entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=ticket)
+                    entry = self.journal.transition(oid, S.CANCELLED, ticket=ticket)
         elif found.active_orders:
-            entry = await self._j(
-                self.journal.transition, oid, S.ACCEPTED, ticket=found.active_orders[0].ticket
-            )
+            entry = self.journal.transition(oid, S.ACCEPTED, ticket=found.active_orders[0].ticket)
         elif found.history_orders:
             order = found.history_orders[0]
             target = {mt5.ORDER_STATE_CANCELED: S.CANCELLED, mt5.ORDER_STATE_EXPIRED: S.EXPIRED}.get(
                 order.state, S.REJECTED
             )
-            entry = await self._j(self.journal.transition, oid, target, ticket=order.ticket)
+            entry = self.journal.transition(oid, target, ticket=order.ticket)
         else:
             return await self._mark_unknown(entry)
         self._outcome(entry)
@@ -344,14 +343,12 @@ class OrderExecutor:
                 return await self._mark_unknown(entry)
             states = {o.state for o in res.value}
             if mt5.ORDER_STATE_CANCELED in states:
-                entry = await self._j(self.journal.transition, oid, S.CANCELLED, ticket=request.ticket)
+                entry = self.journal.transition(oid, S.CANCELLED, ticket=request.ticket)
                 self._outcome(entry)
                 return entry
             return await self._reject(entry, _gone(request), ErrorCategory.FATAL)
         if request.action is OrderAction.MODIFY and self._already_applied(request, market):
-            entry = await self._j(
-                self.journal.transition, oid, S.FILLED, ticket=request.ticket or request.position
-            )
+            entry = self.journal.transition(oid, S.FILLED, ticket=request.ticket or request.position)
             self._outcome(entry)
             return entry
         if self._target_gone(request, market):
@@ -376,7 +373,7 @@ class OrderExecutor:
 
     async def _mark_unknown(self, entry: JournalEntry) -> JournalEntry:
         if entry.state is not S.UNKNOWN:
-            entry = await self._j(self.journal.transition, entry.order_id, S.UNKNOWN)
+            entry = self.journal.transition(entry.order_id, S.UNKNOWN)
         return entry
 
     async def settle_unknown(self, entry: JournalEntry) -> JournalEntry:
@@ -423,7 +420,13 @@ class OrderExecutor:
 
     async def _read_targets(self, request: OrderRequest) -> Market | None:
         oid = request.order_id
-        await self.link.call("symbol_select", request.symbol, True, order_id=oid)
+        terminal = self.link.terminal
+        if terminal is not self._selected_on:  # a new session starts with only its default symbols shown
+            self._selected_on, self._selected = terminal, set()
+        if request.symbol not in self._selected:
+            selected = await self.link.call("symbol_select", request.symbol, True, order_id=oid)
+            if selected.ok:
+                self._selected.add(request.symbol)
         info = await self.link.call("symbol_info", request.symbol, order_id=oid)
         tick = await self.link.call("symbol_info_tick", request.symbol, order_id=oid)
         position = order = None
@@ -484,8 +487,7 @@ class OrderExecutor:
         error = self._error(
             entry.order_id, entry.symbol, refusal.retcode, refusal.message, category, entry.attempts, name
         )
-        entry = await self._j(
-            self.journal.transition,
+        entry = self.journal.transition(
             entry.order_id,
             S.REJECTED,
             error=error,

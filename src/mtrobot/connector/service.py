@@ -36,7 +36,7 @@ from mtrobot.core.errors import FatalError
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
-from .audit import AuditTrail, Sender
+from .audit import AuditTrail, BatchSender
 from .executor import OrderExecutor
 from .failpoints import Failpoints
 from .intake import Parsed, answer, dead_letter, read_order
@@ -142,7 +142,10 @@ class Connector:
         self._rng = rng or random.Random()
         self._lock = AccountLock(self.dir / "lock")
         self._order_lock = asyncio.Lock()
-        self._flush_lock = asyncio.Lock()
+        self._publish_lock = asyncio.Lock()
+        self._published_upto = 0
+        """Outbox rows up to this id are on the wire (not necessarily confirmed yet)."""
+        self._unconfirmed: list[tuple[int, asyncio.Future[Any] | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_wake = asyncio.Event()
         self._recent: deque[tuple[float, str, bytes]] = deque(maxlen=2048)
@@ -181,7 +184,7 @@ class Connector:
         await self._ensure_streams()
         if self.use_hub:
             await self._start_hub()
-        self.audit = AuditTrail(self.account, self.dir / "audit-spool", self._audit_sinks())
+        self.audit = AuditTrail(self.account, self.dir / "audit-spool", {}, self._audit_sinks())
         self.audit.start()
         opts = self.options.current
         self.link = BrokerLink(None, self.audit, opts.call_timeout_s)
@@ -287,44 +290,73 @@ class Connector:
 
     # -- audit sinks -------------------------------------------------------------------------------
 
-    def _audit_sinks(self) -> dict[str, Sender]:
-        async def to_jetstream(key: str, payload: bytes, subject: str) -> None:
+    def _audit_sinks(self) -> dict[str, BatchSender]:
+        async def to_jetstream(batch: list[tuple[str, bytes, str]]) -> None:
             assert self.js is not None
-            await self.js.publish(subject, payload, timeout=5, headers={"Nats-Msg-Id": key})
+            acks = [
+                await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": key})
+                for key, payload, subject in batch
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), 5)
 
         return {"jetstream": to_jetstream}
 
     # -- outbox ------------------------------------------------------------------------------------
 
     async def flush_outbox(self) -> int:
-        """Publish what the journal's outbox holds (fills acknowledged by their stream). Returns the count."""
+        """Publish everything the journal's outbox holds and wait until the bus confirmed it (fills
+        acknowledged by their stream); the confirmed rows are deleted. Returns how many were published."""
         assert self.journal is not None and self.nc is not None
-        async with self._flush_lock:  # one publisher at a time, or two would send the same rows
-            return await self._flush()
-
-    async def _flush(self) -> int:
-        assert self.journal is not None and self.nc is not None and self.js is not None
         sent = 0
         while self.nc.is_connected:
-            items = await asyncio.to_thread(self.journal.outbox, 256)
-            if not items:
+            published = await self._publish_new()
+            await self._confirm()
+            if not published:
                 break
-            acks: list[asyncio.Future[Any]] = []
-            for item in items:
-                if item.kind == "fill":  # durable on the bus: the recorder must get every one
-                    headers = self._fill_headers(item.payload)
-                    acks.append(await self.js.publish_async(item.subject, item.payload, headers=headers))
-                else:
-                    await self.nc.publish(item.subject, item.payload)
+            sent += published
+        return sent
+
+    async def _publish_new(self) -> int:
+        """Publish the outbox rows after the cursor, in order, without waiting for anything: the fill is on
+        the wire at once, and :meth:`_confirm` deletes each row once the bus has it."""
+        assert self.journal is not None and self.nc is not None and self.js is not None
+        async with self._publish_lock:  # one publisher at a time, or rows would go out twice or reordered
+            published = 0
+            while self.nc.is_connected:
+                items = self.journal.outbox(256, after=self._published_upto)
+                if not items:
+                    break
+                for item in items:
+                    ack = None
+                    if item.kind == "fill":  # durable on the bus: the recorder must get every one
+                        headers = self._fill_headers(item.payload)
+                        ack = await self.js.publish_async(item.subject, item.payload, headers=headers)
+                    else:
+                        await self.nc.publish(item.subject, item.payload)
+                    self._unconfirmed.append((item.id, ack))
+                    self._published_upto = item.id
+                now = time.monotonic()
+                self._recent.extend((now, item.subject, item.payload) for item in items)
+                published += len(items)
+            return published
+
+    async def _confirm(self) -> None:
+        """Wait for the server to have what was published (a PING round trip, the fills' stream acks),
+        then delete those outbox rows. On failure the cursor goes back: they are published again."""
+        assert self.journal is not None and self.nc is not None
+        pending, self._unconfirmed = self._unconfirmed, []
+        if not pending:
+            return
+        try:
             await self.nc.flush(timeout=5)
+            acks = [ack for _, ack in pending if ack is not None]
             if acks:
                 await asyncio.wait_for(asyncio.gather(*acks), 5)
-            now = time.monotonic()
-            self._recent.extend((now, item.subject, item.payload) for item in items)
-            self._failpoints.hit("after_publish")
-            await asyncio.to_thread(self.journal.remove_outbox, [item.id for item in items])
-            sent += len(items)
-        return sent
+        except BaseException:
+            self._published_upto = min(self._published_upto, pending[0][0] - 1)
+            raise
+        self._failpoints.hit("after_publish")
+        self.journal.remove_outbox([row for row, _ in pending])
 
     def _fill_headers(self, payload: bytes) -> dict[str, str]:
         """One message per deal in the stream, however often it is published (replays, recovery)."""
@@ -369,9 +401,9 @@ class Connector:
     async def _recover(self) -> None:
         """Startup is recovery: finish every order the journal has not seen to a terminal state."""
         assert self.journal is not None
-        for entry in await asyncio.to_thread(self.journal.open_entries):
+        for entry in self.journal.open_entries():
             async with self._order_lock:
-                current = await asyncio.to_thread(self.journal.get, entry.order_id)
+                current = self.journal.get(entry.order_id)
                 if current is not None:
                     log.info("recovering order", order_id=current.order_id, state=current.state.value)
                     await self.executor.execute(current)
@@ -440,14 +472,14 @@ class Connector:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        with contextlib.suppress(Exception):
-            await self.flush_outbox()
+        with contextlib.suppress(Exception):  # the outcome is in the journal: its events go out now
+            await self._publish_new()
         self._failpoints.hit("after_publish")
         try:
             await msg.ack()
         except Exception as exc:  # NATS away: the redelivered copy will find the order finished
             log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
-        self._outbox_wake.set()
+        self._outbox_wake.set()  # the outbox loop confirms and cleans up, off the order path
 
     async def _dead_letter(self, msg: Any, parsed: Parsed, seq: int | None, deliveries: int | None) -> None:
         """Keep an unreadable message aside, answer the sender, acknowledge: it never blocks the intake.

@@ -92,9 +92,10 @@ class Spool:
         segments = self._segments()
         return Position(segments[0] if segments else 1, 0)
 
-    def read(self, name: str, limit: int = 256) -> list[SpoolItem]:
-        """Up to ``limit`` complete records after cursor ``name`` (a torn last line is left for later)."""
-        pos = self.cursor(name)
+    def read(self, name: str, limit: int = 256, start: Position | None = None) -> list[SpoolItem]:
+        """Up to ``limit`` complete records after cursor ``name``, or after ``start`` (a reader that
+        commits its cursor less often than it reads); a torn last line is left for later."""
+        pos = start or self.cursor(name)
         items: list[SpoolItem] = []
         while len(items) < limit:
             chunk = self._chunk(pos)

@@ -186,12 +186,13 @@ async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_orde
         await recorder.wait()
         recorder = await spawn_recorder(nats_url, recorder_dir, "--ack-wait", "2")
 
-    await asyncio.gather(kill_the_recorder_once(), *(lane.run(js, last_state) for lane in lanes))
-    elapsed = time.monotonic() - started
     try:
+        await asyncio.gather(kill_the_recorder_once(), *(lane.run(js, last_state) for lane in lanes))
+        elapsed = time.monotonic() - started
         assert await until(lambda: caught_up(js), 60)
     finally:
-        recorder.send_signal(signal.SIGTERM)
+        if recorder.returncode is None:
+            recorder.send_signal(signal.SIGTERM)
         await asyncio.wait_for(recorder.wait(), 20)
 
     kills = sum((lane.kills for lane in lanes), Counter())
