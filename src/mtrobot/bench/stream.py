@@ -43,7 +43,7 @@ from nats.aio.client import Client
 from mtrobot.agent.account_state import AccountState, RawEvent, RobotsSeen, TickSeen
 from mtrobot.agent.aggregator import Aggregator
 from mtrobot.agent.snapshot_io import NatsSnapshotSink, TerminalReader
-from mtrobot.bench.orders import percentile
+from mtrobot.bench.floor import percentile
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.backends import open_terminal
 from mtrobot.broker.terminal import Terminal
