@@ -90,7 +90,7 @@ def bench_broker(rate_limit: int) -> BrokerConfig:
 
 @contextlib.asynccontextmanager
 async def platform_rig(
-    connectors: int = 1, rate_limit: int = 100, startup_timeout: float = 60.0
+    connectors: int = 1, rate_limit: int = 100, startup_timeout: float = 120.0
 ) -> AsyncIterator[Rig]:
     with tempfile.TemporaryDirectory(prefix="mtrobot-bench-") as tmp:
         data_dir = Path(tmp)
