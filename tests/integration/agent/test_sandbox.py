@@ -314,3 +314,27 @@ async def test_account_a_credentials_are_not_readable_from_agent_b(host: Path) -
     finally:
         holder.kill()
         await _run(holder)
+
+
+@needs_cgroups
+async def test_groups_left_by_a_killed_supervisor_are_swept_and_live_ones_kept(host: Path) -> None:
+    import asyncio
+
+    from mtrobot.supervisor.runtime.limits import sweep_stale
+
+    limiter = AgentLimiter()
+    left = [h.own / f"{CGROUP_PREFIX}stale-00000000" for h in limiter.hierarchies]
+    for group in left:
+        group.mkdir()
+    live = await LimitedRuntime(limiter).start(
+        _launch(host, "live", "import sys, time; sys.stdin.read(); time.sleep(30)")
+    )
+    try:
+        assert sweep_stale(limiter.hierarchies, older_than_s=-1) == len(left)
+        assert not any(g.exists() for g in left)
+        groups = live._plan.cgroups.dirs  # type: ignore[attr-defined]
+        assert groups and all(g.exists() for g in groups), "a group with its agent in it stays"
+    finally:
+        live.kill()
+        await asyncio.wait_for(live.wait(), 15)
+    assert not any(g.exists() for g in groups)

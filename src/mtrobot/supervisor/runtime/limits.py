@@ -203,19 +203,22 @@ class CgroupSet:
             return False
         return True
 
-    def remove(self, attempts: int = 50) -> None:
-        """Remove the agent's groups; the agent must have exited (its reaped tasks leave a moment later)."""
+    def remove(self, timeout: float = 10.0) -> None:
+        """Remove the agent's groups; the agent must have exited (a killed one's tasks leave its group a
+        moment after it is reaped, longer on a loaded host)."""
+        deadline = time.monotonic() + timeout
         for path in self.dirs:
-            for _ in range(attempts):
+            while True:
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)
-            else:
-                log.warning("agent cgroup not removed (tasks left in it?)", path=str(path))
+                    if time.monotonic() > deadline:
+                        log.warning("agent cgroup not removed (tasks left in it?)", path=str(path))
+                        break
+                    time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ class AgentLimiter:
 
     def __init__(self, hierarchies: list[Hierarchy] | None = None) -> None:
         self.hierarchies = discover() if hierarchies is None else hierarchies
+        sweep_stale(self.hierarchies)
 
     @property
     def description(self) -> str:
@@ -302,6 +306,30 @@ class AgentLimiter:
         if "pids" in h.controllers:
             _write(group / "pids.max", str(limits.max_pids))
             words["pids"] = f"{v} {limits.max_pids} processes"
+
+
+STALE_AFTER_S = 120.0
+
+
+def sweep_stale(hierarchies: list[Hierarchy], older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove agents' groups left empty by a supervisor that was killed (its agents died with it). Only
+    old ones: a group made a moment ago by another supervisor may not have its agent in it yet. The kernel
+    refuses to remove a group that still has a process, so a live agent's group is never taken."""
+    removed = 0
+    now = time.time()
+    for h in hierarchies:
+        with contextlib.suppress(OSError):
+            for group in h.own.iterdir():
+                if not group.name.startswith(CGROUP_PREFIX):
+                    continue
+                with contextlib.suppress(OSError):
+                    if (
+                        now - group.stat().st_mtime > older_than_s
+                        and not (group / "cgroup.procs").read_text()
+                    ):
+                        group.rmdir()
+                        removed += 1
+    return removed
 
 
 DATA_HEADROOM_MB = 256
