@@ -342,32 +342,36 @@ async def _web(rig: StreamRig) -> tuple[Any, str]:
     return proc, url
 
 
-async def _traders(rig: StreamRig, url: str, count: int) -> list[tuple[str, dict[str, str]]]:
-    """``count`` traders with one account each: (account id, cookies)."""
+def _traders(rig: StreamRig, count: int) -> list[tuple[str, dict[str, str]]]:
+    """``count`` traders with one account and one signed-in session each, written straight into the web's
+    database (signing up a thousand people through the API would measure argon2 and the sign-up
+    throttle, not the stream): (account id, the session cookie)."""
+    from datetime import timedelta
+
     from mtrobot.settings import Settings
     from mtrobot.storage import accounts as account_repo
+    from mtrobot.storage import traders as trader_repo
     from mtrobot.storage.db import make_engine, session_factory
     from mtrobot.vault import Vault, load_keyring
     from mtrobot.web.credentials import to_columns
+    from mtrobot.web.deps import SESSION_COOKIE
+    from mtrobot.web.security import digest, new_id, new_secret
 
     settings = Settings(data_dir=rig.data_dir, database_url=f"sqlite:///{rig.data_dir / 'web.db'}")
     engine = make_engine(settings.resolved_database_url)
     vault = Vault(load_keyring(settings))
     found = []
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        with session_factory(engine).begin() as db:
             for n in range(count):
-                body = {"email": f"t{n}@bench.example", "password": PASSWORD, "name": f"trader {n}"}
-                r = await client.post("/api/v1/auth/register", json=body)
-                if r.status_code != 201:
-                    raise FatalError(f"registering a bench trader failed: {r.status_code} {r.text}")
+                trader = trader_repo.add_trader(db, new_id("trd_"), f"t{n}@bench.example", f"trader {n}", "-")
+                token = new_secret()
+                trader_repo.add_session(db, digest(token), trader.id, new_secret(24), timedelta(hours=1))
                 account = f"bench-fan-{n}"
-                with session_factory(engine).begin() as db:
-                    account_repo.add_account(db, account_id=account, trader_id=r.json()["trader"]["id"],
-                                             server=rig.server, login=10_000 + n,
-                                             sealed=to_columns(vault.seal(account, "unused")))  # fmt: skip
-                found.append((account, dict(client.cookies.items())))
-                client.cookies.clear()
+                sealed = to_columns(vault.seal(account, "unused"))
+                account_repo.add_account(db, account_id=account, trader_id=trader.id, server=rig.server,
+                                         login=10_000 + n, sealed=sealed)  # fmt: skip
+                found.append((account, {SESSION_COOKIE: token}))
     finally:
         engine.dispose()
     return found
@@ -392,7 +396,7 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
     sockets: list[Any] = []
     tasks: list[asyncio.Task[None]] = []
     try:
-        owners = await _traders(rig, url, traders)
+        owners = await asyncio.to_thread(_traders, rig, traders)
         ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
         states = [_Client(owners[i % traders][0], []) for i in range(clients)]
         t0 = time.perf_counter()
