@@ -16,7 +16,7 @@ from mtrobot.web.bus import Bus
 from mtrobot.web.config import ServerInfo, WebOptions
 from mtrobot.web.security_throttle import Network, parse_proxies
 from mtrobot.web.servers import known_servers
-from mtrobot.web.stream import FeedSubscriber, SnapshotFeed
+from mtrobot.web.stream import FeedSubscriber, SharedChecks, SnapshotFeed
 
 
 class ProbeGate:
@@ -49,6 +49,8 @@ class AppState:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     probes: ProbeGate = field(default_factory=ProbeGate)
     stream_source: FeedSubscriber = field(init=False)
+    stream_checks: SharedChecks = field(default_factory=SharedChecks)
+    """The live streams' periodic re-checks of their callers, one per credential."""
     agents: AgentBoard = field(default_factory=AgentBoard)
     """The latest heartbeat of every agent (``agent.heartbeat.*``)."""
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -125,6 +125,28 @@ class SnapshotFeed:
 
     def watcher_count(self) -> int:
         return len({w for ws in self._watchers.values() for w in ws})
+
+
+T = TypeVar("T")
+
+
+class SharedChecks:
+    """One check per key and period, shared by every socket presenting the same credential: a thousand
+    sockets of ten traders cost ten database checks per period, not a thousand. A refusal is shared too."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[float, asyncio.Future[Any]]] = {}
+
+    async def run(self, key: str, ttl_s: float, check: Callable[[], Awaitable[T]]) -> T:
+        now = asyncio.get_running_loop().time()
+        held = self._held.get(key)
+        if held is None or held[0] <= now:
+            if len(self._held) > 1024:
+                self._held = {k: v for k, v in self._held.items() if v[0] > now}
+            held = (now + ttl_s, asyncio.ensure_future(check()))
+            self._held[key] = held
+        result: T = await asyncio.shield(held[1])
+        return result
 
 
 Fetch = Callable[[str], Awaitable[AccountSnapshot | None]]

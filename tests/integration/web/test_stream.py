@@ -104,3 +104,27 @@ async def test_a_socket_without_a_valid_caller_is_refused(live_web, origin) -> N
             await ws.wait_closed()
     expected = ("origin", 4403) if origin else ("not_authenticated", 4401)
     assert (error["code"], ws.close_code) == expected
+
+
+async def test_a_client_that_stops_reading_gets_the_newest_state_not_a_backlog(live_web, nc) -> None:
+    trader = live_web.trader("slow")
+    account = seed_account(live_web.state, trader.id)
+    bulky = [{"ticket": i, "symbol": "EURUSD", "comment": "x" * 150} for i in range(150)]  # ~30 KB each
+
+    def big(seq: int) -> AccountSnapshot:
+        return AccountSnapshot(
+            seq=seq, account=account, connection=ConnectionState.CONNECTED, positions=bulky
+        )
+
+    async with open_as(live_web, trader, max_queue=1) as ws:  # the client library stops reading: TCP fills
+        await next_message(ws, "hello")
+        for seq in range(1, 301):
+            await nc.publish(subjects.snapshot(account), encode(big(seq)))
+        await nc.flush()
+        await asyncio.sleep(0.5)  # let the server push into the full socket
+        seen = [await next_message(ws)]
+        while seen[-1]["seq"] < 300:
+            seen.append(await next_message(ws))
+    # The socket's buffers hold a few; the rest were replaced by newer ones before they were sent.
+    assert len(seen) < 100, len(seen)
+    assert seen[-1]["seq"] == 300 and [m["seq"] for m in seen] == sorted(m["seq"] for m in seen)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import random
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from mtrobot.storage import accounts as account_repo
-from mtrobot.web.deps import socket_caller
+from mtrobot.web.deps import SESSION_COOKIE, socket_caller
 from mtrobot.web.errors import NotAuthenticated, WebError
 from mtrobot.web.state import AppState
 from mtrobot.web.stream import Watcher
@@ -38,6 +41,14 @@ def _caller_accounts(state: AppState, websocket: WebSocket) -> dict[str, str]:
     with state.sessions() as db:
         caller = socket_caller(db, state, websocket.headers, websocket.cookies)
         return {a.id: a.label for a in account_repo.accounts_of(db, caller.trader_id)}
+
+
+def _credential_key(websocket: WebSocket) -> str:
+    """What decides a socket's caller (its credential, and for a cookie the page's origin), hashed: sockets
+    with the same key share one re-check."""
+    parts = (websocket.headers.get("authorization", ""), websocket.cookies.get(SESSION_COOKIE, ""),
+             websocket.headers.get("origin", ""), websocket.headers.get("host", ""))  # fmt: skip
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 async def _refuse(websocket: WebSocket, exc: WebError) -> None:
@@ -86,7 +97,8 @@ class StreamSession:
         while True:
             for text in await self.watcher.next():
                 try:
-                    await asyncio.wait_for(self.websocket.send_text(text), SEND_TIMEOUT_S)
+                    async with asyncio.timeout(SEND_TIMEOUT_S):  # no task per message, unlike wait_for
+                        await self.websocket.send_text(text)
                 except TimeoutError:
                     await self._close_quietly(1013)  # "try again later": the client was not reading
                     return
@@ -100,10 +112,16 @@ class StreamSession:
                 return
 
     async def _recheck(self) -> None:
+        period = self.state.options.stream_recheck_s
+        key = _credential_key(self.websocket)
+
+        def check() -> Awaitable[dict[str, str]]:
+            return run_in_threadpool(_caller_accounts, self.state, self.websocket)
+
+        await asyncio.sleep(random.uniform(0.5, 1.0) * period)  # sockets opened together spread out
         while True:
-            await asyncio.sleep(self.state.options.stream_recheck_s)
             try:
-                accounts = await run_in_threadpool(_caller_accounts, self.state, self.websocket)
+                accounts = await self.state.stream_checks.run(key, period / 2, check)
             except WebError as exc:
                 await _refuse(self.websocket, exc)
                 return
@@ -112,6 +130,7 @@ class StreamSession:
                 self.state.stream_source.feed.watch(self.watcher, accounts)  # a removed one stops here
                 self.watcher.notice(_hello(accounts))
                 await self.state.stream_source.fill(accounts)
+            await asyncio.sleep(period)
 
     async def _close_quietly(self, code: int) -> None:
         with contextlib.suppress(Exception):
