@@ -104,6 +104,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None, service
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic announces each of its plugins at INFO on every start: noise in front of the operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str | None = None, **bound: Any) -> Any:
