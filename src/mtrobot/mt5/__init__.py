@@ -16,22 +16,22 @@ from typing import Any
 
 from mtrobot.broker.constants import ORDER_TYPE_BUY as _BUY
 from mtrobot.broker.constants import ORDER_TYPE_SELL as _SELL
-from mtrobot.broker.structures import (
-    AccountInfo,
-    BookInfo,
-    OrderCheckResult,
-    OrderSendResult,
-    SymbolInfo,
-    TerminalInfo,
-    Tick,
-    TradeDeal,
-    TradeOrder,
-    TradePosition,
-    TradeRequest,
-)
 from mtrobot.mt5 import helpers as _helpers
 from mtrobot.mt5.client import Mt5Client
 from mtrobot.mt5.constants import CONSTANTS as _CONSTANTS
+from mtrobot.mt5.results import TYPES as _TYPES
+
+AccountInfo = _TYPES["AccountInfo"]
+BookInfo = _TYPES["BookInfo"]
+OrderCheckResult = _TYPES["OrderCheckResult"]
+OrderSendResult = _TYPES["OrderSendResult"]
+SymbolInfo = _TYPES["SymbolInfo"]
+TerminalInfo = _TYPES["TerminalInfo"]
+Tick = _TYPES["Tick"]
+TradeDeal = _TYPES["TradeDeal"]
+TradeOrder = _TYPES["TradeOrder"]
+TradePosition = _TYPES["TradePosition"]
+TradeRequest = _TYPES["TradeRequest"]
 
 __version__ = "5.0.6231"
 """The version of the official package whose surface this module has."""

@@ -23,6 +23,7 @@ from mtrobot.broker import constants as c
 from mtrobot.broker.simclient import SimTerminal
 from mtrobot.broker.structures import TerminalInfo
 from mtrobot.mt5 import target as targets
+from mtrobot.mt5.results import as_c_results
 from mtrobot.settings import Settings
 
 T = TypeVar("T")
@@ -156,8 +157,8 @@ class Mt5Client:
                 self._error = IPC_TIMEOUT
                 return failure
             if name == "terminal_info" and result is not None:
-                return self._local_folders(result)
-            return result
+                result = self._local_folders(result)
+            return as_c_results(result)
 
     # -- connection ------------------------------------------------------------------------------------
     def initialize(self, *args: Any, **kwargs: Any) -> bool:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from mtrobot.broker import constants as c
-from mtrobot.broker import structures
 from mtrobot.mt5 import helpers
 from mtrobot.mt5.client import Mt5Client
 from mtrobot.mt5.constants import CONSTANTS
+from mtrobot.mt5.results import TYPES
 
 FUNCTIONS: tuple[str, ...] = (
     "initialize", "login", "shutdown", "version", "last_error", "account_info", "terminal_info",
@@ -27,7 +27,6 @@ FUNCTIONS: tuple[str, ...] = (
     "order_calc_margin", "order_calc_profit", "order_check", "order_send",
 )  # fmt: skip
 """Every function of the official package (MT5_REFERENCE.md section 1)."""
-STRUCTURE_TYPES = tuple(structures.STRUCTURES)
 _OWN = {"initialize", "login", "shutdown", "last_error"}
 
 
@@ -39,8 +38,8 @@ class Mt5Module:
         self.client = client
         for name, value in CONSTANTS.items():
             setattr(self, name, value)
-        for name in STRUCTURE_TYPES:
-            setattr(self, name, structures.STRUCTURES[name])
+        for name, result_type in TYPES.items():
+            setattr(self, name, result_type)
         for name in FUNCTIONS:
             setattr(self, name, getattr(client, name) if name in _OWN else _bound(client, name))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,8 @@ def test_a_market_position_with_sl_tp_then_closed_by_ticket() -> None:
     assert isinstance(opened, mt5.OrderSendResult)
     assert opened.retcode == mt5.TRADE_RETCODE_DONE and opened.comment == "Request executed"
     assert isinstance(opened.request, mt5.TradeRequest) and opened.request.volume == 0.1
+    with pytest.raises(TypeError, match="cannot pickle"):
+        pickle.dumps(opened)  # like the package's C types, which RPC bridges trip over
     assert list(opened.request._asdict()) == list(ref.FIELDS["TradeRequest"])
     (position,) = mt5.positions_get(ticket=opened.order)
     assert isinstance(position, mt5.TradePosition) and kinds_match(position, POSITION_KINDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 import mtrobot.mt5 as mt5
 from tests.unit.mt5 import reference as ref
@@ -53,7 +54,9 @@ def test_a_result_answers_index_attribute_and_asdict_with_the_request_nested() -
     assert list(as_dict) == list(ref.FIELDS["OrderSendResult"])
     assert as_dict["request"].symbol == "EURUSD"
     assert as_dict["request"]._asdict()["volume"] == 0.1
-    assert pickle.loads(pickle.dumps(result)) == result  # a difference from the C types: see the docs
+    assert not hasattr(result, "_replace") and not hasattr(result, "_make")  # not collections.namedtuple
+    with pytest.raises(TypeError, match="cannot pickle 'OrderSendResult' object"):
+        pickle.dumps(result)  # as the package's C types (MT5_REFERENCE.md section 0)
 
 
 def test_the_version_strings() -> None:
