@@ -20,7 +20,7 @@ from mtrobot.settings import Settings
 from mtrobot.storage import accounts as account_repo
 from mtrobot.storage import traders as trader_repo
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
-from mtrobot.supervisor.runtime import LocalRuntime
+from mtrobot.supervisor.runtime import AgentRuntime, LocalRuntime
 from mtrobot.supervisor.service import Supervisor, SupervisorOptions
 from mtrobot.vault import Vault, load_keyring
 from mtrobot.web.credentials import to_columns
@@ -71,9 +71,9 @@ class Platform:
         with self.sessions.begin() as db:
             assert account_repo.remove_account(db, self.trader_id, account)
 
-    def supervisor(self, **options: Any) -> Supervisor:
+    def supervisor(self, runtime: AgentRuntime | None = None, **options: Any) -> Supervisor:
         opts = SupervisorOptions(**{"poll_s": 0.2, "stop_grace_s": 10.0, **options})
-        return Supervisor(self.settings, LocalRuntime(), opts, nats_url=self.settings.nats_url)
+        return Supervisor(self.settings, runtime or LocalRuntime(), opts, nats_url=self.settings.nats_url)
 
     def close(self) -> None:
         self.engine.dispose()

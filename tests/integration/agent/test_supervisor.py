@@ -8,11 +8,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client
 
+from mtrobot.supervisor.runtime import choose_runtime
 from mtrobot.supervisor.service import Supervisor
 from tests.e2e.proc_tools import alive
 from tests.integration.agent.agents import Platform, Trader, until
@@ -74,10 +77,13 @@ async def test_pause_refuses_new_opens_with_the_reason_and_resume_trades_again(
         assert bad["ok"] is False and "cmd" in bad["message"]
 
 
+@pytest.mark.parametrize("runtime", ["local", "chosen"])
 async def test_kill_9_mid_stream_restarts_the_agent_and_loses_and_duplicates_nothing(
-    platform: Platform, nc: Client
+    platform: Platform, nc: Client, runtime: str
 ) -> None:
-    async with running(platform.supervisor()) as supervisor:
+    """Also with the runtime ``mtrobot up`` chooses here (the bubblewrap sandbox where it runs)."""
+    chosen = choose_runtime(platform.settings) if runtime == "chosen" else None
+    async with running(platform.supervisor(chosen)) as supervisor:
         account, login = await platform.connect_account()
         trader = await Trader(nc, account).listen()
         await trader.wait_running()
@@ -94,9 +100,13 @@ async def test_kill_9_mid_stream_restarts_the_agent_and_loses_and_duplicates_not
         publisher = asyncio.create_task(stream())
         await until(lambda: len({f["order_id"] for f in trader.fills}) >= 5, 15, "the first fills")
         os.kill(first, signal.SIGKILL)
+        killed = time.monotonic()
         await publisher
-        await until(lambda: pid_of(supervisor, account) not in (None, first), 15, "a new agent")
+        restart_s = await until(lambda: pid_of(supervisor, account) not in (None, first), 15, "a new agent")
         await until(lambda: all(trader.filled(o) for o in order_ids), 60, "every order filled")
+        print(
+            f"kill -9: new agent after {restart_s:.1f} s, all {total} filled {time.monotonic() - killed:.1f} s"
+        )
         assert {f["order_id"] for f in trader.fills} == set(order_ids)
         deals = {(f["order_id"], f["deal"]) for f in trader.fills}
         assert len(deals) == total, "an order filled twice at the broker"
