@@ -227,3 +227,47 @@ def answer(account: str, parsed: Parsed) -> bytes:
         .model_dump_json()
         .encode()
     )
+
+
+# -- order after a crash ---------------------------------------------------------------------------
+
+
+class CrashReorder:
+    """Keeps an account's orders in publication order after a crash between fetching and journaling.
+
+    A connector killed with messages fetched but not acknowledged leaves them pending in its durable
+    consumer; JetStream redelivers them only after ``ack_wait``, and meanwhile delivers newer messages first.
+    At start the consumer says how many were pending (``num_ack_pending``) and up to which stream sequence
+    the dead run had been delivered: newer messages are held (not processed, not acknowledged) until that
+    many of the older ones have come back, then everything is processed in stream order. Only consumer info
+    is needed (an agent's bus identity may not read the stream directly). A hold never outlasts
+    ``give_up_s`` (a pending message acknowledged meanwhile by someone else must not stall the intake)."""
+
+    def __init__(self, pending: int, delivered_upto: int, give_up_s: float, now: float) -> None:
+        self.waiting_for = pending
+        self.delivered_upto = delivered_upto
+        self.deadline = now + give_up_s
+        self.held: dict[int, Any] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.waiting_for > 0
+
+    def admit(self, msgs: list[Any], now: float) -> list[Any]:
+        """The messages to process now, in stream order; the rest are held."""
+        if not self.active:
+            return msgs
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= self.delivered_upto and seq not in self.held:
+                self.waiting_for -= 1
+            self.held[seq] = msg  # a redelivered copy of a held one replaces it
+        if self.waiting_for > 0 and now < self.deadline:
+            return []
+        self.waiting_for = 0
+        ready = [self.held[seq] for seq in sorted(self.held)]
+        self.held.clear()
+        return ready
+
+    def holding(self) -> list[Any]:
+        return list(self.held.values())

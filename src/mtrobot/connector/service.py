@@ -39,7 +39,7 @@ from mtrobot.settings import Settings
 from .audit import AuditTrail, BatchSender
 from .executor import OrderExecutor
 from .failpoints import Failpoints
-from .intake import Parsed, answer, dead_letter, read_order
+from .intake import CrashReorder, Parsed, answer, dead_letter, read_order
 from .journal import Journal, JournalEntry
 from .link import BrokerLink
 from .metrics import ConnectorMetrics
@@ -428,17 +428,36 @@ class Connector:
             config=config,
         )
 
+    async def _crash_reorder(self) -> CrashReorder:
+        """What a killed predecessor left fetched but unacknowledged (see :class:`CrashReorder`)."""
+        assert self.js is not None
+        opts = self.options.current
+        info = await self.js.consumer_info(subjects.ORDERS_STREAM, durable_name(self.account))
+        pending, upto = int(info.num_ack_pending or 0), int(info.delivered.stream_seq or 0)
+        if pending:
+            log.warning(
+                "messages of a previous run were never acknowledged: newer ones wait for them",
+                account=self.account,
+                pending=pending,
+                upto_seq=upto,
+            )
+        return CrashReorder(pending, upto, 3 * opts.ack_wait_s, time.monotonic())
+
     async def _intake_loop(self) -> None:
         await self._recover()
         sub = None
+        reorder: CrashReorder | None = None
         while not self._stopping:
             try:
                 if sub is None:
                     sub = await self._subscribe()
+                    reorder = reorder or await self._crash_reorder()
                     self.intake_running = True
                 msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:
-                continue
+                msgs = []
+                if reorder is None or not reorder.active:
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS restarting: keep trying, the durable consumer keeps our place
@@ -446,6 +465,11 @@ class Connector:
                 self.intake_running = sub is not None and self.nc is not None and self.nc.is_connected
                 await asyncio.sleep(0.5)
                 continue
+            if reorder is not None and reorder.active:
+                msgs = reorder.admit(msgs, time.monotonic())
+                for held in reorder.holding():  # held, not forgotten: no redelivery behind our back
+                    with contextlib.suppress(Exception):
+                        await held.in_progress()
             for msg in msgs:
                 try:
                     await self._handle(msg)
