@@ -329,12 +329,19 @@ def deadletter_list(
 
     async def show() -> int:
         from mtrobot.bus.connect import connect
+        from mtrobot.status import operator_creds
 
         url = settings.discover_nats_url()
         if not url:
             _echo("no bus: set MTROBOT_NATS_URL or start `mtrobot up` on this data dir")
             return 1
-        nc = await connect(url, "mtrobot-deadletter", allow_reconnect=False, connect_timeout=3.0)
+        nc = await connect(
+            url,
+            "mtrobot-deadletter",
+            allow_reconnect=False,
+            connect_timeout=3.0,
+            creds=operator_creds(settings),
+        )
         try:
             letters = await list_dead_letters(nc, account, limit)
         finally:

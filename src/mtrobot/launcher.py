@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from nats.aio.client import Client
+
+from mtrobot.bus import identity
 from mtrobot.bus.connect import connect, provision
+from mtrobot.bus.identity import BusAuthority
 from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError, MtrobotError
 from mtrobot.hub.token import ensure_hub_token, hub_token_path
@@ -162,6 +166,7 @@ class Launcher:
         self._stopping = asyncio.Event()
         self._watchers: list[asyncio.Task[None]] = []
         self.stable_after_s = STABLE_AFTER_S
+        self.nc: Client | None = None
 
     async def run(self) -> int:
         self.settings.ensure_dirs()
@@ -192,17 +197,28 @@ class Launcher:
     async def _start_bus(self) -> str:
         if self.settings.nats_url:
             url = self.settings.nats_url
+            identity.forget_service_creds(self.settings)  # minted for an embedded bus that is gone
+            log.warning(identity.EXTERNAL_WARNING, url=url, creds=bool(self.settings.nats_creds))
         else:
-            self._nats = EmbeddedNats(self.settings.nats_store_dir)
+            auth = identity.prepare_embedded(self.settings)
+            self._nats = EmbeddedNats(self.settings.nats_store_dir, auth=auth)
             url = await self._nats.start()
-        nc = await connect(url, "mtrobot-up", max_reconnect_attempts=5)
-        try:
-            provisioned = await provision(nc.jetstream(timeout=10))
-        finally:
-            await nc.close()
+        self.nc = await connect(
+            url,
+            "mtrobot-up",
+            max_reconnect_attempts=5,
+            creds=identity.service_creds(self.settings, "launcher"),
+            inbox_prefix=identity.service_inbox("launcher"),
+        )
+        provisioned = await provision(self.nc.jetstream(timeout=10))
         self.settings.nats_url_file.write_text(url)
         log.info("bus ready", url=url, provisioned=provisioned, embedded=self._nats is not None)
         return url
+
+    def bus_authority(self, url: str) -> BusAuthority:
+        """Agents' bus identities (the demo connector's, until the supervisor starts agents)."""
+        assert self.nc is not None
+        return BusAuthority(self.settings.model_copy(update={"nats_url": url}), url, self.nc)
 
     def child_env(self, url: str, part: Part) -> dict[str, str]:
         env = inherited_env()  # MTROBOT_MASTER_KEY is added back only for a part that declares it needs it
@@ -254,14 +270,22 @@ class Launcher:
         for rp in reversed(self._running):
             if await stop_process(rp.process, grace):
                 log.warning("part ignored SIGTERM and was killed", part=rp.part.name)
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), 5)
         if self._nats is not None:
             await self._nats.stop()
+            identity.forget_service_creds(self.settings)
         with contextlib.suppress(FileNotFoundError):
             self.settings.nats_url_file.unlink()
 
     def _report(self, url: str) -> None:
-        origin = "embedded" if self._nats else "external"
+        origin = "embedded, JWT accounts" if self._nats else "external"
         lines = [f"mtrobot is up (data dir {self.settings.data_dir})", f"  nats        {url}  ({origin})"]
+        if self._nats:
+            lines.append(f"  nats admin  {identity.creds_path(self.settings, 'admin')}")
+        else:
+            lines.append(f"  WARNING     {identity.EXTERNAL_WARNING}")
         for rp in self._running:
             lines.append(
                 f"  {rp.part.label or rp.part.name:<11} {rp.part.where or 'running'}  (pid {rp.process.pid})"

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="where every embedded part keeps its files")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data dir")
     nats_url: str | None = Field(default=None, description="external NATS; default: an embedded server")
+    nats_creds: Path | None = Field(
+        default=None, description="credentials (.creds file) for the external NATS; default: none"
+    )
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse server; default chDB in data dir"
     )
@@ -33,7 +36,9 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("database_url", "nats_url", "clickhouse_url", "kafka_bootstrap", mode="before")
+    @field_validator(
+        "database_url", "nats_url", "nats_creds", "clickhouse_url", "kafka_bootstrap", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

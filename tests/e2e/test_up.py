@@ -20,12 +20,17 @@ def _wait_ready(data_dir, proc) -> str:
     return url_file.read_text().strip()
 
 
+def _admin(data_dir) -> str:
+    """The embedded bus refuses anonymous clients: the operator's identity."""
+    return str(data_dir / "run" / "nats-admin.creds")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_up_provisions_the_bus_and_a_signal_leaves_no_child_behind(data_dir, sig) -> None:
     proc = start_up(data_dir)
     try:
         url = _wait_ready(data_dir, proc)
-        names = {name for _, name, n, _ in asyncio.run(collect_status(url, 3)) if n >= 0}
+        names = {name for _, name, n, _ in asyncio.run(collect_status(url, 3, _admin(data_dir))) if n >= 0}
         assert names == PROVISIONED_ON_THE_BUS
         children = descendants(proc.pid)
         assert children, "mtrobot up should have started nats-server at least"
@@ -69,7 +74,7 @@ def test_a_second_up_resumes_the_same_bus_state(data_dir) -> None:
     async def publish(url: str) -> None:
         import nats
 
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, user_credentials=_admin(data_dir))
         await nc.jetstream().publish("orders.submitted.acc.EURUSD", b"{}")
         await nc.close()
 
@@ -81,7 +86,7 @@ def test_a_second_up_resumes_the_same_bus_state(data_dir) -> None:
     proc = start_up(data_dir)
     try:
         url = _wait_ready(data_dir, proc)
-        orders = next(r for r in asyncio.run(collect_status(url, 3)) if r[1] == "ORDERS")
+        orders = next(r for r in asyncio.run(collect_status(url, 3, _admin(data_dir))) if r[1] == "ORDERS")
         assert orders[2] == 1
     finally:
         proc.terminate()

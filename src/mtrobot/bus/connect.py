@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import Client, RawCredentials
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
@@ -16,6 +19,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
 
 from mtrobot.bus import subjects
 from mtrobot.logging import get_logger
@@ -35,8 +39,13 @@ async def connect(
     allow_reconnect: bool = True,
     user_credentials: tuple[str, str] | None = None,
     on_state: Callable[[str], Awaitable[None]] | None = None,
+    creds: str | None = None,
+    inbox_prefix: str | None = None,
 ) -> Client:
-    """A client that reconnects forever (by default) and logs each state change without secrets."""
+    """A client that reconnects forever (by default) and logs each state change without secrets.
+
+    ``creds`` is a ``.creds`` file's path or its content (an agent gets the content on stdin);
+    ``inbox_prefix`` is the identity's private reply prefix (see :mod:`mtrobot.bus.layout`)."""
 
     async def _event(state: str) -> None:
         log.info("nats connection", state=state, client=name)
@@ -55,6 +64,10 @@ async def connect(
     options: dict[str, Any] = {}
     if user_credentials is not None:
         options["user"], options["password"] = user_credentials
+    if creds is not None:
+        options["user_credentials"] = RawCredentials(creds) if "BEGIN NATS USER JWT" in creds else creds
+    if inbox_prefix is not None:
+        options["inbox_prefix"] = inbox_prefix
     return await nats.connect(
         url,
         name=name,
@@ -126,6 +139,9 @@ BUCKETS: tuple[KeyValueConfig, ...] = (
         max_value_size=1024 * 1024,
         max_bytes=256 * 1024**2,
         storage=StorageType.FILE,
+        # kv.get through the direct-get API names the key in the subject, so an agent's bus account can
+        # be allowed its own key alone.
+        direct=True,
     ),
     KeyValueConfig(
         bucket=subjects.HUB_BUCKET,
@@ -165,3 +181,37 @@ async def provision(js: JetStreamContext) -> list[str]:
             await js.create_key_value(bucket)
         done.append(f"kv {bucket.bucket}")
     return done
+
+
+ORDER_CONSUMER_ACK_WAIT_S = 30.0
+
+
+def order_consumer_config(account: str, ack_wait_s: float = ORDER_CONSUMER_ACK_WAIT_S) -> ConsumerConfig:
+    """The durable pull consumer through which one account's agent takes its orders, in publish order."""
+    from mtrobot.bus.layout import agent_consumer
+
+    return ConsumerConfig(
+        durable_name=agent_consumer(account),
+        filter_subject=subjects.orders_submitted_filter(account),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_s,
+        max_deliver=-1,
+        max_ack_pending=256,
+    )
+
+
+async def ensure_order_consumer(js: JetStreamContext, account: str) -> None:
+    """Create the account's ORDERS consumer unless it exists (the supervisor does this, never an agent)."""
+    from mtrobot.bus.layout import agent_consumer
+
+    try:
+        await js.consumer_info(subjects.ORDERS_STREAM, agent_consumer(account))
+    except NotFoundError:
+        await js.add_consumer(subjects.ORDERS_STREAM, order_consumer_config(account))
+
+
+def own_key_value(js: JetStreamContext, bucket: str) -> KeyValue:
+    """A bucket handle without ``STREAM.INFO`` (an agent may not read the bucket's stream, only its key);
+    the bucket must have been created with ``direct=True``."""
+    return KeyValue(name=bucket, stream=f"KV_{bucket}", pre=f"$KV.{bucket}.", js=js, direct=True)

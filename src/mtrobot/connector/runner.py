@@ -118,6 +118,8 @@ async def run_standalone(
     refresh = None
     exit_code = 0
     stopping = asyncio.Event()
+    bus = credentials.get("bus") or {}  # the agent's bus identity, from whoever started it
+    own_account = bus.get("inbox_prefix") is not None  # its own NATS account: no hub, no provisioning
     if "handoff" in credentials:
         creds = open_handoff(account, credentials)
         credentials = {
@@ -143,12 +145,14 @@ async def run_standalone(
         server=str(credentials["server"]) if credentials.get("server") else opts.server,
     )
     parts = default_parts(backend, settings, opts)
+    parts.bus_creds, parts.inbox_prefix = bus.get("creds"), bus.get("inbox_prefix")
     connector = Connector(
         account,
         settings,
         SecretStr(credentials["password"]),
         opts,
         parts,
+        use_hub=not own_account,
         failpoints=Failpoints(),
         refresh=refresh,
     )

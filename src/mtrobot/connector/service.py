@@ -81,6 +81,10 @@ class ConnectorParts:
 
     terminal_factory: TerminalFactory
     nc: Client | None = None
+    bus_creds: str | None = None
+    """The agent's bus identity (``.creds`` content or path) and private inbox prefix; with an inbox prefix
+    the agent is in its own NATS account, where the platform provisions the streams and its consumer."""
+    inbox_prefix: str | None = None
 
 
 class AccountLock:
@@ -178,7 +182,13 @@ class Connector:
         else:
             if not self.nats_url:
                 raise FatalError("no NATS URL: set MTROBOT_NATS_URL or start `mtrobot up` first")
-            self.nc = await connect(self.nats_url, f"connector-{self.account}", on_state=self._on_nats_state)
+            self.nc = await connect(
+                self.nats_url,
+                f"connector-{self.account}",
+                on_state=self._on_nats_state,
+                creds=self.parts.bus_creds,
+                inbox_prefix=self.parts.inbox_prefix,
+            )
             self._own_nc = True
         self.js = self.nc.jetstream(timeout=5)
         await self._ensure_streams()
@@ -221,6 +231,8 @@ class Connector:
     async def _ensure_streams(self) -> None:
         """Provision only a bus that lacks our streams: an operator's cluster keeps its own settings."""
         assert self.js is not None
+        if self.parts.inbox_prefix is not None:  # an agent's own bus account sees no stream
+            return
         try:
             streams = (subjects.ORDERS_STREAM, subjects.AUDIT_STREAM, subjects.DEAD_LETTER_STREAM)
             for stream in (*streams, subjects.FILLS_STREAM):

@@ -57,6 +57,8 @@ async def connect_when_reachable(
     max_delay: float = 5.0,
     on_state: Callable[[str], Awaitable[None]] | None = None,
     on_first_failure: Callable[[], None] | None = None,
+    creds: str | None = None,
+    inbox_prefix: str | None = None,
 ) -> Client:
     """Connect to ``url``, waiting as long as it takes; later outages are handled by reconnecting.
 
@@ -70,7 +72,14 @@ async def connect_when_reachable(
         if await reachable(url, connect_timeout):
             try:
                 return await asyncio.wait_for(
-                    connect(url, name, connect_timeout=connect_timeout, on_state=on_state),
+                    connect(
+                        url,
+                        name,
+                        connect_timeout=connect_timeout,
+                        on_state=on_state,
+                        creds=creds,
+                        inbox_prefix=inbox_prefix,
+                    ),
                     connect_timeout * 3,
                 )
             except Exception as exc:  # refused handshake, auth, TLS: keep trying, say why once

@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from nats.aio.client import Client
 
+from mtrobot.bus.identity import service_creds, service_inbox
 from mtrobot.core.errors import FatalError
 from mtrobot.hub.api import HubContext, create_app
 from mtrobot.hub.connection import connect_when_reachable, stop_task
@@ -92,7 +93,9 @@ class HubServer:
     async def _attach_bus(self) -> None:
         registry = shared_registry()
         registry.load_entry_points()
-        self._nc = await connect_when_reachable(self.nats_url, "hub")
+        self._nc = await connect_when_reachable(
+            self.nats_url, "hub", creds=service_creds(self.settings, "hub"), inbox_prefix=service_inbox("hub")
+        )
         js = self._nc.jetstream(timeout=5)
         self.ctx.store = HubStore(js, registry)
         self.ctx.directory = ServiceDirectory(js)

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect, provision
+from mtrobot.bus.identity import service_creds, service_inbox
 from mtrobot.connector.failpoints import RECORDER_POINTS, Failpoints
 from mtrobot.core.errors import FatalError
 from mtrobot.core.events import Fill
@@ -128,7 +129,12 @@ class Recorder:
                 raise FatalError("no NATS URL: set MTROBOT_NATS_URL or start `mtrobot up` first")
             if self._executions is None:
                 self._executions = await asyncio.to_thread(Executions.open, self.settings)
-            self.nc = await connect(self.nats_url, "recorder")
+            self.nc = await connect(
+                self.nats_url,
+                "recorder",
+                creds=service_creds(self.settings, "recorder"),
+                inbox_prefix=service_inbox("recorder"),
+            )
             self.js = self.nc.jetstream(timeout=5)
             await self._ensure_streams()
             self._spawn(self._consume(subjects.FILLS_STREAM, EXECUTIONS_DURABLE, self._record), "executions")

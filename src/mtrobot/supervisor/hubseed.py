@@ -12,8 +12,10 @@ from nats.aio.client import Client
 
 from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect
+from mtrobot.bus.identity import service_creds, service_inbox
 from mtrobot.hub.store import HubStore
 from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
 
 from .handoff import AgentRecord
 
@@ -23,19 +25,32 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 class HubSeeder:
-    def __init__(self, nats_url: str | None) -> None:
+    def __init__(self, nats_url: str | None, settings: Settings) -> None:
         self._url = nats_url
+        self._settings = settings
         self._nc: Client | None = None
 
-    async def _store(self) -> HubStore | None:
+    async def client(self) -> Client | None:
+        """The supervisor's own bus connection (its identity), shared with the agents' bus authority."""
         if self._url is None:
             return None
         if self._nc is None or self._nc.is_closed:
             # Bounded: a bus that is away must not hold up the supervisor's round (or its shutdown).
             self._nc = await asyncio.wait_for(
-                connect(self._url, "supervisor", max_reconnect_attempts=-1), CONNECT_TIMEOUT_S
+                connect(
+                    self._url,
+                    "supervisor",
+                    max_reconnect_attempts=-1,
+                    creds=service_creds(self._settings, "supervisor"),
+                    inbox_prefix=service_inbox("supervisor"),
+                ),
+                CONNECT_TIMEOUT_S,
             )
-        return HubStore(self._nc.jetstream(timeout=5))
+        return self._nc
+
+    async def _store(self) -> HubStore | None:
+        nc = await self.client()
+        return None if nc is None else HubStore(nc.jetstream(timeout=5))
 
     async def seed(self, record: AgentRecord) -> None:
         """Never raises: an agent still starts when the hub is away (it then uses the hand-off's copy)."""

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtrobot.bus.identity import BusAuthority
 from mtrobot.connector.backoff import Backoff
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
@@ -122,7 +123,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stops: set[asyncio.Task[None]] = set()
-        self._hub = HubSeeder(self.nats_url)
+        self._hub = HubSeeder(self.nats_url, settings)
         self._status_written = ""
         self.rounds = 0
         self.quarantine = Quarantine(settings, self.options.limits, self.options.quarantine)
@@ -179,7 +180,10 @@ class Supervisor:
 
     async def _start(self, slot: AgentSlot) -> None:
         account = slot.record.account
-        stdin = await asyncio.to_thread(agent_handoff, self.settings, slot.record)
+        bus = await self._bus_identity(account)
+        if bus is None:
+            return  # the bus is away: the agent could not connect anyway; next round
+        stdin = await asyncio.to_thread(agent_handoff, self.settings, slot.record, bus)
         if stdin is None:
             return  # credentials not readable yet (or the account just changed): next round
         await self._hub.seed(slot.record)
@@ -203,6 +207,16 @@ class Supervisor:
         slot.watcher = asyncio.create_task(self._watch(slot, slot.process), name=f"watch-agent-{account}")
         log.info("agent started", account=account, pid=slot.process.pid, runtime=self.runtime.name,
                  restarts=slot.restarts)  # fmt: skip
+
+    async def _bus_identity(self, account: str) -> dict[str, str | None] | None:
+        """The agent's bus identity (and its ORDERS consumer), from :class:`BusAuthority`."""
+        try:
+            nc = await self._hub.client()
+            grant = await BusAuthority(self.settings, self.nats_url or "", nc).prepare_agent(account)
+        except Exception as exc:
+            log.warning("no bus identity for the agent yet", account=account, error=repr(exc))
+            return None
+        return grant.to_handoff()
 
     def _agent_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}

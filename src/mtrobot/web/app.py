@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from mtrobot.bus.identity import service_creds
 from mtrobot.logging import get_logger
 from mtrobot.robots.catalogue import Catalogue, robots_folder
 from mtrobot.settings import Settings
@@ -59,7 +60,11 @@ def build_state(settings: Settings, options: WebOptions) -> AppState:
         engine=engine,
         sessions=session_factory(engine),
         vault=Vault(load_keyring(settings)),
-        bus=Bus(settings.discover_nats_url, timeout=options.bus_timeout_s),
+        bus=Bus(
+            settings.discover_nats_url,
+            timeout=options.bus_timeout_s,
+            creds_source=lambda: service_creds(settings, "web"),
+        ),
         catalogue=Catalogue.load(robots_folder(settings.data_dir)),
     )
 

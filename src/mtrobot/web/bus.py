@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode, encode
 from mtrobot.bus.connect import connect
+from mtrobot.bus.identity import service_inbox
 from mtrobot.core.events import AccountSnapshot
 from mtrobot.core.orders import OrderRequest
 from mtrobot.logging import get_logger
@@ -35,8 +36,14 @@ class BusUnavailable(Exception):
 
 
 class Bus:
-    def __init__(self, url_source: Callable[[], str | None], timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        url_source: Callable[[], str | None],
+        timeout: float = 3.0,
+        creds_source: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._url_source = url_source
+        self._creds_source = creds_source  # the web's own bus identity (mtrobot.bus.identity)
         self._timeout = timeout
         self._nc: Client | None = None
         self._lock = asyncio.Lock()
@@ -63,7 +70,14 @@ class Bus:
                 raise BusUnavailable("no message bus is configured or running")
             try:
                 self._nc = await asyncio.wait_for(
-                    connect(url, "mtrobot-web", connect_timeout=self._timeout, on_state=self._state_changed),
+                    connect(
+                        url,
+                        "mtrobot-web",
+                        connect_timeout=self._timeout,
+                        on_state=self._state_changed,
+                        creds=self._creds_source(),
+                        inbox_prefix=service_inbox("web"),
+                    ),
                     self._timeout * 2,
                 )
             except (OSError, TimeoutError, nats.errors.Error) as exc:
