@@ -1,6 +1,6 @@
 """``mtrobot up`` on its embedded bus (JWT accounts): anonymous clients are refused, the operator's
 ``run/nats-admin.creds`` (0600) sees the platform, and an order placed there fills through the demo
-connector, which runs in its own NATS account; ``mtrobot status`` uses the operator identity."""
+agent, which the supervisor started with its own bus identity; ``mtrobot status`` uses the operator's."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ async def test_embedded_bus_refuses_anonymous_and_routes_orders_across_accounts(
         try:
             js = nc.jetstream(timeout=5)
             got: dict[str, list[dict[str, Any]]] = {"fill": [], "order": []}
+            beats: list[dict[str, Any]] = []
+
+            async def on_beat(msg: Any) -> None:
+                beats.append(json.loads(msg.data))
+
+            await nc.subscribe(subjects.agent_heartbeat("demo"), cb=on_beat)
             for kind, items in got.items():
 
                 async def cb(msg: Any, items: list[dict[str, Any]] = items) -> None:
@@ -56,7 +62,8 @@ async def test_embedded_bus_refuses_anonymous_and_routes_orders_across_accounts(
             ready = False
             while not ready and time.monotonic() < deadline:
                 with_consumer = [i.name for i in await js.consumers_info(subjects.ORDERS_STREAM)]
-                ready = "connector_demo" in with_consumer and (run / "connector-demo.json").exists()
+                running = any(b.get("state") == "running" for b in beats)  # the agent's own heartbeat
+                ready = "connector_demo" in with_consumer and running
                 await asyncio.sleep(0.3)
             assert ready, (data_dir.parent / "up.log").read_text()[-3000:]
 
@@ -64,7 +71,7 @@ async def test_embedded_bus_refuses_anonymous_and_routes_orders_across_accounts(
             req = {"order_id": oid, "account": "demo", "symbol": symbol, "order_type": "buy", "volume": 0.01}
             await js.publish(subjects.orders_submitted("demo", symbol), json.dumps(req).encode())
             assert await _until(lambda: any(f["order_id"] == oid for f in got["fill"]), 30), (
-                data_dir / "logs" / "connector-demo.log"
+                data_dir / "logs" / "agent-demo.log"
             ).read_text()[-3000:]
             # The consumer's ack came back from the agent's account: nothing left pending.
             info = await js.consumer_info(subjects.ORDERS_STREAM, "connector_demo")
