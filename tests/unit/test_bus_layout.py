@@ -46,7 +46,15 @@ SERVICES = {
     },
     "supervisor": {
         "pub": {"allow": [*JS, HUB, REG, "agent.control.*"], "deny": AGENT_OWNED},
-        "sub": {"allow": ["_INBOX_supervisor.>", "agent.heartbeat.*", "snapshot.*", "robots.event.*"]},
+        "sub": {
+            "allow": [
+                "_INBOX_supervisor.>",
+                "agent.heartbeat.*",
+                "snapshot.*",
+                "robots.event.*",
+                "orders.submitted.>",
+            ]
+        },
     },
     "launcher": {
         "pub": {"allow": [*JS, HUB, REG], "deny": AGENT_OWNED},

@@ -192,7 +192,8 @@ def service_permissions(service: str) -> Permissions:
         "supervisor": Permissions(
             pub_allow=(*_JS_API, _HUB, _REGISTRY, "agent.control.*"),
             pub_deny=AGENT_OWNED,
-            sub_allow=(inbox, "agent.heartbeat.*", "snapshot.*", "robots.event.*"),
+            # Order floods are counted as orders arrive (quarantine).
+            sub_allow=(inbox, "agent.heartbeat.*", "snapshot.*", "robots.event.*", "orders.submitted.>"),
         ),
         # `mtrobot up`: provisions streams and buckets.
         "launcher": Permissions(

@@ -138,9 +138,16 @@ class Quarantine:
         if url is None:
             return
         from mtrobot.bus.connect import connect
+        from mtrobot.bus.identity import service_creds, service_inbox
 
         try:
-            self._own = await connect(url, "supervisor-quarantine", max_reconnect_attempts=-1)
+            self._own = await connect(
+                url,
+                "supervisor-quarantine",
+                max_reconnect_attempts=-1,
+                creds=service_creds(self.settings, "supervisor"),
+                inbox_prefix=service_inbox("supervisor"),
+            )
             await self.start(self._own)
         except Exception as exc:  # without the bus only exits are judged; the next round does not retry
             log.warning("quarantine does not watch heartbeats", error=repr(exc))
