@@ -25,7 +25,8 @@ def test_each_agent_says_what_holds_and_what_does_not(tmp_path: Path) -> None:
     assert agents_table(settings) is None, "no supervisor, no table"
     agents = [
         {"account": "alpha", "state": "running", "pid": 41, "isolation": {
-            "runtime": "bubblewrap", "memory": "cgroup v1 256 MiB", "mount": "private (bubblewrap): ..."}},
+            "runtime": "bubblewrap", "memory": "cgroup v1 256 MiB", "mount": "private (bubblewrap): ...",
+            "files": "rlimit 256 open files", "network": "host's (the bus identity limits it)"}},
         {"account": "beta", "state": "held", "pid": None, "isolation": {
             "runtime": "limited process", "memory": "not limited",
             "mount": "shared with the host (not isolated)"}},
@@ -41,6 +42,8 @@ def test_each_agent_says_what_holds_and_what_does_not(tmp_path: Path) -> None:
     }
     assert lines["memory: cgroup v1 256 MiB"] == "yes"
     assert lines["mount: private (bubblewrap): ..."] == "yes"
+    assert lines["files: rlimit 256 open files"] == "yes"
+    assert lines["network: host's (the bus identity limits it)"] == "partly"
     assert lines["memory: not limited"] == "no"
     assert lines["mount: shared with the host (not isolated)"] == "no"
     assert "supervisor pid 7" in text

@@ -16,7 +16,15 @@ from mtrobot.settings import Settings
 
 AGENTS_FILE = "agents.json"
 ISOLATION_ORDER = ("runtime", "memory", "cpu", "pids", "files", "mount", "pid_view", "privileges", "network")
-WEAK = ("not ", "shared with the host", "rlimit", "those of the supervisor")
+NOT_HELD = ("not limited", "not isolated", "not dropped", "not started", "shared with the host")
+PARTLY = ("approximate", "host's", "nice")
+
+
+def holds(value: str) -> str:
+    """``yes``, ``partly`` or ``no``, from the runtime's own words (see ``isolation`` of each runtime)."""
+    if any(w in value for w in NOT_HELD):
+        return "no"
+    return "partly" if any(w in value for w in PARTLY) else "yes"
 
 
 def read_agents(settings: Settings) -> dict[str, Any] | None:
@@ -42,8 +50,7 @@ def agents_table(settings: Settings) -> Table | None:
         first = True
         for key in keys or ["runtime"]:
             value = str(isolation.get(key, "not started"))
-            holds = "no" if any(w in value for w in WEAK) else "yes"
             row = [str(agent.get("account", "?")), str(agent.get("state", "?")), str(agent.get("pid") or "-")]
-            table.add_row(*(row if first else ["", "", ""]), f"{key}: {value}", holds)
+            table.add_row(*(row if first else ["", "", ""]), f"{key}: {value}", holds(value))
             first = False
     return table
