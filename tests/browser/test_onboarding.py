@@ -63,6 +63,12 @@ def test_from_sign_up_to_a_filled_trade_on_the_dashboard_in_under_a_minute(conte
     expect(card.locator("table.trades tbody tr[data-deal]").first).to_contain_text("EURUSD")
     expect(card.locator(".activity")).to_contain_text("filled", ignore_case=True, timeout=10_000)
     elapsed = time.monotonic() - started
+    robot = card.locator("table.robots tbody tr").first
+    robot.get_by_role("button", name="Pause").click()
+    expect(robot.locator(".robot-state")).to_have_text("Paused by you")
+    expect(robot.get_by_role("button", name="Resume")).to_be_visible()
+    chart = page.evaluate("Object.values(Chart.instances)[0].data.datasets[0].data.map((p) => p.y)")
+    assert chart and min(chart) > 0, chart
     shot(page, "06-dashboard-filled-trade")
     (SCREENSHOTS.parent / "onboarding.json").write_text(json.dumps({"wall_s": round(elapsed, 2)}))
     assert platform.supervisor.poll() is None, "the supervisor died"

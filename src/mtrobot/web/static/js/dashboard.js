@@ -142,6 +142,7 @@ class AccountCard {
   // --- chart ---
 
   addPoint(s) {
+    if (s.connection !== "connected" || !s.equity) return; // not connected: the money fields are not known
     const t = Date.parse(s.ts);
     const last = this.points[this.points.length - 1];
     if (last && t - last.t < 5000 && last.balance === s.balance) {
