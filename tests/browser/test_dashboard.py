@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import re
 
 import httpx
 import pytest
@@ -60,10 +60,7 @@ def test_on_a_390_px_phone_everything_fits_and_works(phone, platform: Platform):
         shot(page, name)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("mtrobot.web.agents") is None,
-    reason="POST /api/v1/accounts/{id}/control (agent-core's web/agents.py, issue 10a) is not on main yet",
-)
+@pytest.mark.slow  # ~40-80 s on a busy machine: a fill, the kill switch, a refused order, resume, a fill
 def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platform):
     account = started_demo_account(context, platform, "kill")
     page = context.new_page()
@@ -73,5 +70,13 @@ def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platfor
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(1, timeout=20_000)
     card.get_by_role("button", name="Stop trading and close everything").click()
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(0, timeout=20_000)
-    expect(card.locator(".control-result")).not_to_have_class("bad")
+    expect(card.locator(".control-result")).not_to_have_class(re.compile(r"\bbad\b"))
     shot(page, "13-dashboard-kill-switch")
+    buy(card)  # paused: nothing new opens, and the trader reads why
+    last = card.locator(".activity li").last
+    expect(last).to_contain_text("not executed", timeout=15_000)
+    expect(last).to_contain_text("paused", ignore_case=True)
+    card.get_by_role("button", name="Resume robots").click()
+    expect(card.locator(".control-result")).to_contain_text("resumed", ignore_case=True)
+    buy(card)
+    expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(1, timeout=20_000)
