@@ -76,6 +76,9 @@ async def test_embedded_bus_refuses_anonymous_and_routes_orders_across_accounts(
             # The consumer's ack came back from the agent's account: nothing left pending.
             info = await js.consumer_info(subjects.ORDERS_STREAM, "connector_demo")
             assert info.num_pending == 0
+            # The agent did all of that within its permissions: the bus refused it nothing.
+            for log_file in (data_dir / "logs").glob("*.log"):
+                assert "ermissions violation" not in log_file.read_text(), log_file.name
         finally:
             await nc.close()
 

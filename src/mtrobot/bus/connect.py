@@ -179,6 +179,11 @@ async def provision(js: JetStreamContext) -> list[str]:
             await js.key_value(bucket.bucket)
         except (NotFoundError, BadRequestError):
             await js.create_key_value(bucket)
+        if bucket.direct:  # a bucket made before direct gets: turn them on (agents read one key by name)
+            info = await js.stream_info(f"KV_{bucket.bucket}")
+            if not info.config.allow_direct:
+                info.config.allow_direct = True
+                await js.update_stream(info.config)
         done.append(f"kv {bucket.bucket}")
     return done
 

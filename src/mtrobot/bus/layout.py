@@ -51,7 +51,7 @@ def agent_consumer(account: str) -> str:
 
 
 def dead_letter(account: str) -> str:
-    return f"deadletter.orders.{_acc(account)}"
+    return subjects.dead_letter_orders(account)
 
 
 # -- what an agent publishes (its account exports it, the platform imports it) ----------------------
@@ -225,15 +225,44 @@ def agent_permissions(account: str) -> Permissions:
     )
 
 
+def _agent_jetstream_api(account: str) -> tuple[str, ...]:
+    """The JetStream API calls an agent makes, named one by one: no stream management (a stream's
+    republish or a mirror could write anywhere), no consumer but its hub watches (the supervisor makes its
+    ORDERS consumer), reads of its own snapshot key only."""
+    hub = f"KV_{subjects.HUB_BUCKET}"
+    durable = agent_consumer(account)
+    return (
+        "$JS.API.INFO",
+        f"$JS.API.STREAM.INFO.{subjects.ORDERS_STREAM}",
+        f"$JS.API.STREAM.INFO.{subjects.AUDIT_STREAM}",
+        f"$JS.API.STREAM.INFO.{subjects.DEAD_LETTER_STREAM}",
+        f"$JS.API.STREAM.INFO.{subjects.FILLS_STREAM}",
+        f"$JS.API.STREAM.INFO.{hub}",
+        f"$JS.API.STREAM.INFO.KV_{subjects.REGISTRY_BUCKET}",
+        f"$JS.API.CONSUMER.INFO.{subjects.ORDERS_STREAM}.{durable}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ORDERS_STREAM}.{durable}",
+        f"$JS.ACK.{subjects.ORDERS_STREAM}.{durable}.>",
+        # Its configuration (central_hub, hot reload): ordered consumers of the hub bucket.
+        f"$JS.API.CONSUMER.CREATE.{hub}",
+        f"$JS.API.CONSUMER.CREATE.{hub}.>",
+        f"$JS.API.CONSUMER.INFO.{hub}.*",
+        f"$JS.API.CONSUMER.DELETE.{hub}.*",
+        f"$JS.API.DIRECT.GET.{hub}.>",
+        f"$JS.API.STREAM.MSG.GET.{hub}",
+        f"$JS.FC.{hub}.>",
+        f"$JS.API.STREAM.INFO.KV_{subjects.SNAPSHOTS_BUCKET}",
+        _direct_get(subjects.SNAPSHOTS_BUCKET, _acc(account)),
+    )
+
+
 def platform_agent_permissions(account: str) -> Permissions:
     """Until agents move into their own accounts: an agent's user in the platform account, limited to its
-    own subjects, its inbox and the JetStream API (which per-user permissions cannot confine: this is the
-    weaker, transitional layout; see docs/security.md)."""
+    own subjects, its inbox and the JetStream calls it makes (the weaker, transitional layout: a consumer of
+    the hub bucket can still be aimed anywhere; see docs/security.md)."""
     return Permissions(
         pub_allow=(
-            *_JS_API,
-            _HUB,
-            _REGISTRY,
+            *_agent_jetstream_api(account),
+            f"$KV.{subjects.REGISTRY_BUCKET}.connector.{_acc(account)}.*",
             f"$KV.{subjects.SNAPSHOTS_BUCKET}.{_acc(account)}",
             subjects.orders_submitted_filter(account),
             subjects.audit_broker(account),
