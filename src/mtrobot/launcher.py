@@ -83,7 +83,7 @@ PartsFactory = Callable[[Settings, UpOptions, str], list[Part]]
 
 def embedded_parts(settings: Settings, options: UpOptions, nats_url: str) -> list[Part]:
     """The parts `mtrobot up` runs, in start order. Each later part adds itself here."""
-    parts: list[Part] = [Part("simbroker", where=str(settings.run_dir / "simbroker.json"), label="simbroker")]
+    parts: list[Part] = [Part("simbroker", where=str(settings.simbroker_file), label="simbroker")]
     hub_port = free_port()  # loopback only, whatever host the web interface uses
     ensure_hub_token(settings)  # there before the hub starts, for whoever is handed it
     where = f"http://127.0.0.1:{hub_port} (token in {hub_token_path(settings)})"

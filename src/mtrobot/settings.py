@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".mtrobot")
+SIMBROKER_RUN_FILE = "simbroker.json"
 
 
 class Settings(BaseSettings):
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Where running parts leave their discovery files (the embedded NATS URL, pids)."""
         return self.data_dir / "run"
+
+    @property
+    def simbroker_file(self) -> Path:
+        """Where a running ``mtrobot simbroker`` announces its address, servers and admin token."""
+        return self.run_dir / SIMBROKER_RUN_FILE
 
     @property
     def nats_url_file(self) -> Path:

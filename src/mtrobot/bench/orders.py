@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 import uuid
@@ -25,7 +26,8 @@ from mtrobot.bus import subjects
 from mtrobot.core.errors import FatalError
 
 SYMBOL = "EURUSD"
-ORDER_TIMEOUT_S = 30.0
+ORDER_TIMEOUT_S = 120.0
+"""Generous: on a machine shared by many busy processes one order can wait seconds; the figures show it."""
 WINDOW = 256
 """Orders in flight at most during the throughput run (the connector's consumer takes 256 unacknowledged)."""
 
@@ -114,6 +116,7 @@ class Measured:
     async def __aenter__(self) -> Measured:
         if self.profiler is not None:
             await self.profiler.start()
+        self.load_start = round(os.getloadavg()[0], 2)
         self.meter.start()
         return self
 
@@ -125,6 +128,8 @@ class Measured:
             self.top = await self.profiler.stop()
 
     def figures(self, orders: int) -> dict[str, Any]:
+        """CPU per order by process, connector RSS, and the machine's load (a shared machine's figures
+        mean little without it)."""
         used = self.meter.used
         platform = sum(v for k, v in used.items() if k not in ("simbroker", "bench-client"))
         connectors = [k for k in self.rig.pids if k.startswith("connector-")]
@@ -138,6 +143,8 @@ class Measured:
             "sim_cpu_ms_per_order": round(1000 * used.get("simbroker", 0.0) / orders, 3),
             "client_cpu_ms_per_order": round(1000 * used.get("bench-client", 0.0) / orders, 3),
             "connector_rss_mb": round(max(rss_mb(self.rig.pids[k]) for k in connectors), 1),
+            "load_avg_1m": {"start": self.load_start, "end": round(os.getloadavg()[0], 2)},
+            "cpus": os.cpu_count(),
         }
         if self.top:
             out["profile_top"] = self.top

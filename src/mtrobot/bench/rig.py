@@ -20,6 +20,7 @@ from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.server import EmbeddedNats
 from mtrobot.core.errors import FatalError
 from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
+from mtrobot.settings import Settings
 from mtrobot.sim.admin import SimAdmin
 from mtrobot.sim.config import BrokerConfig, always_open, default_config
 
@@ -106,7 +107,7 @@ async def platform_rig(
             config.write_text(bench_broker(rate_limit).model_dump_json())
             sim = await _spawn(data_dir, url, "simbroker", "--port", "0", "--config", str(config))
             procs.append(sim)
-            run_file = data_dir / "run" / "simbroker.json"
+            run_file = Settings(data_dir=data_dir).simbroker_file
 
             async def sim_ready() -> bool:
                 return run_file.exists()

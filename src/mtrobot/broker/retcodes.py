@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mtrobot.broker.constants import RES_E_INTERNAL_FAIL
+
 
 class Reaction(StrEnum):
     """What a caller should do after a code."""
@@ -195,6 +197,12 @@ TRADE_RETCODES: dict[int, CodeInfo] = {c: CodeInfo(c, n, r, m) for c, n, r, m in
 
 LAST_ERRORS: dict[int, CodeInfo] = {c: CodeInfo(c, n, r, m, s) for c, n, r, m, s in _RES}
 """Every ``last_error()`` code, by value."""
+
+
+def is_link_failure(code: int) -> bool:
+    """A ``last_error`` code of the link to the terminal (RES_E_INTERNAL_FAIL*), not of the trade server:
+    the session is in doubt, and for a send the request may or may not have reached the server."""
+    return code <= RES_E_INTERNAL_FAIL
 
 
 def trade_retcode(code: int) -> CodeInfo:

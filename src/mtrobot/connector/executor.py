@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from mtrobot.broker import constants as mt5
-from mtrobot.broker.retcodes import Reaction, trade_retcode
+from mtrobot.broker.retcodes import Reaction, is_link_failure, trade_retcode
 from mtrobot.broker.trade_request import Market, build
 from mtrobot.core.events import BrokerError, ErrorCategory, Fill
 from mtrobot.core.ids import comment_tag, magic_number
 from mtrobot.core.lifecycle import OrderState
-from mtrobot.core.orders import OrderAction, OrderRequest
+from mtrobot.core.orders import VOLUME_TOLERANCE, OrderAction, OrderRequest
 from mtrobot.logging import get_logger
 
 from .failpoints import Failpoints
@@ -29,7 +29,7 @@ from .journal import Journal, JournalEntry
 from .link import BrokerLink, CallResult
 from .lookup import Found, LookupUnavailable, find_by_tag
 from .options import OptionsHolder
-from .outcomes import Verdict, fill_from_result, fills_from_deals, judge
+from .outcomes import Verdict, fill_from_result, fills_from_deals, final_state, judge
 from .validation import check_request
 
 log = get_logger(__name__)
@@ -269,7 +269,7 @@ class OrderExecutor:
     ) -> JournalEntry:
         filled = sum(f.volume for f in fills) + entry.filled_volume
         oid = entry.order_id
-        if filled >= requested - 1e-9:
+        if filled >= requested - VOLUME_TOLERANCE:
             return self.journal.transition(oid, S.FILLED, ticket=ticket, fills=fills)
         entry = self.journal.transition(oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
         if trade.get("type_filling") != mt5.ORDER_FILLING_RETURN:
@@ -303,13 +303,13 @@ class OrderExecutor:
                 order_id=oid,
                 account=self.account,
                 requested=requested,
-                retcode=10009,
+                retcode=mt5.TRADE_RETCODE_DONE,
                 latency_ms=0.0,
             )
             ticket = found.deals[0].order
             states = {o.state for o in found.history_orders}
             filled = sum(f.volume for f in fills)
-            if filled >= requested - 1e-9 or mt5.ORDER_STATE_FILLED in states:
+            if filled >= requested - VOLUME_TOLERANCE or mt5.ORDER_STATE_FILLED in states:
                 entry = self.journal.transition(oid, S.FILLED, ticket=ticket, fills=fills)
             else:
                 entry = self.journal.transition(oid, S.PARTIALLY_FILLED, ticket=ticket, fills=fills)
@@ -319,9 +319,9 @@ class OrderExecutor:
             entry = self.journal.transition(oid, S.ACCEPTED, ticket=found.active_orders[0].ticket)
         elif found.history_orders:
             order = found.history_orders[0]
-            target = {mt5.ORDER_STATE_CANCELED: S.CANCELLED, mt5.ORDER_STATE_EXPIRED: S.EXPIRED}.get(
-                order.state, S.REJECTED
-            )
+            target = final_state(order.state)
+            if target is None or target is S.FILLED:  # filled without a deal of ours, or not ended: refused
+                target = S.REJECTED
             entry = self.journal.transition(oid, target, ticket=order.ticket)
         else:
             return await self._mark_unknown(entry)
@@ -401,7 +401,7 @@ class OrderExecutor:
             "The broker's answer to this order was lost, and the broker has no trace of it: it was "
             "not executed. Submit it again with a new order id if you still want it."
         )
-        return await self._reject(entry, Refusal(10012, message), ErrorCategory.RETRIABLE)
+        return await self._reject(entry, Refusal(mt5.TRADE_RETCODE_TIMEOUT, message), ErrorCategory.RETRIABLE)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -440,7 +440,7 @@ class OrderExecutor:
             if res.value is None:
                 return None
             order = res.value[0] if res.value else None
-        link_failed = [r.error for r in (info, tick) if r.error and r.error[0] <= -10000]
+        link_failed = [r.error for r in (info, tick) if r.error and is_link_failure(r.error[0])]
         if link_failed:
             self.session.notice_failure(link_failed[0])
             return None
@@ -460,12 +460,10 @@ class OrderExecutor:
         )
         result = await self.link.call("order_check", trade, order_id=entry.order_id)
         if result.error is not None:
-            return None if result.error[0] <= -10000 else Refusal(result.error[0], result.error[1])
-        code = int(result.value.retcode)
-        if code in (0, 10008, 10009, 10010):
-            return None
-        info = trade_retcode(code)
-        return Refusal(code, info.message)
+            failed = result.error
+            return None if is_link_failure(failed[0]) else Refusal(failed[0], failed[1])
+        info = trade_retcode(int(result.value.retcode))
+        return None if info.reaction is Reaction.OK else Refusal(info.code, info.message)
 
     def _target_gone(self, request: OrderRequest, market: Market) -> bool:
         if request.action is OrderAction.CLOSE or (request.action is OrderAction.MODIFY and request.position):
@@ -479,7 +477,9 @@ class OrderExecutor:
             "The broker could not be reached in time, so the order was not sent (it is too old to "
             "send safely now)."
         )
-        return await self._reject(entry, Refusal(10031, message), ErrorCategory.RETRIABLE)
+        return await self._reject(
+            entry, Refusal(mt5.TRADE_RETCODE_CONNECTION, message), ErrorCategory.RETRIABLE
+        )
 
     async def _reject(
         self, entry: JournalEntry, refusal: Refusal, category: ErrorCategory, name: str | None = None
@@ -537,8 +537,8 @@ def _gated(reason: str) -> Refusal:
 
 def _gone(request: OrderRequest) -> Refusal:
     if request.position:
-        return Refusal(10036, f"Position {request.position} is no longer open.")
-    return Refusal(10013, f"Pending order {request.ticket} is no longer active.")
+        return Refusal(mt5.TRADE_RETCODE_POSITION_CLOSED, f"Position {request.position} is no longer open.")
+    return Refusal(mt5.TRADE_RETCODE_INVALID, f"Pending order {request.ticket} is no longer active.")
 
 
 def _error_subject(account: str, symbol: str) -> str:

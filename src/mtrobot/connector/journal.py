@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from mtrobot.bus import codec, subjects
 from mtrobot.core.events import BrokerError, Fill, OrderUpdate
 from mtrobot.core.lifecycle import OrderState, next_state
+from mtrobot.core.orders import VOLUME_TOLERANCE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -435,7 +436,7 @@ class Journal:
             return
         side, volume = row
         remaining = volume + fill.volume if side == fill.side else volume - fill.volume
-        if remaining <= 1e-9:
+        if remaining <= VOLUME_TOLERANCE:
             self._db.execute("DELETE FROM positions WHERE position = ?", (fill.position,))
         else:
             self._db.execute(

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mtrobot.broker import constants as mt5
 from mtrobot.broker.terminal import Terminal
 from mtrobot.logging import get_logger
 
@@ -19,9 +20,9 @@ from .audit import AuditTrail
 
 log = get_logger(__name__)
 
-LINK_LOST = -10002
-LINK_TIMEOUT = -10005
-NOT_CONNECTED = -10004
+LINK_LOST = mt5.RES_E_INTERNAL_FAIL_RECEIVE
+LINK_TIMEOUT = mt5.RES_E_INTERNAL_FAIL_TIMEOUT
+NOT_CONNECTED = mt5.RES_E_INTERNAL_FAIL_CONNECT
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ from mtrobot.broker import constants as mt5
 from mtrobot.broker.retcodes import Reaction, last_error_code, trade_retcode
 from mtrobot.broker.structures import OrderSendResult, TradeDeal
 from mtrobot.core.events import Fill
+from mtrobot.core.lifecycle import OrderState
+from mtrobot.core.orders import VOLUME_TOLERANCE
 
 from .link import CallResult
 
@@ -28,6 +30,20 @@ def judge(result: CallResult, operation: str = "order_send") -> Verdict:
         return Verdict(info.reaction_for(operation), info.code, info.name, info.message)
     info = trade_retcode(int(result.value.retcode))
     return Verdict(info.reaction, info.code, info.name, info.message)
+
+
+ORDER_STATES: dict[int, OrderState] = {
+    mt5.ORDER_STATE_FILLED: OrderState.FILLED,
+    mt5.ORDER_STATE_CANCELED: OrderState.CANCELLED,
+    mt5.ORDER_STATE_EXPIRED: OrderState.EXPIRED,
+    mt5.ORDER_STATE_REJECTED: OrderState.REJECTED,
+}
+"""An MT5 order's final state in the broker's history as our lifecycle state (the one map of them)."""
+
+
+def final_state(mt5_state: int | None) -> OrderState | None:
+    """Our terminal state for an order the broker's history shows ended; None while it has not ended."""
+    return ORDER_STATES.get(mt5_state if mt5_state is not None else -1)
 
 
 def deal_side(deal_type: int) -> str:
@@ -70,7 +86,7 @@ def fills_from_deals(
                 price=deal.price,
                 requested_volume=requested,
                 remaining_volume=remaining,
-                partial=remaining > 1e-9,
+                partial=remaining > VOLUME_TOLERANCE,
                 commission=deal.commission,
                 swap=deal.swap,
                 profit=deal.profit,
@@ -107,7 +123,7 @@ def fill_from_result(
         price=result.price,
         requested_volume=requested,
         remaining_volume=remaining,
-        partial=remaining > 1e-9,
+        partial=remaining > VOLUME_TOLERANCE,
         retcode=result.retcode,
         broker_time=datetime.now(UTC),
         latency_ms=round(latency_ms, 3),

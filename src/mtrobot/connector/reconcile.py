@@ -22,11 +22,12 @@ from mtrobot.bus import subjects
 from mtrobot.core.events import utc_now
 from mtrobot.core.ids import magic_number
 from mtrobot.core.lifecycle import OrderState
+from mtrobot.core.orders import VOLUME_TOLERANCE
 from mtrobot.logging import get_logger
 
 from .executor import OrderExecutor
 from .journal import Journal, JournalEntry, PositionView
-from .outcomes import fills_from_deals
+from .outcomes import fills_from_deals, final_state
 
 log = get_logger(__name__)
 S = OrderState
@@ -105,28 +106,23 @@ class Reconciler:
             order_id=oid,
             account=self.account,
             requested=requested,
-            retcode=10009,
+            retcode=mt5.TRADE_RETCODE_DONE,
             latency_ms=0.0,
         )
         if active.value:  # still working: record any new partial fills
-            if fills and sum(f.volume for f in fills) > entry.filled_volume + 1e-9:
+            if fills and sum(f.volume for f in fills) > entry.filled_volume + VOLUME_TOLERANCE:
                 await asyncio.to_thread(self.journal.transition, oid, S.PARTIALLY_FILLED, fills=fills)
             return
         hist = await self.link.call("history_orders_get", ticket=ticket, order_id=oid)
         if hist.value is None:
             return
         state = hist.value[0].state if hist.value else None
-        target = {
-            mt5.ORDER_STATE_FILLED: S.FILLED,
-            mt5.ORDER_STATE_CANCELED: S.CANCELLED,
-            mt5.ORDER_STATE_EXPIRED: S.EXPIRED,
-            mt5.ORDER_STATE_REJECTED: S.REJECTED,
-        }.get(state or -1)
+        target = final_state(state)
         if target is None:
             return  # history not synchronised yet: look again next round
         if target is S.FILLED and entry.state is S.ACCEPTED and fills:
             filled = sum(f.volume for f in fills)
-            if filled < requested - 1e-9:
+            if filled < requested - VOLUME_TOLERANCE:
                 await asyncio.to_thread(self.journal.transition, oid, S.PARTIALLY_FILLED, fills=fills)
         await asyncio.to_thread(self.journal.transition, oid, target, fills=fills)
 
@@ -168,7 +164,7 @@ class Reconciler:
                             detail="open at the broker, unknown to the platform",
                         )
                     )
-                elif abs(mine.volume - pos.volume) > 1e-9:
+                elif abs(mine.volume - pos.volume) > VOLUME_TOLERANCE:
                     differences.append(
                         Difference(
                             kind="volume_mismatch",

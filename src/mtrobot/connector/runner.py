@@ -56,7 +56,7 @@ def read_credentials(stream: TextIO | None = None) -> dict[str, Any]:
 
 def sim_endpoint(settings: Settings) -> tuple[str, int]:
     """Where `mtrobot simbroker` listens, from the file it writes into the run dir."""
-    path = settings.run_dir / "simbroker.json"
+    path = settings.simbroker_file
     if not path.exists():
         raise ConfigError(
             f"no simulated broker announced in {path}: start `mtrobot simbroker` or `mtrobot up`"

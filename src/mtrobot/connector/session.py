@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
+from mtrobot.broker import constants as mt5
+from mtrobot.broker.retcodes import is_link_failure
 from mtrobot.broker.terminal import Terminal
 from mtrobot.core.events import ConnectionState
 from mtrobot.logging import get_logger
@@ -32,7 +34,7 @@ log = get_logger(__name__)
 TerminalFactory = Callable[[], Terminal]
 Listener = Callable[[], Awaitable[None]]
 CredentialsRefresh = Callable[[], Awaitable[Credentials]]
-AUTH_FAILED = -6
+AUTH_FAILED = mt5.RES_E_AUTH_FAILED
 
 
 class Session:
@@ -105,7 +107,7 @@ class Session:
 
     def notice_failure(self, error: tuple[int, str]) -> None:
         """The order path saw a link-level failure: check the session now rather than at the next ping."""
-        if error[0] <= -10000:
+        if is_link_failure(error[0]):
             self._dead.set()
 
     # -- the loop ----------------------------------------------------------------------------------

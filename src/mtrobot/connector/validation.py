@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import SymbolInfo, Tick, TradePosition
 from mtrobot.broker.trade_request import Market
-from mtrobot.core.orders import OrderAction, OrderRequest, OrderType
+from mtrobot.core.orders import VOLUME_TOLERANCE, OrderAction, OrderRequest, OrderType
 from mtrobot.core.strict import number_text
 
 from .intake import Parsed, Refusal
@@ -249,12 +249,12 @@ def _check_close(request: OrderRequest, info: SymbolInfo, position: TradePositio
     if refusal:
         return refusal
     volume = request.volume if request.volume is not None else position.volume
-    if volume > position.volume + 1e-9:
+    if volume > position.volume + VOLUME_TOLERANCE:
         return Refusal(
             INVALID_CLOSE_VOLUME,
             f"Cannot close {_fmt(volume)} lots: position {position.ticket} holds {_fmt(position.volume)}.",
         )
-    if volume < position.volume - 1e-9:
+    if volume < position.volume - VOLUME_TOLERANCE:
         return check_volume(volume, info)
     return None
 

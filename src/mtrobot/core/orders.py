@@ -48,6 +48,8 @@ class Filling(StrEnum):
 
 
 MAX_VOLUME = 1_000_000.0
+VOLUME_TOLERANCE = 1e-9
+"""Lots: sums of float volumes are compared with this much slack (0.01 + 0.02 is not exactly 0.03)."""
 """Lots: above any broker's volume_max; a bigger number is a mistake, refused before the broker sees it."""
 MAX_PRICE = 1e12
 MAX_TICKET = 2**63 - 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mtrobot.core.errors import ConfigError
 from mtrobot.logging import get_logger
-from mtrobot.settings import Settings
+from mtrobot.settings import SIMBROKER_RUN_FILE, Settings
 from mtrobot.sim import persistence
 from mtrobot.sim.broker import SimBroker
 from mtrobot.sim.clock import Clock
@@ -28,12 +28,12 @@ from mtrobot.sim.tcp import SimServer
 
 log = get_logger(__name__)
 
-RUN_FILE = "simbroker.json"
+RUN_FILE = SIMBROKER_RUN_FILE
 SAVE_EVERY_S = 5.0
 
 
 def run_file(settings: Settings) -> Path:
-    return settings.run_dir / RUN_FILE
+    return settings.simbroker_file
 
 
 def state_file(settings: Settings) -> Path:
