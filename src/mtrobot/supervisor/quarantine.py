@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from mtrobot.bus import subjects
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
+from .handoff import AgentRecord
 from .runtime.base import AgentLimits
 
 log = get_logger(__name__)
@@ -121,6 +123,7 @@ class Quarantine:
         self._own: Any = None
         self._subs: list[Any] = []
         self._orders: dict[str, deque[float]] = {}
+        self._imposed_at: dict[str, float] = {}
 
     # -- what the supervisor tells it ----------------------------------------------------------------
 
@@ -162,13 +165,16 @@ class Quarantine:
                 await self._own.close()
             self._own = None
 
-    def known(self, account: str, agent_state: str, reason: str) -> bool:
-        """The database's word at each round: a person's resume clears the quarantine and its history.
-        True when that releases a held agent (the supervisor starts it again)."""
+    def known(self, account: str, agent_state: str, reason: str, read_at: float | None = None) -> bool:
+        """The database's word at each round (read at ``read_at``): a person's resume clears the quarantine
+        and its history. True when that releases a held agent (the supervisor starts it again). A read
+        older than the quarantine itself says nothing about it."""
         if agent_state == QUARANTINED:
             self.reasons.setdefault(account, reason)
             return False
         if account not in self.reasons:
+            return False
+        if read_at is not None and read_at <= self._imposed_at.get(account, float("-inf")):
             return False
         log.info("quarantine lifted by a person", account=account)
         self.reasons.pop(account)
@@ -177,6 +183,13 @@ class Quarantine:
         was_held = account in self.held
         self.held.discard(account)
         return was_held
+
+    def overlay(self, record: AgentRecord) -> AgentRecord:
+        """``record`` as it stands after a quarantine the database read may not show yet."""
+        reason = self.reasons.get(record.account)
+        if reason is None or record.agent_state == QUARANTINED:
+            return record
+        return dataclasses.replace(record, agent_state=QUARANTINED, agent_reason=reason)
 
     def started(self, account: str) -> None:
         self._watch[account] = _Watch(started=self.clock())
@@ -325,6 +338,7 @@ class Quarantine:
         if kill and account not in self.reasons:
             self._once.add(account)
         self.reasons[account] = reason
+        self._imposed_at[account] = self.clock()
         log.warning("agent quarantined", account=account, reason=reason)
         await asyncio.to_thread(record_quarantine, self.settings, account, reason)
         restrict = getattr(process, "restrict_cpu", None)

@@ -151,6 +151,7 @@ class Supervisor:
         self._wake.set()
 
     async def reconcile(self) -> None:
+        read_at = time.monotonic()
         wanted = await asyncio.to_thread(read_records, self.settings)
         for account, slot in list(self.slots.items()):
             record = wanted.get(account)
@@ -164,7 +165,7 @@ class Supervisor:
                 slot.record = record
         for account, record in wanted.items():  # quarantine: the database's word, then what it sees now
             if (
-                self.quarantine.known(account, record.agent_state, record.agent_reason)
+                self.quarantine.known(account, record.agent_state, record.agent_reason, read_at)
                 and account in self.slots
             ):
                 self.slots[account].state = "starting"  # a person resumed a held account
@@ -183,7 +184,8 @@ class Supervisor:
         bus = await self._bus_identity(account)
         if bus is None:
             return  # the bus is away: the agent could not connect anyway; next round
-        stdin = await asyncio.to_thread(agent_handoff, self.settings, slot.record, bus)
+        record = self.quarantine.overlay(slot.record)  # a quarantine newer than the last read still holds
+        stdin = await asyncio.to_thread(agent_handoff, self.settings, record, bus)
         if stdin is None:
             return  # credentials not readable yet (or the account just changed): next round
         await self._hub.seed(slot.record)

@@ -174,3 +174,21 @@ def test_restart_loops_and_deaths_in_quarantine_are_held(tmp_path) -> None:
     q.known("leaky", "active", "")
     assert "leaky" not in q.reasons
     assert q.exited("leaky", 1, None) == (None, False)
+
+
+async def test_a_database_read_older_than_the_quarantine_does_not_lift_it(tmp_path) -> None:
+    from mtrobot.supervisor.handoff import AgentRecord
+
+    clock = Clock()
+    q = _q(tmp_path, clock)
+    (tmp_path / "mtrobot.db").touch()
+    read_at = clock.now  # a round read the database here...
+    clock.now += 1
+    q.reasons["x"], q._imposed_at["x"] = "a reason", clock.now  # ...then the quarantine was imposed
+    assert q.known("x", "active", "", read_at) is False and "x" in q.reasons
+    record = AgentRecord("x", 1, "S", "sim", "active", "", None)
+    assert q.overlay(record).agent_state == "quarantined" and q.overlay(record).agent_reason == "a reason"
+    clock.now += 1
+    q.held.add("x")
+    assert q.known("x", "active", "", clock.now) is True, "a later read: a person resumed it"
+    assert q.overlay(record) is record
