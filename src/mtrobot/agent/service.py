@@ -261,9 +261,10 @@ class Agent:
     # -- heartbeat ---------------------------------------------------------------------------------
 
     def heartbeat(self) -> Heartbeat:
-        connection = ConnectionState.CONNECTING.value
+        connection, reason = ConnectionState.CONNECTING.value, self.gate.reason
         if self.connector is not None and hasattr(self.connector, "session"):
             connection = self.connector.session.state.value
+            reason = reason or self.connector.session.breaker.describe()
         return Heartbeat(
             account=self.account,
             state=self.state,
@@ -272,7 +273,7 @@ class Agent:
             cpu_pct=self._cpu.percent(),
             orders_per_min=self.order_rate.per_minute(),
             connection=connection,
-            reason=self.gate.reason,
+            reason=reason,
         )
 
     async def _publish_heartbeat(self) -> None:

@@ -11,6 +11,7 @@ from datetime import time
 from typing import Any
 
 from .backoff import Backoff
+from .breaker import BreakerPolicy
 from .ratelimit import LoginRate
 from .validation import TradingSession
 
@@ -57,6 +58,7 @@ class ConnectorOptions:
     keepalive_s: float = 10.0
     maintenance: tuple[MaintenanceWindow, ...] = ()
     login_rate: LoginRate = field(default_factory=LoginRate)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     # intake and recovery
     ack_wait_s: float = 30.0
     fetch_batch: int = 8

@@ -3,6 +3,8 @@
 - Reconnects wait a full-jitter exponential backoff between the configured base and cap.
 - Inside a configured maintenance window no login is attempted: the state is ``maintenance`` until it ends.
 - Every login first takes a token from the host-wide per-server bucket (:mod:`.ratelimit`).
+- After repeated failed logins the circuit breaker (:mod:`.breaker`) opens: no login until its half-open
+  trial, on a doubling schedule; orders are held meanwhile.
 - A keepalive reads ``terminal_info`` well inside the broker's 30 s inactivity timeout; a failed keepalive,
   a disconnected terminal or a link-level failure reported by the order path ends the session.
 """
@@ -24,6 +26,7 @@ from mtrobot.broker.terminal import Terminal
 from mtrobot.core.events import ConnectionState
 from mtrobot.logging import get_logger
 
+from .breaker import CircuitBreaker
 from .credentials import Credentials
 from .link import BrokerLink
 from .options import OptionsHolder
@@ -74,6 +77,7 @@ class Session:
         self.last_error: tuple[int, str] | None = None
         self.disconnected_at: float | None = None
         self.last_reconnect_s: float | None = None
+        self.breaker = CircuitBreaker(options.current.breaker, options.current.reconnect_backoff.cap)
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -124,13 +128,16 @@ class Session:
             self.state = ConnectionState.CONNECTING
             if await self._connect():
                 failures = 0
+                self.breaker.success()
                 await self._serve()
                 continue
             failures += 1
+            self.breaker.failure(self.last_error[1] if self.last_error else "")
             refused = bool(self.last_error and self.last_error[0] == AUTH_FAILED)
             if refused and self._refresh is not None and await self._refresh_credentials():
                 continue  # a new password: try it at once (the login bucket still applies)
             delay = self.options.current.reconnect_backoff.delay(failures, self._rng)
+            delay = max(delay, self.breaker.wait_s())  # open: no login until the half-open trial
             self.backoff_delays.append(delay)
             self.state = ConnectionState.BACKOFF
             log.warning(
@@ -139,6 +146,7 @@ class Session:
                 error=self.last_error,
                 attempt=failures,
                 delay_s=round(delay, 3),
+                breaker=self.breaker.state.value,
             )
             await self._sleep(delay)
 

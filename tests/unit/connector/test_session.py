@@ -174,3 +174,44 @@ async def test_a_refused_password_is_read_again_and_tried_at_once(tmp_path: Path
     await session.stop()
     assert plan["tries"] == 2 and session.backoff_delays == []
     assert options.current.login == 77 and options.current.server == "Sim-Demo"
+
+
+async def test_the_breaker_opens_after_repeated_failed_logins_holds_then_half_opens_and_closes(
+    tmp_path: Path,
+) -> None:
+    from mtrobot.connector.breaker import BreakerPolicy, BreakerState
+
+    plan: dict[str, Any] = {}
+    session = make_session(
+        tmp_path, fail=4, plan=plan, breaker=BreakerPolicy(threshold=3, open_s=0.3, cap_s=2)
+    )
+    session.start()
+    assert await until(lambda: session.breaker.state is BreakerState.OPEN)
+    assert plan["logins"] == 3 and "failed 3 times in a row" in session.breaker.describe()
+    assert "orders are held" in session.breaker.describe() and session.state is ConnectionState.BACKOFF
+    await asyncio.sleep(0.15)
+    assert plan["logins"] == 3, "no login while the breaker is open"
+    # the half-open trial fails (login 4): open again for twice as long; the next trial (login 5) connects
+    assert await session.wait_ready(5.0)
+    await session.stop()
+    assert plan["logins"] == 5 and session.breaker.state is BreakerState.CLOSED
+    assert session.backoff_delays[3] >= 0.3 * 2 - 0.05  # the second opening waited the doubled interval
+
+
+def test_the_breaker_policy_and_its_words() -> None:
+    from mtrobot.connector.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+
+    now = [0.0]
+    breaker = CircuitBreaker(BreakerPolicy(threshold=2, open_s=10, cap_s=15), clock=lambda: now[0])
+    assert CircuitBreaker(BreakerPolicy()).open_s == 30 and CircuitBreaker(BreakerPolicy()).cap_s == 60
+    breaker.failure("Authorization failed")
+    assert breaker.state is BreakerState.CLOSED and breaker.describe() == ""
+    breaker.failure("Authorization failed")
+    assert breaker.state is BreakerState.OPEN and breaker.wait_s() == 10
+    assert "(Authorization failed)" in breaker.describe() and "next try in 10 s" in breaker.describe()
+    now[0] = 10.0
+    assert breaker.state is BreakerState.HALF_OPEN and breaker.wait_s() == 0
+    breaker.failure()
+    assert breaker.wait_s() == 15  # doubled, capped
+    breaker.success()
+    assert breaker.state is BreakerState.CLOSED and breaker.failures == 0
