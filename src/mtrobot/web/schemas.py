@@ -25,9 +25,10 @@ Name = Annotated[str, StringConstraints(max_length=100)]
 Password = Annotated[SecretStr, Field(min_length=10, max_length=256)]
 SymbolStr = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
 OrderIdStr = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
-Price = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
-Volume = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
-Deviation = Annotated[int, Field(ge=0, le=100_000)]
+# strict: a JSON number only ("0.01" and true are refused naming the field, never read as 0.01 or 1 lot)
+Price = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False, strict=True)]
+Volume = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False, strict=True)]
+Deviation = Annotated[int, Field(ge=0, le=100_000, strict=True)]
 Scope = Literal["read", "trade"]
 
 

@@ -303,3 +303,16 @@ def test_the_web_follows_the_connector_state_ignores_echoes_and_counts_each_deal
     assert abs(final["avg_price"] - (0.04 * 1.1000 + 0.06 * 1.1010) / 0.1) < 1e-9
     fills = [line for line in lines() if "order tr-1, deal" in line]
     assert len(fills) == 2 and sum("sent to the broker" in line and "tr-1" in line for line in lines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("volume", True), ("volume", "0.01"), ("price", "1.1"), ("deviation", True), ("deviation", 5.5)],
+)
+def test_the_order_api_coerces_nothing_and_names_the_field(live, nats_url, field, value) -> None:
+    _c, trader, account = live
+    body = BUY | {"order_type": "buy_limit", "price": 1.0} | {field: value}
+    r = trader.send("POST", f"{API}/{account}/orders", json=body)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert stored_orders(nats_url, account) == []
