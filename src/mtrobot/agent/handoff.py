@@ -43,7 +43,7 @@ class AgentHandoff:
 def _optional(message: dict[str, Any], name: str, kind: type, where: str = "") -> Any:
     value = message.get(name)
     if value is not None and not isinstance(value, kind):
-        raise ConfigError(f"the agent hand-off field {where}{name!r} must be a {kind.__name__} or null")
+        raise ConfigError(f"the agent hand-off field '{where}{name}' must be a {kind.__name__} or null")
     return value
 
 
