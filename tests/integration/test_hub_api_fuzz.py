@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.e2e.proc_tools import mtrobot_command, wait_until
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 
 
 def _run(schema: Any, check: Any) -> dict[str, int]:
