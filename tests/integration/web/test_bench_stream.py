@@ -7,7 +7,8 @@ import pytest
 from mtrobot.bench.stream import run_stream_benchmark
 
 
-@pytest.mark.slow  # ~30 s: starts NATS, the simulator and a web worker, runs each part 2 s
+@pytest.mark.slow  # ~30 s alone: starts NATS, the simulator and a web worker, runs each part 2 s
+@pytest.mark.timeout(300)  # a web worker and a simulator starting on a busy 2-core machine take a while
 async def test_bench_stream_smoke() -> None:
     aggregation, fanout = await run_stream_benchmark(seconds=2.0, rate=100, clients=20, traders=2)
     assert aggregation["raw_events_in"] >= 150
