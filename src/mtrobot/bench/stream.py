@@ -274,6 +274,7 @@ async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict
         await aggregator.start()
         await _until(lambda: _true(recorder.published), "the first snapshot", 10)
         out_before, cpu0, t0 = len(recorder.published), _own_cpu_s(), time.perf_counter()
+        load0 = round(os.getloadavg()[0], 2)
         fed = await _feed(aggregator, term, seconds, rate)
         wall, cpu = time.perf_counter() - t0, _own_cpu_s() - cpu0
         during = recorder.published[out_before:]
@@ -305,6 +306,8 @@ async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict
         "process_rss_mb": rss,
         "last_snapshot_equals_rebuild": equal,
         "last_snapshot_equals_kv": decode(AccountSnapshot, kv.value or b"") == last,
+        "load_avg_1m": {"start": load0, "end": round(os.getloadavg()[0], 2)},
+        "cpus": os.cpu_count(),
         "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
     }
 
@@ -419,7 +422,8 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
         await _until(all_hello, "every client's hello", 60)
         connect_s = time.perf_counter() - t0
         rss_idle = _rss_mb(web.pid)
-        cpu0, t1 = _cpu_s(web.pid), time.perf_counter()
+        cpu0, own0, t1 = _cpu_s(web.pid), _own_cpu_s(), time.perf_counter()
+        load0 = round(os.getloadavg()[0], 2)
         seq, peak = 0, rss_idle
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -438,6 +442,7 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
         with contextlib.suppress(FatalError):
             await _until(all_last, "every client's last snapshot", 10)
         wall, cpu = time.perf_counter() - t1, _cpu_s(web.pid) - cpu0
+        own = _own_cpu_s() - own0
         delays = [d for s in states for d in s.delays_ms]
         return {
             "bench": "stream",
@@ -455,6 +460,9 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
             "web_rss_mb_idle": rss_idle,
             "web_rss_mb_peak": peak,
             "web_cpu_pct_of_core": round(100 * cpu / wall, 1),
+            "clients_cpu_pct_of_core": round(100 * own / wall, 1),
+            "load_avg_1m": {"start": load0, "end": round(os.getloadavg()[0], 2)},
+            "cpus": os.cpu_count(),
             "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
         }
     finally:
