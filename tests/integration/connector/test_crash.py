@@ -149,7 +149,7 @@ async def broker_deals(sim: SimBrokerProcess, login: int) -> list[Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_sigkill_at_random_points_never_duplicates_an_order_and_every_order_ends_terminal(
     nats_url: str, nc: Client, simbroker: SimBrokerProcess, tmp_path: Path
 ) -> None:
