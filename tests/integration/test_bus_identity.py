@@ -362,3 +362,34 @@ async def test_service_creds_files_are_private(bus: Bus) -> None:
     for name in (*layout.SERVICES, layout.ADMIN):
         path = Path(identity.creds_path(bus.settings, name))
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_the_transitional_agent_user_is_confined_revoked_and_replaced(bus: Bus) -> None:
+    """What `mtrobot up` runs today: the agent's user in the platform account (layout.AGENTS_IN_OWN_ACCOUNTS
+    off). It cannot speak for another account, and its identity is revoked at once when asked, or when a
+    new hand-off replaces it."""
+    bus.grants["erin"] = await bus.authority.prepare_agent("erin", own_account=False)
+    erin = await bus.agent("erin")
+    web = await bus.service("web")
+    try:
+        seen = await _collect(web, "broker.fill.*.>")
+        await erin.publish("broker.fill.bob.EURUSD", b'{"forged": true}')
+        await erin.publish("broker.fill.erin.EURUSD", b'{"own": true}')
+        assert await _until(lambda: len(seen) >= 1)
+        await asyncio.sleep(QUIET_S)
+        assert [m.data for m in seen] == [b'{"own": true}']
+        with pytest.raises(Exception):  # noqa: B017 - no stream management for an agent
+            await erin.jetstream(timeout=1).add_stream(name="EVIL", subjects=["evil.erin"])
+
+        old = erin
+        bus.grants["erin"] = await bus.authority.prepare_agent("erin", own_account=False)
+        assert await _until(lambda: not old.is_connected, 2.0)  # the previous hand-off's user is revoked
+        erin = await bus.agent("erin")
+        started = time.monotonic()
+        await bus.authority.revoke_agent("erin")
+        assert await _until(lambda: not erin.is_connected, 1.0)
+        print(f"transitional agent revoked in {(time.monotonic() - started) * 1000:.0f} ms")
+        assert web.is_connected and web.stats["reconnects"] == 0
+    finally:
+        await erin.close()
+        await web.close()

@@ -160,7 +160,7 @@ class Supervisor:
                 slot.record.server,
                 slot.record.backend,
             ):
-                self._retire(account)
+                self._retire(account, revoke=record is None)  # a removed account's identity dies too
             else:
                 slot.record = record
         for account, record in wanted.items():  # quarantine: the database's word, then what it sees now
@@ -272,14 +272,29 @@ class Supervisor:
         log.error("agent exited; restarting", account=slot.record.account, code=code, in_s=round(delay, 2),
                   failures=slot.failures)  # fmt: skip
 
-    def _retire(self, account: str) -> None:
+    def _retire(self, account: str, *, revoke: bool = False) -> None:
         slot = self.slots.pop(account)
         slot.state = "stopping"
-        if slot.process is not None:
-            log.info("agent no longer wanted; stopping it", account=account, pid=slot.process.pid)
-            task = asyncio.create_task(self._stop_process(slot.process), name=f"stop-agent-{account}")
+        if slot.process is not None or revoke:
+            if slot.process is not None:
+                log.info("agent no longer wanted; stopping it", account=account, pid=slot.process.pid)
+            task = asyncio.create_task(
+                self._stop_and_revoke(account, slot.process, revoke), name=f"stop-agent-{account}"
+            )
             self._stops.add(task)
             task.add_done_callback(self._stops.discard)
+
+    async def _stop_and_revoke(self, account: str, process: AgentProcess | None, revoke: bool) -> None:
+        """Stop the agent (it flushes its outbox on the way out), then, for a removed account, revoke its
+        bus identity: the server disconnects anything still using it, and it can never connect again."""
+        if process is not None:
+            await self._stop_process(process)
+        if revoke:
+            try:
+                nc = await self._hub.client()
+                await BusAuthority(self.settings, self.nats_url or "", nc).revoke_agent(account)
+            except Exception as exc:
+                log.warning("bus identity of a removed account not revoked", account=account, error=repr(exc))
 
     async def _stop_process(self, process: AgentProcess) -> None:
         process.terminate()
