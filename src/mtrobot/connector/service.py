@@ -3,8 +3,8 @@
 Wiring: journal + audit trail + broker session + executor + reconciler + intake from the durable JetStream
 consumer ``connector_{account}`` on ``orders.submitted.{account}.>``. A message is acknowledged only after
 its outcome is in the journal; the journal's outbox then publishes the events, so a crash anywhere loses
-nothing and duplicates nothing at the broker. Fills go to JetStream (stream ``FILLS``, ``Nats-Msg-Id``
-``fill-{account}-{deal}``) and leave the outbox only once the stream acknowledged them; the recorder
+nothing and duplicates nothing at the broker. Fills are captured by the stream ``FILLS`` (``Nats-Msg-Id``
+``fill-{account}-{deal}``) and leave the outbox once the server confirmed it has them; the recorder
 (``mtrobot recorder``) writes them into ``executions``. The connector holds no database engine and no
 Kafka client.
 """
@@ -331,7 +331,7 @@ class Connector:
     async def _publish_new(self) -> int:
         """Publish the outbox rows after the cursor, in order, without waiting for anything: the fill is on
         the wire at once, and :meth:`_confirm` deletes each row once the bus has it."""
-        assert self.journal is not None and self.nc is not None and self.js is not None
+        assert self.journal is not None and self.nc is not None
         async with self._publish_lock:  # one publisher at a time, or rows would go out twice or reordered
             published = 0
             while self.nc.is_connected:
@@ -339,13 +339,12 @@ class Connector:
                 if not items:
                     break
                 for item in items:
-                    ack = None
-                    if item.kind == "fill":  # durable on the bus: the recorder must get every one
-                        headers = self._fill_headers(item.payload)
-                        ack = await self.js.publish_async(item.subject, item.payload, headers=headers)
-                    else:
-                        await self.nc.publish(item.subject, item.payload)
-                    self._unconfirmed.append((item.id, ack))
+                    # Fills are captured by the FILLS stream (one message per deal: Nats-Msg-Id). A plain
+                    # publish, not a JetStream one: an agent in its own NATS account exports broker.* as a
+                    # stream, through which the stream's ack could never come back to it.
+                    headers = self._fill_headers(item.payload) if item.kind == "fill" else None
+                    await self.nc.publish(item.subject, item.payload, headers=headers)
+                    self._unconfirmed.append((item.id, None))
                     self._published_upto = item.id
                 now = time.monotonic()
                 self._recent.extend((now, item.subject, item.payload) for item in items)
@@ -353,8 +352,8 @@ class Connector:
             return published
 
     async def _confirm(self) -> None:
-        """Wait for the server to have what was published (a PING round trip, the fills' stream acks),
-        then delete those outbox rows. On failure the cursor goes back: they are published again."""
+        """Wait for the server to have what was published (a PING round trip), then delete those outbox
+        rows. On failure the cursor goes back: they are published again."""
         assert self.journal is not None and self.nc is not None
         pending, self._unconfirmed = self._unconfirmed, []
         if not pending:
