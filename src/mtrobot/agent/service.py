@@ -119,6 +119,13 @@ class Agent:
         self.nc = await connect(url, f"agent-{self.account}", **self.handoff.connect_options())
         await self._serve_control()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="agent-heartbeat"))
+        # Listening before the connector starts: it works off the backlog left by a crash at once, and
+        # those orders count in the heartbeat's order rate (the aggregator, made once the session exists,
+        # reads positions and balance from the broker itself).
+        self._subscriptions += [
+            await self.nc.subscribe(subjects.broker_fill_of(self.account), cb=self._on_fill),
+            await self.nc.subscribe(subjects.broker_order_of(self.account), cb=self._on_update),
+        ]
         self.connector = self._connector()
         await self.connector.start()
         self.aggregator = Aggregator(
@@ -132,10 +139,6 @@ class Agent:
         await self._apply_handoff_portfolio()
         if self.gate.state is not AgentState.RUNNING:
             await self.robots.host.pause(self.gate() or "paused")
-        self._subscriptions += [
-            await self.nc.subscribe(subjects.broker_fill_of(self.account), cb=self._on_fill),
-            await self.nc.subscribe(subjects.broker_order_of(self.account), cb=self._on_update),
-        ]
         self._tasks.append(asyncio.create_task(self._robots_loop(), name="agent-robots"))
         self.starting = False
         log.info("agent running", account=self.account, pid=os.getpid(), gate=self.gate.state.value)

@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/accounts"): {"server": "Sim-Demo", "login": 1, "password": "pw"},
     ("POST", "/api/v1/brokers/demo-accounts"): {"deposit": 1000},
     ("PUT", "/api/v1/accounts/{account_id}/portfolio"): {"active": True, "robots": []},
+    ("POST", "/api/v1/accounts/{account_id}/control"): {"cmd": "pause"},
     ("POST", "/api/v1/accounts/{account_id}/orders"): {
         "symbol": "EURUSD",
         "order_type": "buy",
