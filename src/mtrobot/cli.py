@@ -540,7 +540,7 @@ LATER_BENCHMARKS: dict[str, str] = {}
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="latency, throughput, burst, backtest or stream")],
+    name: Annotated[str, typer.Argument(help=", ".join(sorted(BENCHMARKS)))],
     orders: Annotated[int, typer.Option(min=1, max=1_000_000, help="orders to measure")] = 200,
     warmup: Annotated[int, typer.Option(min=0, max=10_000, help="orders sent before measuring")] = 20,
     seconds: Annotated[
