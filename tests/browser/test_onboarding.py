@@ -22,6 +22,8 @@ def test_from_sign_up_to_a_filled_trade_on_the_dashboard_in_under_a_minute(conte
     expect(page).to_have_url(re.compile(r"/signin"))
     shot(page, "01-sign-in")
     page.get_by_role("link", name="Create an account").first.click()
+    page.wait_for_url(re.compile(r"/signup"))
+    page.wait_for_load_state("load")  # the page's script listens for typing only once it has run
     page.get_by_label("Password").fill("short")
     expect(page.locator('[data-error-for="password"]')).to_have_text("5 more characters, please.")
     page.get_by_label("Your name").fill("Ada")
