@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
+
+from mtrobot.core.errors import FatalError
 
 SECRET_ENV = frozenset({"MTROBOT_MASTER_KEY", "MT5_PASSWORD"})
 """Never inherited by a child unless the spawner adds it back on purpose."""
@@ -63,3 +67,31 @@ async def stop_process(process: asyncio.subprocess.Process, grace: float = 10.0)
             process.kill()
         await process.wait()
         return True
+
+
+class ProcessLock:
+    """A lock file held for a process's lifetime (holding the pid): one holder per path, a second is
+    refused with ``busy`` at once rather than running beside the first."""
+
+    def __init__(self, path: Path, busy: str) -> None:
+        self.path = path
+        self.busy = busy
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        f = open(self.path, "a+")  # noqa: SIM115 - held for the process's lifetime
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise FatalError(f"{self.busy} ({self.path})") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

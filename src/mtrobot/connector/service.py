@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
-import os
 import random
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -34,6 +31,7 @@ from mtrobot.bus import subjects
 from mtrobot.bus.connect import connect, provision
 from mtrobot.core.errors import FatalError
 from mtrobot.logging import get_logger
+from mtrobot.proc import ProcessLock
 from mtrobot.settings import Settings
 
 from .audit import AuditTrail, BatchSender
@@ -87,32 +85,6 @@ class ConnectorParts:
     inbox_prefix: str | None = None
 
 
-class AccountLock:
-    """One connector per account per data dir: a second one would break at-most-once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        f = open(self.path, "a+")  # noqa: SIM115 - held for the connector lifetime
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise FatalError(f"another connector already runs for this account ({self.path})") from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
 class Connector:
     """The MT5 connector for one account. See the module docstring."""
 
@@ -144,7 +116,8 @@ class Connector:
         self._password = password
         self._failpoints = failpoints or Failpoints()
         self._rng = rng or random.Random()
-        self._lock = AccountLock(self.dir / "lock")
+        # One connector per account per data dir: a second one would break at-most-once.
+        self._lock = ProcessLock(self.dir / "lock", "another connector already runs for this account")
         self._order_lock = asyncio.Lock()
         self._publish_lock = asyncio.Lock()
         self._published_upto = 0

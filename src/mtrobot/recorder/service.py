@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -34,6 +31,7 @@ from mtrobot.connector.failpoints import RECORDER_POINTS, Failpoints
 from mtrobot.core.errors import FatalError
 from mtrobot.core.events import Fill
 from mtrobot.logging import get_logger
+from mtrobot.proc import ProcessLock
 from mtrobot.settings import Settings
 
 from .executions import Executions
@@ -54,32 +52,6 @@ _STREAM_SUBJECTS = {
     subjects.AUDIT_STREAM: subjects.AUDIT_SUBJECTS[0],
 }
 Sink = Callable[[list[Any]], Awaitable[None]]
-
-
-class RecorderLock:
-    """One recorder per data dir: chDB is one process's, and two writers would race on the same deals."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        f = open(self.path, "a+")  # noqa: SIM115 - held for the recorder's lifetime
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise FatalError(f"a recorder already runs for this data dir ({self.path})") from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 class Recorder:
@@ -106,7 +78,10 @@ class Recorder:
         self.batch = batch
         self.ack_wait_s = ack_wait_s
         self._failpoints = failpoints or Failpoints("", RECORDER_POINTS)
-        self._lock = RecorderLock(settings.run_dir / "recorder.lock")
+        # One recorder per data dir: chDB is one process's, and two writers would race on the same deals.
+        self._lock = ProcessLock(
+            settings.run_dir / "recorder.lock", "a recorder already runs for this data dir"
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.nc: Client | None = None
