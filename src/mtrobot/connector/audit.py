@@ -9,7 +9,6 @@ mirror when one is configured. Each commits its cursor only after its sink ackno
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -146,10 +145,16 @@ class AuditTrail:
                 after = self._delivered[name].end if name in self._delivered else None
                 items = self.spool.read(name, 256, after)  # the page cache, microseconds: no thread hop
                 if not items:
-                    self._commit(name)  # idle: the cursor is written now
+                    # Idle: the cursor is written once CURSOR_EVERY_S has passed, not after every batch
+                    # (one order at a time goes idle after each order: a rename per order).
+                    if loop.time() - committed_at >= CURSOR_EVERY_S:
+                        self._commit(name)
+                        committed_at = loop.time()
                     self._wake[name].clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake[name].wait(), 1.0)
+                    try:
+                        await asyncio.wait_for(self._wake[name].wait(), CURSOR_EVERY_S)
+                    except TimeoutError:
+                        continue
                     await asyncio.sleep(LINGER_S)  # let a burst of calls gather into one batch
                     continue
                 try:

@@ -30,6 +30,7 @@ from .link import BrokerLink, CallResult
 from .lookup import Found, LookupUnavailable, find_by_tag
 from .options import OptionsHolder
 from .outcomes import Verdict, fill_from_result, fills_from_deals, final_state, judge
+from .specs import SPEC_RETCODES, SymbolMemory
 from .validation import check_request
 
 log = get_logger(__name__)
@@ -71,9 +72,8 @@ class OrderExecutor:
         self.failpoints = failpoints or Failpoints("")
         self.rng = rng or random.Random()
         self._on_outcome = on_outcome
-        self._selected_on: object = None
-        self._selected: set[str] = set()
-        """Symbols shown in Market Watch in the session of ``_selected_on`` (symbol_select once each)."""
+        self.symbols = SymbolMemory()
+        """Per session: symbols selected (symbol_select once each) and their specifications."""
 
     @property
     def link(self) -> BrokerLink:
@@ -146,18 +146,30 @@ class OrderExecutor:
             market = await self._market_or_expire(entry, request)
             if market is None:
                 return await self._expire(entry)
-            refusal = check_request(
-                request,
-                market,
-                sessions=self.options.current.market_sessions.get(request.symbol, ()),
-                strict_stops=self.options.current.strict_stops,
-            )
-            if refusal is None and self.options.current.validate_before_send:
-                refusal = await self._order_check(entry, request, market)
+            refusal = await self._validate(entry, request, market)
+            if refusal is not None and self.symbols.forget(request.symbol):
+                # Never refused on a remembered specification (its rules may have changed since): read
+                # it again and check again.
+                market = await self._market_or_expire(entry, request)
+                if market is None:
+                    return await self._expire(entry)
+                refusal = await self._validate(entry, request, market)
             if refusal is not None:
                 return await self._reject(entry, refusal, ErrorCategory.VALIDATION)
             entry = self.journal.transition(entry.order_id, S.VALIDATED, durable=False)
         return await self._send_loop(entry, request, market)
+
+    async def _validate(self, entry: JournalEntry, request: OrderRequest, market: Market) -> Refusal | None:
+        opts = self.options.current
+        refusal = check_request(
+            request,
+            market,
+            sessions=opts.market_sessions.get(request.symbol, ()),
+            strict_stops=opts.strict_stops,
+        )
+        if refusal is None and opts.validate_before_send:
+            refusal = await self._order_check(entry, request, market)
+        return refusal
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -186,6 +198,8 @@ class OrderExecutor:
             verdict = judge(result)
             if result.error is not None:
                 self.session.notice_failure(result.error)
+            if verdict.retcode in SPEC_RETCODES:
+                self.symbols.forget(request.symbol)  # the next order reads the symbol's rules again
             if verdict.reaction in (Reaction.OK, Reaction.OK_IDEMPOTENT):
                 return await self._record_success(entry, request, trade, result, verdict)
             if verdict.reaction is Reaction.AMBIGUOUS:
@@ -419,16 +433,20 @@ class OrderExecutor:
                 await asyncio.sleep(0.2)
 
     async def _read_targets(self, request: OrderRequest) -> Market | None:
-        oid = request.order_id
+        oid, symbol = request.order_id, request.symbol
         terminal = self.link.terminal
-        if terminal is not self._selected_on:  # a new session starts with only its default symbols shown
-            self._selected_on, self._selected = terminal, set()
-        if request.symbol not in self._selected:
-            selected = await self.link.call("symbol_select", request.symbol, True, order_id=oid)
+        if not self.symbols.selected(terminal, symbol):
+            selected = await self.link.call("symbol_select", symbol, True, order_id=oid)
             if selected.ok:
-                self._selected.add(request.symbol)
-        info = await self.link.call("symbol_info", request.symbol, order_id=oid)
-        tick = await self.link.call("symbol_info_tick", request.symbol, order_id=oid)
+                self.symbols.mark_selected(terminal, symbol)
+        spec = self.symbols.spec(terminal, symbol)
+        if spec is None:
+            info = await self.link.call("symbol_info", symbol, order_id=oid)
+            if info.value is not None:
+                self.symbols.remember(terminal, symbol, info.value)
+        else:
+            info = CallResult(spec)
+        tick = await self.link.call("symbol_info_tick", symbol, order_id=oid)
         position = order = None
         if request.position:
             res = await self.link.call("positions_get", ticket=request.position, order_id=oid)
