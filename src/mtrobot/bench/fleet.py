@@ -142,7 +142,7 @@ async def agent_fleet(count: int, startup_timeout: float = 60.0) -> AsyncIterato
         config.write_text(always_open(default_config(42)).model_dump_json())
         sim = await _spawn(data_dir, url, "simbroker", "--port", "0", "--config", str(config))
         procs.append(sim)
-        run_file = settings.run_dir / "simbroker.json"
+        run_file = settings.simbroker_file
 
         async def sim_ready() -> bool:
             return run_file.exists()

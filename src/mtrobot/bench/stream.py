@@ -55,6 +55,7 @@ from mtrobot.core.errors import FatalError
 from mtrobot.core.events import AccountSnapshot, ConnectionState, Fill, OrderUpdate
 from mtrobot.core.lifecycle import OrderState
 from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
+from mtrobot.settings import Settings
 from mtrobot.sim.admin import SimAdmin
 from mtrobot.sim.config import always_open, default_config
 
@@ -128,7 +129,7 @@ async def stream_rig(startup_timeout: float = 60.0) -> AsyncIterator[StreamRig]:
             config.write_text(always_open(default_config(42)).model_dump_json())
             args = ("simbroker", "--port", "0", "--config", str(config))
             sim = await spawn_mtrobot(args, env=_env(data_dir, url), log_path=data_dir / "simbroker.log")
-            run_file = data_dir / "run" / "simbroker.json"
+            run_file = Settings(data_dir=data_dir).simbroker_file
 
             async def announced() -> bool:
                 return run_file.exists()
@@ -351,7 +352,6 @@ def _traders(rig: StreamRig, count: int) -> list[tuple[str, dict[str, str]]]:
     throttle, not the stream): (account id, the session cookie)."""
     from datetime import timedelta
 
-    from mtrobot.settings import Settings
     from mtrobot.storage import accounts as account_repo
     from mtrobot.storage import traders as trader_repo
     from mtrobot.storage.db import make_engine, session_factory

@@ -122,7 +122,7 @@ def resolve(spec: str | None = None, settings: Settings | None = None) -> Simula
     if spec is not None:
         path = Path(spec).expanduser()
         return _from_run_file(path, accounts) if path.suffix == ".json" else _from_address(spec)
-    run_file = settings.run_dir / "simbroker.json"
+    run_file = settings.simbroker_file
     if run_file.exists() and _alive(run_file):
         return _from_run_file(run_file, accounts)
     return embedded()

@@ -13,11 +13,9 @@ from typing import Any
 from mtrobot.settings import Settings
 from mtrobot.web.config import ServerInfo
 
-SIMBROKER_FILE = "simbroker.json"
-
 
 def simbroker_file(settings: Settings) -> Path:
-    return settings.run_dir / SIMBROKER_FILE
+    return settings.simbroker_file
 
 
 def sim_servers(settings: Settings) -> list[ServerInfo]:

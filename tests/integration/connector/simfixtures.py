@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from mtrobot.settings import Settings
+
 
 @dataclass
 class SimBrokerProcess:
@@ -67,7 +69,7 @@ def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerPro
         stdin=subprocess.DEVNULL,
         env=dict(os.environ),
     )
-    run_file = data / "run" / "simbroker.json"
+    run_file = Settings(data_dir=data).simbroker_file
     deadline = time.monotonic() + 30
     while not run_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -15,6 +15,7 @@ import httpx
 from nats.aio.client import Client
 
 from mtrobot.bus import subjects
+from mtrobot.settings import Settings
 
 from .simfixtures import SimBrokerProcess
 from .test_connector_bus import Outputs
@@ -27,8 +28,9 @@ async def test_the_stand_alone_connector_takes_its_password_on_stdin_serves_heal
                                                    investor_password="Cli-inv1")  # fmt: skip
     account = "cli-" + uuid.uuid4().hex[:6]
     data = tmp_path / "data"
-    (data / "run").mkdir(parents=True)
-    (data / "run" / "simbroker.json").write_text(simbroker.run_file.read_text())
+    run_file = Settings(data_dir=data).simbroker_file
+    run_file.parent.mkdir(parents=True)
+    run_file.write_text(simbroker.run_file.read_text())
     out = Outputs()
     await out.subscribe(nc, account)
     env = dict(os.environ, MTROBOT_NATS_URL=nats_url, MTROBOT_DATA_DIR=str(data))

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 
 from mtrobot.bus import subjects
 from mtrobot.connector.deadletter import list_dead_letters
+from mtrobot.settings import Settings
 
 from .simfixtures import SimBrokerProcess
 from .test_connector_bus import Outputs
@@ -137,8 +138,9 @@ def collect(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 async def _start_connector(
     simbroker: SimBrokerProcess, nats_url: str, data: Path, account: str, login: int, password: str
 ) -> tuple[asyncio.subprocess.Process, Path]:
-    (data / "run").mkdir(parents=True)
-    (data / "run" / "simbroker.json").write_text(simbroker.run_file.read_text())
+    run_file = Settings(data_dir=data).simbroker_file
+    run_file.parent.mkdir(parents=True)
+    run_file.write_text(simbroker.run_file.read_text())
     env = dict(os.environ, MTROBOT_NATS_URL=nats_url, MTROBOT_DATA_DIR=str(data))
     env.pop("MT5_PASSWORD", None)
     log = data / "connector.log"

@@ -219,7 +219,7 @@ def refresh_public_view(settings: Settings) -> Path:
     view = settings.run_dir / PUBLIC_VIEW
     view.mkdir(parents=True, exist_ok=True, mode=0o700)
     (view / "login-buckets").mkdir(exist_ok=True, mode=0o700)  # the mount point of the real buckets
-    source, target = settings.run_dir / "simbroker.json", view / "simbroker.json"
+    source, target = settings.simbroker_file, view / settings.simbroker_file.name
     try:
         info = json.loads(source.read_text())
     except (OSError, ValueError):
