@@ -127,16 +127,20 @@ class TcpTransport:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[message["id"]] = future
         try:
-            self._writer.write(pack_frame(message))
-            await self._writer.drain()
-        except ConnectionError as exc:
-            self._waiting.pop(message["id"], None)
-            raise ReplyLost(str(exc)) from exc
-        try:
+            try:
+                self._writer.write(pack_frame(message))
+                await self._writer.drain()
+            except ConnectionError as exc:
+                # The reader may have settled the future while drain() yielded (the peer's FIN read as the
+                # call started): its verdict, or an answer, is what the call gets.
+                if not future.done():
+                    raise ReplyLost(str(exc)) from exc
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            self._waiting.pop(message["id"], None)
             raise ReplyTimeout("no answer") from None
+        finally:  # however the call ends (cancelled too), no future is left for the reader to fail unseen
+            self._waiting.pop(message["id"], None)
+            future.cancel()
 
     async def close(self) -> None:
         self._closed = True

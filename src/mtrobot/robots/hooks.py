@@ -81,11 +81,13 @@ class ThreadRunner:
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, future, loop))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+            return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             self.abandoned = True
             self.close()
             raise HookTimeout(self.timeout_s) from None
+        finally:  # timed out or cancelled: the late answer finds the future done and is thrown away
+            future.cancel()
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -95,7 +97,7 @@ def _deliver(
     loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None
 ) -> None:
     def settle() -> None:
-        if future.done():  # abandoned after its timeout: the late answer is thrown away
+        if future.done():  # abandoned (timed out or cancelled): the late answer is thrown away
             return
         if exc is not None:
             future.set_exception(exc)

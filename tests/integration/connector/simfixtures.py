@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -48,7 +49,13 @@ def always_open_config(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerProcess]:
-    data = tmp_path_factory.mktemp("simbroker")
+    with running_simbroker(tmp_path_factory.mktemp("simbroker")) as (_, broker):
+        yield broker
+
+
+@contextlib.contextmanager
+def running_simbroker(data: Path) -> Iterator[tuple[subprocess.Popen[bytes], SimBrokerProcess]]:
+    """``mtrobot simbroker`` in ``data``, until the block ends (a test may kill it before)."""
     config = always_open_config(data / "broker.json")
     log = open(data / "simbroker.log", "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen(
@@ -77,13 +84,18 @@ def simbroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBrokerPro
             pytest.fail(f"simbroker did not start: {(data / 'simbroker.log').read_text()[-2000:]}")
         time.sleep(0.05)
     info = json.loads(run_file.read_text())
-    yield SimBrokerProcess(
-        info["host"], int(info["port"]), list(info["servers"]), info["admin_token"], run_file
-    )
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+        yield (
+            proc,
+            SimBrokerProcess(
+                info["host"], int(info["port"]), list(info["servers"]), info["admin_token"], run_file
+            ),
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
