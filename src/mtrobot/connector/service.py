@@ -2,21 +2,19 @@
 
 Wiring: journal + audit trail + broker session + executor + reconciler + intake from the durable JetStream
 consumer ``connector_{account}`` on ``orders.submitted.{account}.>``. A message is acknowledged only after
-its outcome is in the journal; the journal's outbox then publishes the events, so a crash anywhere loses
-nothing and duplicates nothing at the broker. Fills are captured by the stream ``FILLS`` (``Nats-Msg-Id``
-``fill-{account}-{deal}``) and leave the outbox once the server confirmed it has them; the recorder
-(``mtrobot recorder``) writes them into ``executions``. The connector holds no database engine and no
-Kafka client.
+its outcome is in the journal; the journal's outbox (:mod:`.outbox`) then publishes the events, so a crash
+anywhere loses nothing and duplicates nothing at the broker. Fills are captured by the stream ``FILLS``
+(``Nats-Msg-Id`` ``fill-{account}-{deal}``) and leave the outbox once the server confirmed it has them; the
+recorder (``mtrobot recorder``) writes them into ``executions``. The connector holds no database engine
+and no Kafka client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,16 +40,12 @@ from .journal import Journal, JournalEntry
 from .link import BrokerLink
 from .metrics import ConnectorMetrics
 from .options import ConnectorOptions, OptionsHolder
+from .outbox import Outbox
 from .ratelimit import LoginRateLimiter
 from .reconcile import Reconciler
 from .session import CredentialsRefresh, Session, TerminalFactory
 
 log = get_logger(__name__)
-
-
-REPLAY_WINDOW_S = 5.0
-"""After a NATS reconnect, events published this long before the disconnect go out again."""
-REPLAY_DELAY_S = 1.0
 
 
 async def cancel_all(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
@@ -119,17 +113,11 @@ class Connector:
         # One connector per account per data dir: a second one would break at-most-once.
         self._lock = ProcessLock(self.dir / "lock", "another connector already runs for this account")
         self._order_lock = asyncio.Lock()
-        self._publish_lock = asyncio.Lock()
-        self._published_upto = 0
-        """Outbox rows up to this id are on the wire (not necessarily confirmed yet)."""
-        self._unconfirmed: list[tuple[int, asyncio.Future[Any] | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._outbox_wake = asyncio.Event()
-        self._recent: deque[tuple[float, str, bytes]] = deque(maxlen=2048)
+        self.outbox = Outbox(account, self._failpoints)
         self._stopping = False
         self._dead_letters = 0
         self._dead_letter_logged = -1.0
-        self._disconnected_at: float | None = None
         self._own_nc = False
         self._hub: Any = None
         self.metrics = ConnectorMetrics(account)
@@ -164,6 +152,7 @@ class Connector:
             )
             self._own_nc = True
         self.js = self.nc.jetstream(timeout=5)
+        self.outbox.attach(self.journal, self.nc)
         await self._ensure_streams()
         if self.use_hub:
             await self._start_hub()
@@ -195,7 +184,7 @@ class Connector:
         self.reconciler = Reconciler(self.account, self.journal, self.executor, self._order_lock)
         self.session.on_connected(self._after_connect)
         self.session.start()
-        self._spawn(self._outbox_loop(), "outbox")
+        self._spawn(self.outbox.run(), "outbox")
         self._spawn(self._intake_loop(), "intake")
         self._spawn(self._watch_loop(), "watch")
         self._spawn(self._sync_loop(), "sync")
@@ -214,7 +203,7 @@ class Connector:
             await provision(self.js)
 
     async def stop(self) -> None:
-        self._stopping = True  # loops also end by themselves: a cancellation lost in a race cannot hang us
+        self._stopping = self.outbox.stopping = True  # loops end by themselves too: a lost cancellation
         await cancel_all(self._tasks)
         self._tasks.clear()
         if hasattr(self, "session"):
@@ -286,99 +275,17 @@ class Connector:
 
         return {"jetstream": to_jetstream}
 
-    # -- outbox ------------------------------------------------------------------------------------
+    # -- outbox (connector/outbox.py) ----------------------------------------------------------------
 
     async def flush_outbox(self) -> int:
-        """Publish everything the journal's outbox holds and wait until the bus confirmed it (fills
-        acknowledged by their stream); the confirmed rows are deleted. Returns how many were published."""
-        assert self.journal is not None and self.nc is not None
-        sent = 0
-        while self.nc.is_connected:
-            published = await self._publish_new()
-            await self._confirm()
-            if not published:
-                break
-            sent += published
-        return sent
-
-    async def _publish_new(self) -> int:
-        """Publish the outbox rows after the cursor, in order, without waiting for anything: the fill is on
-        the wire at once, and :meth:`_confirm` deletes each row once the bus has it."""
-        assert self.journal is not None and self.nc is not None
-        async with self._publish_lock:  # one publisher at a time, or rows would go out twice or reordered
-            published = 0
-            while self.nc.is_connected:
-                items = self.journal.outbox(256, after=self._published_upto)
-                if not items:
-                    break
-                for item in items:
-                    # Fills are captured by the FILLS stream (one message per deal: Nats-Msg-Id). A plain
-                    # publish, not a JetStream one: an agent in its own NATS account exports broker.* as a
-                    # stream, through which the stream's ack could never come back to it.
-                    headers = self._fill_headers(item.payload) if item.kind == "fill" else None
-                    await self.nc.publish(item.subject, item.payload, headers=headers)
-                    self._unconfirmed.append((item.id, None))
-                    self._published_upto = item.id
-                now = time.monotonic()
-                self._recent.extend((now, item.subject, item.payload) for item in items)
-                published += len(items)
-            return published
-
-    async def _confirm(self) -> None:
-        """Wait for the server to have what was published (a PING round trip), then delete those outbox
-        rows. On failure the cursor goes back: they are published again."""
-        assert self.journal is not None and self.nc is not None
-        pending, self._unconfirmed = self._unconfirmed, []
-        if not pending:
-            return
-        try:
-            await self.nc.flush(timeout=5)
-            acks = [ack for _, ack in pending if ack is not None]
-            if acks:
-                await asyncio.wait_for(asyncio.gather(*acks), 5)
-        except BaseException:
-            self._published_upto = min(self._published_upto, pending[0][0] - 1)
-            raise
-        self._failpoints.hit("after_publish")
-        self.journal.remove_outbox([row for row, _ in pending])
-
-    def _fill_headers(self, payload: bytes) -> dict[str, str]:
-        """One message per deal in the stream, however often it is published (replays, recovery)."""
-        return {"Nats-Msg-Id": f"fill-{self.account}-{json.loads(payload)['deal']}"}
+        """Publish everything the journal's outbox holds and wait until the bus confirmed it."""
+        return await self.outbox.flush()
 
     async def _on_nats_state(self, state: str) -> None:
-        """Events the server took just before it went away may never have reached the subscribers (core NATS
-        keeps nothing): after a reconnect, publish the last few seconds' events again (at least once)."""
         if state == "disconnected":
-            self._disconnected_at = time.monotonic()
+            self.outbox.disconnected()
         elif state == "reconnected" and self.nc is not None:
-            self._spawn(self._replay_recent(), "replay-recent")
-
-    async def _replay_recent(self) -> None:
-        await asyncio.sleep(REPLAY_DELAY_S)  # let the subscribers re-subscribe on the restarted server first
-        if self.nc is not None and self.nc.is_connected:
-            since = (self._disconnected_at or time.monotonic()) - REPLAY_WINDOW_S
-            replay = [(subject, payload) for stamp, subject, payload in self._recent if stamp >= since]
-            with contextlib.suppress(Exception):
-                for subject, payload in replay:
-                    fill = subject.startswith("broker.fill.")
-                    headers = self._fill_headers(payload) if fill else None
-                    await self.nc.publish(subject, payload, headers=headers)
-            log.info(
-                "nats reconnected: recent events published again", account=self.account, count=len(replay)
-            )
-            self._outbox_wake.set()
-
-    async def _outbox_loop(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
-            self._outbox_wake.clear()
-            try:
-                await self.flush_outbox()
-            except Exception as exc:  # NATS or the fills stream away: keep the events, try again
-                log.warning("outbox not delivered yet", account=self.account, error=str(exc))
-                await asyncio.sleep(0.5)
+            self._spawn(self.outbox.replay_recent(), "replay-recent")
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -391,7 +298,7 @@ class Connector:
                 if current is not None:
                     log.info("recovering order", order_id=current.order_id, state=current.state.value)
                     await self.executor.execute(current)
-        self._outbox_wake.set()
+        self.outbox.wake.set()
 
     async def _subscribe(self) -> Any:
         assert self.js is not None
@@ -481,13 +388,13 @@ class Connector:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         with contextlib.suppress(Exception):  # the outcome is in the journal: its events go out now
-            await self._publish_new()
+            await self.outbox.publish_new()
         self._failpoints.hit("after_publish")
         try:
             await msg.ack()
         except Exception as exc:  # NATS away: the redelivered copy will find the order finished
             log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
-        self._outbox_wake.set()  # the outbox loop confirms and cleans up, off the order path
+        self.outbox.wake.set()  # the outbox loop confirms and cleans up, off the order path
 
     async def _dead_letter(self, msg: Any, parsed: Parsed, seq: int | None, deliveries: int | None) -> None:
         """Keep an unreadable message aside, answer the sender, acknowledge: it never blocks the intake.
@@ -524,7 +431,7 @@ class Connector:
             await msg.ack()
         except Exception as exc:  # NATS away: the redelivered copy is dead-lettered again (deduplicated)
             log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
-        self._outbox_wake.set()
+        self.outbox.wake.set()
 
     async def _keep_in_progress(self, msg: Any) -> None:
         interval = max(0.5, self.options.current.ack_wait_s / 3)
@@ -544,7 +451,7 @@ class Connector:
         except Exception as exc:  # the next interval or reconnect tries again
             log.warning("reconciliation failed", account=self.account, trigger=trigger, error=str(exc))
         finally:
-            self._outbox_wake.set()
+            self.outbox.wake.set()
 
     async def _watch_loop(self) -> None:
         while not self._stopping:
@@ -554,7 +461,7 @@ class Connector:
                     await self.reconciler.watch_open_orders()
                 except Exception as exc:
                     log.warning("order watch failed", account=self.account, error=str(exc))
-                self._outbox_wake.set()
+                self.outbox.wake.set()
 
     async def _sync_loop(self) -> None:
         while not self._stopping:
@@ -564,4 +471,4 @@ class Connector:
 
     def _count(self, entry: JournalEntry) -> None:
         self.metrics.outcome(entry.state.value)
-        self._outbox_wake.set()
+        self.outbox.wake.set()
