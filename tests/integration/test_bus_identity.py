@@ -372,9 +372,9 @@ async def test_service_creds_files_are_private(bus: Bus) -> None:
 
 
 async def test_the_transitional_agent_user_is_confined_revoked_and_replaced(bus: Bus) -> None:
-    """What `mtrobot up` runs today: the agent's user in the platform account (layout.AGENTS_IN_OWN_ACCOUNTS
-    off). It cannot speak for another account, and its identity is revoked at once when asked, or when a
-    new hand-off replaces it."""
+    """The transitional layout (``prepare_agent(own_account=False)``; `mtrobot up` no longer uses it): the
+    agent's user in the platform account. It cannot speak for another account, and its identity is revoked
+    at once when asked, or when a new hand-off replaces it."""
     bus.grants["erin"] = await bus.authority.prepare_agent("erin", own_account=False)
     erin = await bus.agent("erin")
     web = await bus.service("web")

@@ -18,6 +18,7 @@ AGENT_OWNED = [
     "agent.heartbeat.>",
     "robots.event.>",
     "reconcile.report.>",
+    "bus.probe.>",
     "$KV.account_snapshots.>",
 ]
 HUB, REG = "$KV.central_hub.>", "$KV.service_registry.>"
@@ -53,12 +54,13 @@ SERVICES = {
                 "snapshot.*",
                 "robots.event.*",
                 "orders.submitted.>",
+                "bus.probe.*",
             ]
         },
     },
     "launcher": {
         "pub": {"allow": [*JS, HUB, REG], "deny": AGENT_OWNED},
-        "sub": {"allow": ["_INBOX_launcher.>"]},
+        "sub": {"allow": ["_INBOX_launcher.>", "bus.probe.*"]},
     },
     "admin": {
         "pub": {"allow": [">"], "deny": AGENT_OWNED},
@@ -82,13 +84,24 @@ AGENT_IMPORTS = [  # (subject at the platform, local subject in the agent's acco
         "$JS.API.DIRECT.GET.KV_account_snapshots.$KV.account_snapshots.bob",
         "$JS.platform.API.DIRECT.GET.KV_account_snapshots.$KV.account_snapshots.bob",
     ),
+    (
+        "$JS.API.DIRECT.GET.KV_central_hub.$KV.central_hub.connector.bob",
+        "$JS.platform.API.DIRECT.GET.KV_central_hub.$KV.central_hub.connector.bob",
+    ),
+    (
+        "$JS.API.DIRECT.GET.KV_central_hub.$KV.central_hub.portfolio.bob",
+        "$JS.platform.API.DIRECT.GET.KV_central_hub.$KV.central_hub.portfolio.bob",
+    ),
+    ("$KV.service_registry.connector.bob.*", "$KV.service_registry.connector.bob.*"),
 ]
+AGENT_STREAM_IMPORTS = ["hub.stored.connector.bob", "hub.stored.portfolio.bob"]
 AGENT_EXPORTS = [
     ("broker.*.bob.>", "stream"),
     ("snapshot.bob", "stream"),
     ("agent.heartbeat.bob", "stream"),
     ("robots.event.bob", "stream"),
     ("reconcile.report.bob", "stream"),
+    ("bus.probe.bob", "stream"),
     ("agent.control.bob", "service"),
 ]
 
@@ -114,9 +127,12 @@ def test_the_agent_user_reaches_only_its_own_subjects() -> None:
             "agent.heartbeat.bob",
             "robots.event.bob",
             "reconcile.report.bob",
+            "bus.probe.bob",
         ]
     }
-    assert claims["sub"] == {"allow": ["_INBOX_agent_bob.>", "agent.control.bob", "broker.*.bob.>"]}
+    assert claims["sub"] == {
+        "allow": ["_INBOX_agent_bob.>", "agent.control.bob", "broker.*.bob.>", *AGENT_STREAM_IMPORTS]
+    }
     assert claims["resp"] == {"max": 1, "ttl": 0}
     assert layout.agent_inbox_prefix("bob") == "_INBOX_agent_bob"
 
@@ -154,6 +170,7 @@ def test_until_agents_have_accounts_of_their_own_an_agent_user_is_confined_to_it
             "agent.heartbeat.bob",
             "robots.event.bob",
             "reconcile.report.bob",
+            "bus.probe.bob",
         ]
     }
     assert claims["sub"] == {"allow": ["_INBOX_agent_bob.>", "agent.control.bob", "broker.*.bob.>"]}
@@ -162,9 +179,12 @@ def test_until_agents_have_accounts_of_their_own_an_agent_user_is_confined_to_it
 def test_the_agent_account_imports_and_exports_only_its_own(tmp_path: Path) -> None:
     trust = Trust(tmp_path / "auth")
     claims = jwt.decode_claims(trust.agent_jwt("bob"))["nats"]
-    assert [(i["subject"], i.get("local_subject")) for i in claims["imports"]] == AGENT_IMPORTS
+    services = [i for i in claims["imports"] if i["type"] == "service"]
+    assert [(i["subject"], i.get("local_subject")) for i in services] == AGENT_IMPORTS
+    streams = [i["subject"] for i in claims["imports"] if i["type"] == "stream"]
+    assert streams == AGENT_STREAM_IMPORTS
     assert {i["account"] for i in claims["imports"]} == {trust.platform.public}
-    assert {i["type"] for i in claims["imports"]} == {"service"}
+    assert len(claims["imports"]) == len(services) + len(streams)
     assert [(e["subject"], e["type"]) for e in claims["exports"]] == AGENT_EXPORTS
     assert claims["limits"]["disk_storage"] == 0 and claims["limits"]["mem_storage"] == 0  # no JetStream
     assert claims["limits"]["leaf"] == 0
@@ -181,7 +201,7 @@ def test_the_platform_imports_each_agent_subjects_from_that_agent_only(tmp_path:
         for subject, kind in AGENT_EXPORTS:
             expected.add((subject.replace("bob", account), key, kind))
     assert imports == expected
-    assert [(e["subject"], e["type"], e["response_type"]) for e in claims["exports"]] == [
+    assert [(e["subject"], e["type"], e.get("response_type")) for e in claims["exports"]] == [
         ("$JS.API.CONSUMER.INFO.ORDERS.*", "service", "Singleton"),
         ("$JS.API.CONSUMER.MSG.NEXT.ORDERS.*", "service", "Stream"),
         ("$JS.ACK.ORDERS.*.>", "service", "Singleton"),
@@ -190,6 +210,9 @@ def test_the_platform_imports_each_agent_subjects_from_that_agent_only(tmp_path:
         ("deadletter.orders.*", "service", "Singleton"),
         ("$KV.account_snapshots.*", "service", "Singleton"),
         ("$JS.API.DIRECT.GET.KV_account_snapshots.$KV.account_snapshots.*", "service", "Singleton"),
+        ("$JS.API.DIRECT.GET.KV_central_hub.$KV.central_hub.*.*", "service", "Singleton"),
+        ("$KV.service_registry.connector.*.*", "service", "Singleton"),
+        ("hub.stored.*.*", "stream", None),
     ]
     assert claims["limits"]["disk_storage"] == -1
 

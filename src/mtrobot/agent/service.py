@@ -157,7 +157,9 @@ class Agent:
             return creds
 
         parts = ConnectorParts(
-            terminal_factory=terminal_factory(self.handoff.backend, self.settings, options), nc=self.nc
+            terminal_factory=terminal_factory(self.handoff.backend, self.settings, options),
+            nc=self.nc,
+            inbox_prefix=self.handoff.inbox_prefix,  # its own bus account: no stream to check
         )
         connector = Connector(
             self.account, self.settings, SecretStr(creds.password.get_secret_value()), options, parts,

@@ -13,6 +13,7 @@ from mtrobot.broker.structures import AccountInfo, TradeDeal, TradeOrder, TradeP
 from mtrobot.broker.terminal import Terminal
 from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode, encode
+from mtrobot.bus.connect import own_key_value
 from mtrobot.connector.session import Session
 from mtrobot.core.events import AccountSnapshot, ConnectionState
 
@@ -86,7 +87,8 @@ class NatsSnapshotSink:
 
     async def _bucket(self) -> Any:
         if self._kv is None:
-            self._kv = await self._nc.jetstream(timeout=self._timeout).key_value(subjects.SNAPSHOTS_BUCKET)
+            # Its own key only (no stream info): the agent's bus account may read nothing else.
+            self._kv = own_key_value(self._nc.jetstream(timeout=self._timeout), subjects.SNAPSHOTS_BUCKET)
         return self._kv
 
     async def last_seq(self) -> int | None:

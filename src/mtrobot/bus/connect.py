@@ -14,6 +14,7 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    RePublish,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -150,6 +151,10 @@ BUCKETS: tuple[KeyValueConfig, ...] = (
         max_value_size=256 * 1024,
         max_bytes=64 * 1024**2,
         storage=StorageType.FILE,
+        # Clients follow their key without a consumer: a direct get of the current value, then every
+        # stored change republished with its revision (an agent's bus account may make no consumer).
+        direct=True,
+        republish=RePublish(src=f"$KV.{subjects.HUB_BUCKET}.>", dest=f"{subjects.HUB_STORED_PREFIX}>"),
     ),
     KeyValueConfig(
         bucket=subjects.REGISTRY_BUCKET,
@@ -179,13 +184,20 @@ async def provision(js: JetStreamContext) -> list[str]:
             await js.key_value(bucket.bucket)
         except (NotFoundError, BadRequestError):
             await js.create_key_value(bucket)
-        if bucket.direct:  # a bucket made before direct gets: turn them on (agents read one key by name)
+        if bucket.direct or bucket.republish:  # a bucket made before: turn on what agents read it by
             info = await js.stream_info(f"KV_{bucket.bucket}")
-            if not info.config.allow_direct:
-                info.config.allow_direct = True
+            if bool(info.config.allow_direct) != bucket.direct or _route(info.config.republish) != _route(
+                bucket.republish
+            ):
+                info.config.allow_direct = bucket.direct
+                info.config.republish = bucket.republish
                 await js.update_stream(info.config)
         done.append(f"kv {bucket.bucket}")
     return done
+
+
+def _route(republish: RePublish | None) -> tuple[str | None, str | None] | None:
+    return None if republish is None else (republish.src, republish.dest)
 
 
 ORDER_CONSUMER_ACK_WAIT_S = 30.0

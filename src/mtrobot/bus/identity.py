@@ -10,17 +10,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtrobot.bus import layout
+import nats.errors
+
+from mtrobot.bus import layout, subjects
 from mtrobot.bus.authority import Trust, push_claims, server_config_lines
 from mtrobot.bus.jwt import write_secret
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
 log = get_logger(__name__)
+
+PROBE_TIMEOUT_S = 10.0
+PROBE_REPEAT_S = 0.05
 
 EXTERNAL_WARNING = (
     "external NATS (MTROBOT_NATS_URL): per-agent bus permissions are NOT verified by mtrobot; "
@@ -136,6 +142,7 @@ class BusAuthority:
                 user = trust.platform_agent_user(account)
                 await self._push([trust.platform_jwt()])  # the agent's previous user revoked
             await ensure_order_consumer(self.nc.jetstream(timeout=5), account)
+            await self._until_live(account, user.creds)
             log.info("agent bus identity ready", account=account, user=user.public, account_of_its_own=False)
             return AgentBusGrant(creds=user.creds, inbox_prefix=layout.agent_inbox_prefix(account))
         with trust.locked():
@@ -144,6 +151,7 @@ class BusAuthority:
             await self._push([trust.agent_jwt(account), *([trust.platform_jwt()] if new_account else [])])
             user = trust.agent_user(account, issued_at)
         await ensure_order_consumer(self.nc.jetstream(timeout=5), account)
+        await self._until_live(account, user.creds)
         log.info("agent bus identity ready", account=account, user=user.public, new_account=new_account)
         return AgentBusGrant(creds=user.creds, inbox_prefix=layout.agent_inbox_prefix(account))
 
@@ -160,6 +168,48 @@ class BusAuthority:
                 self._trust.revoke_all(account)
                 await self._push([self._trust.agent_jwt(account)])
         log.info("agent bus identity revoked", account=account)
+
+    async def _until_live(self, account: str, creds: str) -> None:
+        """Return once the new identity works both ways: a probe it publishes reaches this platform
+        connection (the platform's import of its account is live: right after a push it was seen not to be
+        for the first message) and a request through its own imports is answered (its snapshot key)."""
+        from nats.js.errors import KeyNotFoundError
+
+        from mtrobot.bus.connect import connect, own_key_value
+
+        probe = subjects.bus_probe(account)
+        arrived = asyncio.Event()
+
+        async def on_probe(_msg: Any) -> None:
+            arrived.set()
+
+        sub = await self.nc.subscribe(probe, cb=on_probe)
+        agent = await connect(
+            self.url,
+            f"probe-{account}",
+            creds=creds,
+            inbox_prefix=layout.agent_inbox_prefix(account),
+            allow_reconnect=False,
+        )
+        try:
+            await self.nc.flush(timeout=PROBE_TIMEOUT_S)
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                while not arrived.is_set():
+                    await agent.publish(probe, b"")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(arrived.wait(), PROBE_REPEAT_S)
+                kv = own_key_value(agent.jetstream(timeout=PROBE_REPEAT_S), subjects.SNAPSHOTS_BUCKET)
+                while True:
+                    try:
+                        await kv.get(account)
+                    except KeyNotFoundError:
+                        pass  # answered: no snapshot yet
+                    except (TimeoutError, nats.errors.Error):
+                        continue  # not answered yet
+                    break
+        finally:
+            await agent.close()
+            await sub.unsubscribe()
 
     async def _push(self, tokens: list[str]) -> None:
         from mtrobot.bus.connect import connect

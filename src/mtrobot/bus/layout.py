@@ -65,7 +65,18 @@ def agent_outbound(account: str) -> tuple[str, ...]:
         subjects.agent_heartbeat(account),
         subjects.robot_event(account),
         subjects.reconciliation_report(account),
+        subjects.bus_probe(account),
     )
+
+
+def agent_hub_keys(account: str) -> tuple[str, ...]:
+    """The ``central_hub`` keys an agent follows: its connector's and its portfolio's configuration."""
+    return (f"connector.{_acc(account)}", subjects.portfolio_service(account))
+
+
+def agent_streams_from_platform(account: str) -> tuple[str, ...]:
+    """What an agent receives from the platform without asking: its hub keys' stored changes."""
+    return tuple(subjects.hub_stored(key) for key in agent_hub_keys(account))
 
 
 def agent_services_to_platform(account: str) -> tuple[str, ...]:
@@ -85,6 +96,8 @@ def agent_imports_from_platform(account: str) -> tuple[tuple[str, str], ...]:
         (dead_letter(account), "Singleton"),
         (f"$KV.{subjects.SNAPSHOTS_BUCKET}.{_acc(account)}", "Singleton"),
         (_direct_get(subjects.SNAPSHOTS_BUCKET, _acc(account)), "Singleton"),
+        *((_direct_get(subjects.HUB_BUCKET, key), "Singleton") for key in agent_hub_keys(account)),
+        (f"$KV.{subjects.REGISTRY_BUCKET}.connector.{_acc(account)}.*", "Singleton"),
     )
 
 
@@ -104,7 +117,14 @@ def platform_exports() -> tuple[tuple[str, str], ...]:
         ("deadletter.orders.*", "Singleton"),
         (f"$KV.{subjects.SNAPSHOTS_BUCKET}.*", "Singleton"),
         (_direct_get(subjects.SNAPSHOTS_BUCKET, "*"), "Singleton"),
+        (_direct_get(subjects.HUB_BUCKET, "*.*"), "Singleton"),
+        (f"$KV.{subjects.REGISTRY_BUCKET}.connector.*.*", "Singleton"),
     )
+
+
+def platform_stream_exports() -> tuple[str, ...]:
+    """The platform's stream exports (each agent imports its own keys' subjects)."""
+    return (f"{subjects.HUB_STORED_PREFIX}*.*",)
 
 
 def _acc(account: str) -> str:
@@ -152,10 +172,12 @@ AGENT_OWNED = (
     "agent.heartbeat.>",
     "robots.event.>",
     "reconcile.report.>",
+    "bus.probe.>",
     f"$KV.{subjects.SNAPSHOTS_BUCKET}.>",
 )
 
 _REGISTRY = f"$KV.{subjects.REGISTRY_BUCKET}.>"
+_PROBES = "bus.probe.*"  # who issues agents' identities sees each new one's probe (BusAuthority)
 _HUB = f"$KV.{subjects.HUB_BUCKET}.>"
 
 
@@ -193,13 +215,20 @@ def service_permissions(service: str) -> Permissions:
             pub_allow=(*_JS_API, _HUB, _REGISTRY, "agent.control.*"),
             pub_deny=AGENT_OWNED,
             # Order floods are counted as orders arrive (quarantine).
-            sub_allow=(inbox, "agent.heartbeat.*", "snapshot.*", "robots.event.*", "orders.submitted.>"),
+            sub_allow=(
+                inbox,
+                "agent.heartbeat.*",
+                "snapshot.*",
+                "robots.event.*",
+                "orders.submitted.>",
+                _PROBES,
+            ),
         ),
         # `mtrobot up`: provisions streams and buckets.
         "launcher": Permissions(
             pub_allow=(*_JS_API, _HUB, _REGISTRY),
             pub_deny=AGENT_OWNED,
-            sub_allow=(inbox,),
+            sub_allow=(inbox, _PROBES),
         ),
     }
     if service == ADMIN:
@@ -220,6 +249,7 @@ def agent_permissions(account: str) -> Permissions:
             f"{agent_inbox_prefix(account)}.>",
             subjects.agent_control(account),
             f"broker.*.{_acc(account)}.>",
+            *agent_streams_from_platform(account),
         ),
         responses=True,
     )
@@ -278,7 +308,7 @@ def platform_agent_permissions(account: str) -> Permissions:
     )
 
 
-AGENTS_IN_OWN_ACCOUNTS = False
+AGENTS_IN_OWN_ACCOUNTS = True
 """Whether agents get their own NATS account (the target layout) or a user in the platform account."""
 
 
@@ -317,6 +347,9 @@ def platform_wiring(agents: dict[str, str]) -> AccountWiring:
         {"name": subject, "subject": subject, "type": "service", "response_type": kind}
         for subject, kind in platform_exports()
     ]
+    exports += [
+        {"name": subject, "subject": subject, "type": "stream"} for subject in platform_stream_exports()
+    ]
     imports: list[dict[str, Any]] = []
     for account, public in sorted(agents.items()):
         imports += [
@@ -351,6 +384,10 @@ def agent_wiring(account: str, platform_public: str) -> AccountWiring:
     imports = [
         {"name": s, "subject": s, "account": platform_public, "type": "service", "local_subject": _local(s)}
         for s, _kind in agent_imports_from_platform(account)
+    ]
+    imports += [
+        {"name": s, "subject": s, "account": platform_public, "type": "stream"}
+        for s in agent_streams_from_platform(account)
     ]
     mappings = {
         s: [{"subject": _local(s), "weight": 100}]

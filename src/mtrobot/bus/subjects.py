@@ -37,6 +37,21 @@ def _service(name: str) -> str:
     return name
 
 
+HUB_STORED_PREFIX = "hub.stored."
+"""The hub bucket republishes every change it stored under this prefix, with its revision (the stream's
+``Nats-Sequence``): a client follows its key by subscribing, without a consumer (agents may make none)."""
+
+
+def hub_stored(service: str) -> str:
+    """Where the change of ``service``'s configuration document is republished once stored."""
+    return f"{HUB_STORED_PREFIX}{_service(service)}"
+
+
+def bus_probe(account: str) -> str:
+    """Sent once by a new agent identity so its issuer knows the platform's imports of it are live."""
+    return f"bus.probe.{_account(account)}"
+
+
 def hub_config_key(service: str) -> str:
     """The ``central_hub`` key holding ``service``'s configuration document."""
     return _service(service)

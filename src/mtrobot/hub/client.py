@@ -25,7 +25,6 @@ from typing import Any, Generic, Literal, TypeVar
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from mtrobot.bus import subjects
@@ -191,9 +190,7 @@ class ConfigClient(Generic[M]):
         delay = first
         while not self._closing:
             try:
-                kv = await open_bucket(js, subjects.HUB_BUCKET)
-                await self._read_current(js)
-                await self._watch(nc, kv, js)
+                await self._follow(nc, js)
                 delay = first
             except asyncio.CancelledError:
                 raise
@@ -203,8 +200,12 @@ class ConfigClient(Generic[M]):
                 delay = min(cap, delay * 2)
 
     async def _read_current(self, js: JetStreamContext) -> None:
-        """Apply the stored value before watching: the watch's first "caught up" marker can overtake it."""
-        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        """Apply the stored value (a direct get of the key: no consumer, no stream info)."""
+        try:
+            msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name, direct=True)
+        except nats.errors.NoRespondersError:  # no bucket yet (a bus restarted empty): make it
+            await open_bucket(js, subjects.HUB_BUCKET)
+            msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name, direct=True)
         if msg is None:
             if self._source == "hub":  # the stream lost the key entirely (bucket recreated)
                 await self._apply(None, "PURGE", None)
@@ -213,34 +214,35 @@ class ConfigClient(Generic[M]):
             await self._apply(msg.seq, operation, msg.data)
         self._mark_synced()
 
-    async def _watch(self, nc: Client, kv: KeyValue, js: JetStreamContext) -> None:
-        """Apply every change until a re-watch is due (after a reconnect: the server may have restarted
-        and lost the watch's consumer)."""
+    async def _follow(self, nc: Client, js: JetStreamContext) -> None:
+        """Apply every stored change of the key, as the bucket republishes it with its revision, until a
+        re-read is due (after a reconnect: the subscription may have missed changes). No consumer: an
+        agent's bus account may create none (docs/security.md)."""
         reconnects = nc.stats["reconnects"]
-        watcher = await kv.watch(self.service_name)
+        changes = await nc.subscribe(subjects.hub_stored(self.service_name))
         loop = asyncio.get_running_loop()
         resync_at = loop.time() + self._resync_interval
         try:
+            await self._read_current(js)  # after subscribing: a change in between is not lost
             while not self._closing and nc.stats["reconnects"] == reconnects:
                 try:
-                    entry = await watcher.updates(timeout=POLL_S)  # type: ignore[no-untyped-call]
+                    msg = await changes.next_msg(timeout=POLL_S)
                 except nats.errors.TimeoutError:
                     if loop.time() >= resync_at:
                         if await self._missed_an_update(js):
-                            return  # a fresh watch re-reads the current value
+                            return  # a fresh follow re-reads the current value
                         resync_at = loop.time() + self._resync_interval
                     continue
-                if entry is None:
-                    self._mark_synced()
-                    continue
-                await self._apply(entry.revision, entry.operation, entry.value)
+                revision = (msg.headers or {}).get("Nats-Sequence")
+                operation = "DEL" if is_deletion(msg.headers) else None
+                await self._apply(int(revision) if revision else None, operation, msg.data)
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+                await changes.unsubscribe()
 
     async def _missed_an_update(self, js: JetStreamContext) -> bool:
-        """A cheap safety net behind the watch: does the stored revision differ from the last one seen?"""
-        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
+        """A cheap safety net behind the follow: does the stored revision differ from the last one seen?"""
+        msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name, direct=True)
         return (msg.seq if msg is not None else None) != self._seen
 
     def _mark_synced(self) -> None:

@@ -45,11 +45,16 @@ async def live_entries(js: JetStreamContext, bucket: str) -> list[tuple[str, Raw
     return found
 
 
-async def last_entry(js: JetStreamContext, bucket: str, key: str) -> RawStreamMsg | None:
-    """The last message of ``key`` (a put or a deletion marker), None if the stream holds none."""
+async def last_entry(
+    js: JetStreamContext, bucket: str, key: str, *, direct: bool = False
+) -> RawStreamMsg | None:
+    """The last message of ``key`` (a put or a deletion marker), None if the stream holds none.
+
+    ``direct``: through the direct-get API, which names the key in the subject (so an agent's bus account
+    can be allowed its own keys alone); the bucket must allow direct gets."""
     stream, prefix = _names(bucket)
     try:
-        return await js.get_msg(stream, subject=f"{prefix}{key}")
+        return await js.get_msg(stream, subject=f"{prefix}{key}", direct=direct)
     except nats.js.errors.NotFoundError:
         return None
 

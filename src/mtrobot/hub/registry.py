@@ -15,12 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mtrobot.bus import subjects
-from mtrobot.bus.connect import REGISTRY_TTL_S
+from mtrobot.bus.connect import REGISTRY_TTL_S, own_key_value
 from mtrobot.hub.connection import stop_task
 from mtrobot.hub.kvread import live_entries
 from mtrobot.hub.store import open_bucket
@@ -111,12 +112,17 @@ class ServiceRegistration:
         if self._js is None:
             return False
         try:
+            value = self.entry().model_dump_json().encode()
             if self._kv is None:
+                # No stream info: an agent's bus account may write its own entries and read nothing else.
+                self._kv = own_key_value(self._js, subjects.REGISTRY_BUCKET)
+            try:
+                await asyncio.wait_for(self._kv.put(self.key, value), PUT_TIMEOUT_S)
+            except nats.errors.NoRespondersError:  # no bucket (a bus restarted empty): make it
                 self._kv = await asyncio.wait_for(
                     open_bucket(self._js, subjects.REGISTRY_BUCKET), PUT_TIMEOUT_S
                 )
-            value = self.entry().model_dump_json().encode()
-            await asyncio.wait_for(self._kv.put(self.key, value), PUT_TIMEOUT_S)
+                await asyncio.wait_for(self._kv.put(self.key, value), PUT_TIMEOUT_S)
         except Exception as exc:
             self._kv = None  # the bucket may be gone (bus restarted empty): re-open or re-create it
             if not self._failing:
