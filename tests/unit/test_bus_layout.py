@@ -232,3 +232,20 @@ def test_an_account_id_that_is_not_a_subject_token_is_refused() -> None:
     for bad in ("a.b", "a*", ">", "A B", ""):
         with pytest.raises(ValueError, match="account id"):
             layout.agent_permissions(bad)
+
+
+def test_the_sender_of_an_agent_owned_subject_is_the_account_it_names() -> None:
+    from mtrobot.bus import subjects
+
+    for subject in (
+        "broker.fill.bob.EURUSD",
+        "broker.order.bob.US500_cash",
+        "snapshot.bob",
+        "robots.event.bob",
+        "reconcile.report.bob",
+        "agent.heartbeat.bob",
+        "audit.broker.bob",
+    ):
+        assert subjects.sender_account(subject) == "bob", subject
+    assert subjects.sender_account("orders.submitted.bob.EURUSD") is None
+    assert subjects.sender_account("snapshot") is None

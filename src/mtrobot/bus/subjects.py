@@ -156,6 +156,17 @@ def broker_event_kind(subject: str) -> str:
     return subject.split(".", 2)[1]
 
 
+_SENDER_TOKEN = {"broker": 2, "snapshot": 1, "robots": 2, "reconcile": 2, "agent": 2, "audit": 2}
+
+
+def sender_account(subject: str) -> str | None:
+    """The account an agent-owned subject belongs to (``broker.fill.A.X``, ``snapshot.A``, ...): only that
+    account's agent can publish there, so a payload naming another account is a forgery."""
+    tokens = subject.split(".")
+    index = _SENDER_TOKEN.get(tokens[0])
+    return tokens[index] if index is not None and index < len(tokens) else None
+
+
 def agent_heartbeat_all() -> str:
     """Every agent's heartbeat (the supervisor's quarantine and the web's agent status)."""
     return "agent.heartbeat.*"

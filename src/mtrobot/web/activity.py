@@ -219,6 +219,10 @@ async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
         except ValidationError:
             log.warning("unreadable broker event", subject=msg.subject)
             return
+        if event.account != subjects.sender_account(msg.subject):
+            # Only an account's agent publishes on its subjects: it cannot speak for another account.
+            log.warning("event for another account refused", subject=msg.subject)
+            return
         try:
             await asyncio.to_thread(action, event)
         except Exception as exc:
@@ -240,6 +244,9 @@ async def listen(nc: Client, recorder: ActivityRecorder) -> list[Any]:
             report = json.loads(msg.data)
             account = str(report.get("account", ""))
         except (ValueError, AttributeError):
+            return
+        if account != subjects.sender_account(msg.subject):
+            log.warning("report for another account refused", subject=msg.subject)
             return
         await asyncio.to_thread(recorder.on_reconciliation, account, report)
 
