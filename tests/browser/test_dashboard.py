@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: a network drop and its restore, the phone layout, the kill switch."""
+"""The dashboard in a real browser: a network drop and its restore, the phone layout, the kill switch, a
+pending order cancelled."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Platform, shot
-from tests.browser.helpers import buy, connected_card, csrf_of, started_demo_account
+from tests.browser.helpers import buy, call, connected_card, csrf_of, started_demo_account
 
 
 def test_after_a_network_drop_the_dashboard_shows_the_latest_state(context, platform: Platform):
@@ -80,3 +81,22 @@ def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platfor
     expect(card.locator(".control-result")).to_contain_text("resumed", ignore_case=True)
     buy(card)
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(1, timeout=20_000)
+
+
+def test_a_pending_order_is_cancelled_from_the_dashboard(context, platform: Platform):
+    account = started_demo_account(context, platform, "pending")
+    page = context.new_page()
+    card = connected_card(page, platform, account)
+    order = call(context, platform, "POST", f"/accounts/{account}/orders",
+                 {"symbol": "EURUSD", "order_type": "buy_limit", "volume": 0.01, "price": 0.5})  # fmt: skip
+    rows = card.locator("table.orders tbody tr[data-ticket]")
+    expect(rows).to_have_count(1, timeout=20_000)
+    expect(rows.first).to_contain_text("buy limit")
+    pending = platform.snapshot(account).orders
+    assert [o["order_id"] for o in pending] == [order["order_id"]]  # the snapshot names it as the API does
+    shot(page, "16-dashboard-pending-order")
+
+    rows.first.get_by_role("button", name="Cancel").click()
+    expect(rows).to_have_count(0, timeout=20_000)
+    platform.wait_for(lambda: not platform.snapshot(account).orders)  # gone at the broker, not only the page
+    expect(card.locator(".activity")).to_contain_text(f"cancel pending order {pending[0]['ticket']}")

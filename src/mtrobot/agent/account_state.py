@@ -11,7 +11,8 @@ Entries of the snapshot's lists (their field names are what the pages and the AP
 - position: ``ticket, symbol, type ("buy"|"sell"), volume, price_open, price_current, sl, tp, profit, swap,
   magic, comment, time`` (times are the trade server's clock, ``YYYY-MM-DD HH:MM:SS``);
 - order (pending, at the broker): ``ticket, symbol, type ("buy_limit", ...), volume, price_open,
-  price_stoplimit, sl, tp, magic, comment, time``;
+  price_stoplimit, sl, tp, magic, comment, time, order_id`` (the platform's order id, read from the comment
+  tag; ``""`` for an order placed outside the platform or with a hashed tag: what a cancel names);
 - recent trade (newest first, at most ``RECENT_TRADES``): ``deal, order_id, symbol, side, volume, price,
   profit, commission, swap, position, time``.
 """
@@ -26,6 +27,7 @@ from mtrobot.broker import constants as mt5
 from mtrobot.broker.structures import AccountInfo, TradeDeal, TradeOrder, TradePosition
 from mtrobot.broker.trade_request import ORDER_TYPES
 from mtrobot.core.events import AccountSnapshot, ConnectionState, Fill
+from mtrobot.core.ids import order_id_of_tag
 
 RECENT_TRADES = 20
 _TYPE_NAMES = {code: kind.value for kind, code in ORDER_TYPES.items()}
@@ -122,6 +124,7 @@ def order_row(o: TradeOrder) -> dict[str, Any]:
         "magic": o.magic,
         "comment": o.comment,
         "time": server_time(o.time_setup),
+        "order_id": order_id_of_tag(o.comment),
     }
 
 

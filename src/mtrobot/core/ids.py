@@ -55,6 +55,13 @@ def comment_tag(account: str, order_id: str) -> str:
     return f"h-{digest}"
 
 
+def order_id_of_tag(comment: str) -> str:
+    """The order id a broker comment written by :func:`comment_tag` names, when it travels verbatim
+    (``m-`` tags); ``""`` for a hashed tag or a comment the platform did not write."""
+    order_id = comment[2:] if comment.startswith("m-") else ""
+    return order_id if is_order_id(order_id) else ""
+
+
 def magic_number(account: str, robot: str | None) -> int:
     """A stable magic number per account and robot, in the positive 31-bit range MT5 terminals accept."""
     digest = hashlib.blake2b(f"{account}/{robot or ''}".encode(), digest_size=4).digest()

@@ -9,6 +9,7 @@ is safe (the stream and the connector both deduplicate by it). Nothing is ever l
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,17 +126,40 @@ async def submit(state: AppState, request: OrderRequest, parent: str | None = No
     return public(row)
 
 
-def _original(state: AppState, account: Mt5Account, order_id: str) -> Order:
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A pending order at the broker, as a modify or cancel names it."""
+
+    symbol: str
+    ticket: int
+
+
+def _original(state: AppState, account: Mt5Account, order_id: str) -> Order | None:
     with state.sessions() as db:
-        row = order_repo.order_of(db, account.id, order_id)
-    if row is None:
-        raise NotFound(f"account {account.id} has no order '{order_id}'", code="order_not_found")
-    return row
+        return order_repo.order_of(db, account.id, order_id)
 
 
-async def pending_order(state: AppState, account: Mt5Account, order_id: str) -> Order:
-    """An order that is waiting at the broker (accepted, with a ticket), for modify or cancel."""
+async def _pending_in_snapshot(state: AppState, account: Mt5Account, order_id: str) -> Pending | None:
+    """A pending order placed by the account's robots (not through this API) is known by the snapshot."""
+    try:
+        snapshot = await state.bus.latest_snapshot(account.id)
+    except BusUnavailable as exc:
+        raise Unavailable(f"{exc}; nothing was sent", code="bus_unavailable") from None
+    for order in snapshot.orders if snapshot else []:
+        if order.get("order_id") == order_id and int(order.get("ticket", 0) or 0) > 0:
+            return Pending(str(order.get("symbol")), int(order["ticket"]))
+    return None
+
+
+async def pending_order(state: AppState, account: Mt5Account, order_id: str) -> Pending:
+    """An order that is waiting at the broker (accepted, with a ticket), for modify or cancel: one placed
+    here (the order list knows it) or one the account's latest snapshot lists as pending under that id."""
     row = await run_in_threadpool(_original, state, account, order_id)
+    if row is None:
+        found = await _pending_in_snapshot(state, account, order_id)
+        if found is None:
+            raise NotFound(f"account {account.id} has no order '{order_id}'", code="order_not_found")
+        return found
     if row.action != OrderAction.OPEN.value or OrderState(row.state).is_terminal:
         raise Conflict(
             f"order '{order_id}' is {row.state}; there is nothing left to change", code="order_final"
@@ -145,7 +169,7 @@ async def pending_order(state: AppState, account: Mt5Account, order_id: str) -> 
             f"the broker has not accepted order '{order_id}' yet; try again in a moment",
             code="order_not_accepted",
         )
-    return row
+    return Pending(row.symbol, row.ticket)
 
 
 async def position_symbol(state: AppState, account: Mt5Account, ticket: int, given: str | None) -> str:

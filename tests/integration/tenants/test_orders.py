@@ -174,6 +174,18 @@ def test_cancelling_waits_for_the_broker_ticket_then_sends_a_cancel(live, nats_u
     assert cancel and (cancel[0].action.value, cancel[0].ticket) == ("cancel", 321)
 
 
+def test_a_robots_pending_order_is_cancelled_by_the_order_id_its_snapshot_names(live, nats_url) -> None:
+    _c, trader, account = live
+    assert trader.send("DELETE", f"{API}/{account}/orders/rb-9").json()["code"] == "order_not_found"
+    order = {"ticket": 812, "symbol": "GBPUSD", "type": "sell_stop", "volume": 0.1, "order_id": "rb-9"}
+    snapshot = AccountSnapshot(seq=3, account=account, connection=ConnectionState.CONNECTED, orders=[order])
+    put_snapshot(nats_url, snapshot)
+    r = trader.send("DELETE", f"{API}/{account}/orders/rb-9", params={"order_ref": "rb-9-cancel"})
+    assert r.status_code == 202, r.text
+    sent = {req.order_id: req for req, _ in stored_orders(nats_url, account)}["rb-9-cancel"]
+    assert (sent.action.value, sent.symbol, sent.ticket) == ("cancel", "GBPUSD", 812)
+
+
 def put_snapshot(url: str, snapshot: AccountSnapshot) -> None:
     async def put() -> None:
         nc = await nats.connect(url)

@@ -34,3 +34,21 @@ def test_the_same_poll_twice_and_a_tick_on_another_symbol_change_nothing() -> No
     # A buy is valued at the bid, a sell at the ask (as the terminal shows them).
     assert [(r["type"], r["price_current"]) for r in rows] == [("buy", 1.2), ("sell", 1.2001)]
     assert not state.apply(TickSeen("EURUSD", 1.2, 1.2001))
+
+
+def test_a_pending_order_names_the_platform_order_id_its_comment_tag_carries() -> None:
+    from mtrobot.agent.account_state import OrdersSeen
+    from mtrobot.broker.structures import TradeOrder
+    from mtrobot.core.ids import comment_tag
+
+    def order(ticket: int, comment: str) -> TradeOrder:
+        values = dict.fromkeys(TradeOrder._fields, 0)
+        values.update(ticket=ticket, symbol="EURUSD", comment=comment, external_id="")
+        return TradeOrder(**values)
+
+    hashed = comment_tag("a", "a-much-longer-order-id")
+    tags = (comment_tag("a", "w0123456789ab"), hashed, "by hand", "m-bad id")
+    state = AccountState("a")
+    assert state.apply(OrdersSeen(tuple(order(i + 1, tag) for i, tag in enumerate(tags))))
+    rows = state.snapshot(1, datetime.now(UTC)).orders
+    assert [r["order_id"] for r in rows] == ["w0123456789ab", "", "", ""]

@@ -111,8 +111,12 @@ class AccountCard {
   renderOrders(s) {
     const rows = s.orders.map((o) => el("tr", { "data-ticket": o.ticket },
       el("td", {}, o.symbol), el("td", {}, String(o.type).replaceAll("_", " ")), el("td", {}, o.volume),
-      el("td", {}, o.price_open), el("td", { class: "wide" }, o.sl || "–"), el("td", { class: "wide" }, o.tp || "–")));
-    fillTable(this.q(".orders"), rows, "No pending orders.", 6);
+      el("td", {}, o.price_open), el("td", { class: "wide" }, o.sl || "–"), el("td", { class: "wide" }, o.tp || "–"),
+      el("td", {}, o.order_id
+        ? el("button", { type: "button", class: "small secondary cancel-order",
+          onclick: (e) => this.cancelOrder(o, e.target) }, "Cancel")
+        : el("span", { class: "hint", title: "Placed outside the platform: cancel it in your MT5 terminal" }, "outside"))));
+    fillTable(this.q(".orders"), rows, "No pending orders.", 7);
   }
 
   renderTrades(s) {
@@ -228,6 +232,19 @@ class AccountCard {
     try {
       await api("POST", `/accounts/${this.account.id}/positions/${position.ticket}/close`, { symbol: position.symbol });
       notice.textContent = `Closing ${position.symbol} position ${position.ticket}…`;
+      this.scheduleActivity();
+    } catch (error) {
+      notice.textContent = error.message;
+      button.disabled = false;
+    }
+  }
+
+  async cancelOrder(order, button) {
+    button.disabled = true;
+    const notice = this.q(".new-order .notice");
+    try {
+      await api("DELETE", `/accounts/${this.account.id}/orders/${encodeURIComponent(order.order_id)}`);
+      notice.textContent = `Cancelling pending order ${order.ticket} (${order.symbol})…`;
       this.scheduleActivity();
     } catch (error) {
       notice.textContent = error.message;
