@@ -26,6 +26,7 @@ from mtrobot.web.assets import docs_router, mount_assets
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
+from mtrobot.web.openapi_links import add_links
 from mtrobot.web.pages import router as pages_router
 from mtrobot.web.routes import (
     accounts,
@@ -174,7 +175,7 @@ def _problem_documented_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(default(), API_PREFIX)
+            app.openapi_schema = add_links(document_problems(default(), API_PREFIX), API_PREFIX)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -197,8 +197,13 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem)
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's undocumented 400 for a body json cannot even decode (not UTF-8, nested past the
+        # recursion limit, a 5,000-digit number): the same refusal as any other body that is not JSON.
+        unreadable = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}}
+        return await _on_validation(request, RequestValidationError([unreadable]))
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
     detail = str(exc.detail) if exc.detail else title
     problem = Problem(
