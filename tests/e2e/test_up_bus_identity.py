@@ -3,10 +3,11 @@
 agent, which the supervisor started with its own bus identity; ``mtrobot status`` uses the operator's.
 
 And the demo account's agent identity tries to forge a fill, an order update, an error, a robot line, a
-reconciliation report and a snapshot for a second account by every route the bus offers (straight onto its
-subjects, on its own subjects naming it, as the reply subject of a pull of its own consumer, a push consumer,
-the snapshot key): the web's activity log, equity history and dashboard state for that account show none
-of it, while the demo agent's own genuine fill does show (the positive control)."""
+reconciliation report and a snapshot for a second account by every route the bus offers: straight onto its
+subjects; on its own subjects, naming it; as the reply subject of a pull of its own consumer, or of a direct
+get of its own snapshot key; a push consumer; its snapshot key. The web's activity log, equity history and
+dashboard state for that account show none of it, while the demo agent's own genuine fill does show (the
+positive control)."""
 
 from __future__ import annotations
 
@@ -195,6 +196,19 @@ async def attack(url: str, creds: str, attacker: str, victim: str, symbol: str, 
                     await js.publish(subjects.orders_submitted(attacker, symbol), baits[kind])
                 except Exception:
                     refused.append(f"bait {kind}")
+        # 3b. As the reply subject of a direct get of its own snapshot key, holding a forged event it wrote:
+        #     no race with its agent, the stored message goes to the reply subject.
+        own = own_key_value(js, subjects.SNAPSHOTS_BUCKET)
+        get_own = (
+            f"$JS.API.DIRECT.GET.KV_{subjects.SNAPSHOTS_BUCKET}.$KV.{subjects.SNAPSHOTS_BUCKET}.{attacker}"
+        )
+        for kind in ("fill", "order", "snapshot", "robot"):
+            try:
+                await own.put(attacker, baits[kind])
+            except Exception:
+                refused.append(f"own key {kind}")
+            await nc.publish(get_own, b"", reply=subject_of(kind, victim, symbol))
+            await nc.flush(timeout=5)
         # 4. A push consumer delivering into the victim's subjects.
         for stream, filter_subject in (
             (subjects.ORDERS_STREAM, f"orders.submitted.{attacker}.>"),
