@@ -95,9 +95,18 @@ async def test_an_invalid_stored_document_never_replaces_the_last_good_one(nc, s
     changes: list[ConnectorConfig] = []
     client.on_change(changes.append)
 
-    # Written behind the hub's back (e.g. with the nats CLI): the client must refuse it on its own.
+    # Written behind the hub's back (e.g. with the nats CLI): the client must refuse it on its own, an
+    # account's identity too (another broker server or bridge would be sent the account's password).
     kv = await nc.jetstream(timeout=5).key_value(subjects.HUB_BUCKET)
-    for bad in ({"order_settings": {"max_retries": "many"}}, {"mt5_connection": {"password": "x"}}):
+    identity = (
+        {"mt5_connection": {"server": "Evil-Live"}},
+        {"mt5_connection": {"bridge_host": "203.0.113.9"}},
+    )
+    for bad in (
+        {"order_settings": {"max_retries": "many"}},
+        {"mt5_connection": {"password": "x"}},
+        *identity,
+    ):
         bad_revision = await kv.put(service, json.dumps(bad).encode())
         await eventually(lambda r=bad_revision: client.refused_revision == r, 5, "the refusal")
         assert (await client.get_config()).order_settings.max_retries == 7

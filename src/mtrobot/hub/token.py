@@ -1,7 +1,8 @@
 """The hub API's bearer token: one random secret in ``DATA_DIR/hub.token`` (mode 0600), made on first use.
 
-Whoever may change the platform's configuration reads it from there (the operator, a part the launcher hands
-it to on stdin); the hub compares it in constant time. It never appears in argv, a URL or a log line.
+Whoever may change the platform's configuration over HTTP reads it from there: the operator. No part of the
+platform calls the hub's HTTP API (they use the ``central_hub`` bucket over the bus), so none is handed it.
+The hub compares it in constant time. It never appears in argv, a URL or a log line.
 """
 
 from __future__ import annotations
