@@ -192,7 +192,7 @@ def backtest_once(spec: BacktestSpec, catalogue: Catalogue, out: Path, console: 
         f"{results['trades']} trades, max drawdown {results['max_drawdown_percent']}%, "
         f"profit factor {results['profit_factor']}"
     )
-    console.print(f"report.json, deals.csv and equity.png in {out}")
+    console.print(f"report.json, deals.csv, orders.csv and equity.png in {out}")
     return report
 
 

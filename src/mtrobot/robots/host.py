@@ -296,9 +296,12 @@ class RobotHost:
     async def feed(self, symbol: str, ticks: Sequence[Tick]) -> None:
         """New prices of ``symbol``, oldest first (the pump calls this; so does a backtest)."""
         slots = [s for s in self._slots.values() if s.allocation.symbol == symbol]
+        # a slot still waiting for the terminal retries once the market has moved on: judged by these
+        # ticks too (on a held clock they may be the only ones for a long time)
+        newest = max([self._last_ms, *(t.time_msc for t in ticks[-1:])])
         for slot in slots:
             waiting = slot.builder is None and slot.state in (SlotState.STARTING, SlotState.PAUSED)
-            if waiting and self._last_ms >= slot.retry_at:
+            if waiting and newest >= slot.retry_at:
                 await self._prepare(slot)
         for tick in ticks:
             self._last_ms = max(self._last_ms, tick.time_msc)

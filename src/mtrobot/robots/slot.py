@@ -55,6 +55,15 @@ def order_id(prefix: str, code: str, server_ms: int, index: int) -> str:
     return f"{prefix}{code}{base36(server_ms, 8)}{_BASE36[index]}"
 
 
+def decision_ms(oid: str) -> int | None:
+    """The market time (ms) an :func:`order_id` was derived from, or ``None`` if ``oid`` is not one: how
+    a reader of the bus (a parity check, the activity log) tells when a robot decided to send an order."""
+    stamp = oid[5:13]
+    if len(oid) != 14 or oid[0] not in "rf" or any(c not in _BASE36 for c in oid[1:]):
+        return None
+    return int(stamp, 36)
+
+
 @dataclass(frozen=True, slots=True)
 class InFlight:
     opening: bool

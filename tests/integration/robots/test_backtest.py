@@ -16,6 +16,7 @@ from mtrobot.robots.backtest.engine import BacktestSpec, run_backtest
 from mtrobot.robots.backtest.output import report_json
 from mtrobot.robots.backtest.report import build_report
 from mtrobot.robots.catalogue import Catalogue
+from mtrobot.robots.slot import decision_ms
 
 JAN = datetime(2024, 1, 1, tzinfo=UTC)
 FEB = datetime(2024, 2, 1, tzinfo=UTC)
@@ -57,7 +58,7 @@ async def test_the_report_counts_what_the_deals_say() -> None:
     assert run.deals[-1].comment == "end of test"
 
 
-def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(
+def test_the_backtest_command_writes_the_report_the_deals_the_orders_and_the_equity_curve(
     tmp_path: Path, cli: Cli
 ) -> None:
     out = tmp_path / "out"
@@ -65,7 +66,7 @@ def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(
     args += ["--to", "2024-02-01", "--set", "fast=8", "--set", "slow=21", "--out", str(out)]
     result = cli(*args, "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
-    assert "report.json, deals.csv and equity.png in" in result.output
+    assert "report.json, deals.csv, orders.csv and equity.png in" in result.output
     report = json.loads((out / "report.json").read_text())
     assert report["parameters"] == {"fast": 8, "slow": 21}
     assert report["data"]["source"] == "bundled:EURUSD_H1.csv"
@@ -75,6 +76,13 @@ def test_the_backtest_command_writes_the_report_the_deals_and_the_equity_curve(
                              "commission", "swap", "profit", "balance", "comment"]  # fmt: skip
     assert rows[0]["type"] == "balance" and rows[-1]["comment"] == "end of test"
     assert float(rows[-1]["balance"]) == pytest.approx(report["results"]["final_balance"])
+    with (out / "orders.csv").open() as handle:
+        orders = list(csv.DictReader(handle))
+    assert list(orders[0]) == ["time", "time_msc", "order_id", "robot", "action", "side", "volume",
+                               "position"]  # fmt: skip
+    assert len(orders) == report["orders"]["sent"] > 0
+    assert {o["action"] for o in orders} == {"open", "close"}
+    assert all(decision_ms(o["order_id"]) == int(o["time_msc"]) for o in orders)
     assert (out / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,4 +1,5 @@
-"""The files of a backtest: ``report.json``, ``deals.csv`` and ``equity.png`` (matplotlib, no display)."""
+"""The files of a backtest: ``report.json``, ``deals.csv``, ``orders.csv`` and ``equity.png`` (matplotlib,
+no display)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ DEAL_COLUMNS = (
     "time", "deal", "order", "type", "direction", "volume", "price", "sl", "tp",
     "commission", "swap", "profit", "balance", "comment",
 )  # fmt: skip
+ORDER_COLUMNS = ("time", "time_msc", "order_id", "robot", "action", "side", "volume", "position")
 _TYPES = {mt5.DEAL_TYPE_BUY: "buy", mt5.DEAL_TYPE_SELL: "sell", mt5.DEAL_TYPE_BALANCE: "balance"}
 _ENTRIES = {
     mt5.DEAL_ENTRY_IN: "in",
@@ -60,6 +62,28 @@ def write_deals(run: BacktestRun, path: Path) -> None:
                     f"{deal.profit:.2f}",
                     f"{balance:.2f}",
                     deal.comment,
+                )
+            )
+
+
+def write_orders(run: BacktestRun, path: Path) -> None:
+    """One row per order the robot host sent, with the market time of the decision: what a live run of the
+    same robot over the same prices must send too (``tests/integration/robots/test_agent_parity.py``)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ORDER_COLUMNS)
+        for order in run.sent:
+            volume = "" if order.volume is None else f"{order.volume:g}"
+            writer.writerow(
+                (
+                    _time(order.time_msc),
+                    order.time_msc,
+                    order.order_id,
+                    order.robot,
+                    order.action,
+                    order.side,
+                    volume,
+                    order.position or "",
                 )
             )
 
@@ -114,4 +138,5 @@ def write_outputs(run: BacktestRun, report: dict[str, Any], folder: Path) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(report_json(report), encoding="utf-8")
     write_deals(run, folder / "deals.csv")
+    write_orders(run, folder / "orders.csv")
     write_equity_png(run, folder / "equity.png")
