@@ -4,6 +4,7 @@ pending order cancelled."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import httpx
 import pytest
@@ -100,3 +101,30 @@ def test_a_pending_order_is_cancelled_from_the_dashboard(context, platform: Plat
     expect(rows).to_have_count(0, timeout=20_000)
     platform.wait_for(lambda: not platform.snapshot(account).orders)  # gone at the broker, not only the page
     expect(card.locator(".activity")).to_contain_text(f"cancel pending order {pending[0]['ticket']}")
+
+
+def test_trade_and_activity_times_are_the_traders_own_and_the_chart_axis_repeats_no_label(
+    browser, platform: Platform
+):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="America/New_York")
+    try:
+        account = started_demo_account(context, platform, "zone")
+        page = context.new_page()
+        card = connected_card(page, platform, account)
+        buy(card)
+        trade = card.locator("table.trades tbody tr[data-deal] time")
+        expect(trade).to_have_count(1, timeout=20_000)
+        expect(card.locator(".activity li[data-kind=fill]")).to_have_count(1, timeout=15_000)
+        expect(card.locator("h3 .zone").first).to_have_text("times in your time zone (America/New_York)")
+        # The trade's instant (from the broker's server clock, hours away from UTC) is the instant of the
+        # fill's activity line, within the time it took the web to hear of it.
+        traded = datetime.fromisoformat(trade.get_attribute("datetime").replace("Z", "+00:00"))
+        logged = card.locator(".activity li[data-kind=fill] time").get_attribute("datetime")
+        assert abs((datetime.fromisoformat(logged) - traded).total_seconds()) < 30, (traded, logged)
+        assert trade.get_attribute("datetime") in [t["ts"] for t in platform.snapshot(account).recent_trades]
+        assert "broker server time" in trade.locator("xpath=..").get_attribute("title")
+        labels = page.evaluate("Object.values(Chart.instances)[0].scales.x.ticks.map((t) => t.label)")
+        assert labels and len(labels) == len(set(labels)), labels
+        shot(page, "17-dashboard-times-new-york")
+    finally:
+        context.close()

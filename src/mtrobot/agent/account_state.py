@@ -14,13 +14,19 @@ Entries of the snapshot's lists (their field names are what the pages and the AP
   price_stoplimit, sl, tp, magic, comment, time, order_id`` (the platform's order id, read from the comment
   tag; ``""`` for an order placed outside the platform or with a hashed tag: what a cancel names);
 - recent trade (newest first, at most ``RECENT_TRADES``): ``deal, order_id, symbol, side, volume, price,
-  profit, commission, swap, position, time``.
+  profit, commission, swap, position, time, ts``: ``time`` is the trade server's clock as above, ``ts`` the
+  same instant in UTC (RFC 3339, what a page shows in the trader's own time zone), ``""`` while the
+  server's offset from UTC is not known yet.
+
+The server's offset from UTC is learnt from a fill as it arrives (``FillSeen.utc_s``): its deal time is the
+server's clock, and it happened moments ago; offsets are whole quarter hours, so the rounding absorbs the
+delay. It is learnt again with every fill, so a daylight-saving change follows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mtrobot.broker import constants as mt5
@@ -30,6 +36,8 @@ from mtrobot.core.events import AccountSnapshot, ConnectionState, Fill
 from mtrobot.core.ids import order_id_of_tag
 
 RECENT_TRADES = 20
+OFFSET_STEP_S = 900
+"""Trade servers' offsets from UTC are whole quarter hours."""
 _TYPE_NAMES = {code: kind.value for kind, code in ORDER_TYPES.items()}
 
 
@@ -65,7 +73,10 @@ class TickSeen:
 
 @dataclass(frozen=True, slots=True)
 class FillSeen:
+    """A fill as it arrives; ``utc_s`` is our UTC clock then (it teaches the server's offset from UTC)."""
+
     fill: Fill
+    utc_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +187,7 @@ class AccountState:
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     trades: dict[int, dict[str, Any]] = field(default_factory=dict)
     robots: tuple[dict[str, Any], ...] = ()
+    server_offset_s: int | None = None
 
     def apply(self, event: RawEvent) -> bool:
         """Apply one raw event; ``True`` if anything a snapshot shows changed."""
@@ -189,8 +201,9 @@ class AccountState:
                 return self._replace("orders", {o.ticket: order_row(o) for o in orders})
             case TickSeen(symbol, bid, ask):
                 return self._tick(symbol, bid, ask)
-            case FillSeen(fill):
-                return self._add_trade(fill_row(fill))
+            case FillSeen(fill, utc_s):
+                clock = utc_s is not None and self._learn_offset(fill.broker_time.timestamp() - utc_s)
+                return self._add_trade(fill_row(fill)) or (clock and bool(self.trades))
             case DealsSeen(deals):
                 rows = [r for r in map(deal_row, deals) if r is not None and r["deal"] not in self.trades]
                 return any([self._add_trade(r) for r in rows])
@@ -205,6 +218,9 @@ class AccountState:
             return False
         setattr(self, name, value)
         return True
+
+    def _learn_offset(self, seconds: float) -> bool:
+        return self._replace("server_offset_s", round(seconds / OFFSET_STEP_S) * OFFSET_STEP_S)
 
     def _tick(self, symbol: str, bid: float, ask: float) -> bool:
         changed = False
@@ -235,12 +251,16 @@ class AccountState:
             tuple(tuple(sorted(r.items())) for _, r in sorted(self.orders.items())),
             tuple(tuple(sorted(r.items())) for _, r in sorted(self.trades.items())),
             repr(self.robots),
+            self.server_offset_s,
         )
 
     @property
     def exposed(self) -> bool:
         """Open positions or pending orders: equity moves with every tick, so polls come often."""
         return bool(self.positions or self.orders)
+
+    def _with_utc(self, row: dict[str, Any]) -> dict[str, Any]:
+        return row | {"ts": _utc(row["time"], self.server_offset_s)}
 
     def snapshot(self, seq: int, ts: datetime) -> AccountSnapshot:
         m = self.money
@@ -258,9 +278,16 @@ class AccountState:
             profit=float(m.get("profit", 0.0)),
             positions=[dict(r) for _, r in sorted(self.positions.items())],
             orders=[dict(r) for _, r in sorted(self.orders.items())],
-            recent_trades=[dict(r) for _, r in sorted(self.trades.items(), reverse=True)],
+            recent_trades=[self._with_utc(r) for _, r in sorted(self.trades.items(), reverse=True)],
             robots=[dict(r) for r in self.robots],
         )
+
+
+def _utc(server: str, offset_s: int | None) -> str:
+    if offset_s is None:
+        return ""
+    instant = datetime.strptime(server, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return (instant - timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
 
 
 def _money(info: AccountInfo) -> dict[str, Any]:

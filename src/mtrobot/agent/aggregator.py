@@ -157,7 +157,7 @@ class Aggregator:
 
     def on_fill(self, fill: Fill) -> None:
         if fill.account == self.account:
-            self.apply(FillSeen(fill))
+            self.apply(FillSeen(fill, self._wall()))  # a fill is news: its deal time is the server's now
             self._poke.set()  # positions and balance changed at the broker: read them now
 
     def on_order_update(self, update: OrderUpdate) -> None:

@@ -52,3 +52,21 @@ def test_a_pending_order_names_the_platform_order_id_its_comment_tag_carries() -
     assert state.apply(OrdersSeen(tuple(order(i + 1, tag) for i, tag in enumerate(tags))))
     rows = state.snapshot(1, datetime.now(UTC)).orders
     assert [r["order_id"] for r in rows] == ["w0123456789ab", "", "", ""]
+
+
+def test_a_trades_utc_time_uses_the_server_offset_a_fresh_fill_teaches() -> None:
+    from mtrobot.agent.account_state import FillSeen
+    from mtrobot.core.events import Fill
+
+    server = datetime(2026, 12, 2, 9, 9, 42, tzinfo=UTC)  # the server's wall clock, labelled UTC (MT5's way)
+    fill = Fill(order_id="o1", account="a", symbol="EURUSD", side="buy", ticket=1, deal=7, position=1,
+                volume=0.01, price=1.1, requested_volume=0.01, remaining_volume=0.0, partial=False,
+                retcode=10009, broker_time=server, latency_ms=1.0)  # fmt: skip
+    state = AccountState("a")
+    assert state.apply(FillSeen(fill))  # heard without a clock (a replayed history): no UTC time yet
+    assert state.snapshot(1, server).recent_trades[0]["ts"] == ""
+    utc_now = datetime(2026, 12, 2, 7, 9, 44, tzinfo=UTC).timestamp()  # 2 s later, the server at UTC+2
+    assert state.apply(FillSeen(fill, utc_now))  # the same deal again, but now the offset is known
+    row = state.snapshot(2, server).recent_trades[0]
+    assert (row["time"], row["ts"]) == ("2026-12-02 09:09:42", "2026-12-02T07:09:42Z")
+    assert not state.apply(FillSeen(fill, utc_now + 5))  # nothing new to see

@@ -18,9 +18,21 @@ let reconnectTimer = null;
 
 document.getElementById("signout").addEventListener("click", signOut);
 
+// Every time on the page is the trader's own (the browser's time zone, named beside each list); the broker's
+// server clock, which MT5 terminals show, is in a trade's tooltip.
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
+const TIME_FORMAT = new Intl.DateTimeFormat([], { year: "numeric", month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
 function fmtTime(value) {
   const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(value) : TIME_FORMAT.format(d);
+}
+
+function tradeTime(trade) {
+  const server = `broker server time ${trade.time}`;
+  if (!trade.ts) return el("td", { class: "wide", title: "your time zone not known yet" }, `${trade.time} (server)`);
+  return el("td", { class: "wide", title: server }, el("time", { datetime: trade.ts }, fmtTime(trade.ts)));
 }
 
 function signed(cell, value, currency) {
@@ -54,6 +66,7 @@ class AccountCard {
     this.node = node;
     this.q = (s) => node.querySelector(s);
     this.q(".label").textContent = account.label;
+    for (const zone of node.querySelectorAll(".zone")) zone.textContent = `times in your time zone (${ZONE})`;
     this.q(".new-order").addEventListener("submit", (e) => this.placeOrder(e));
     this.q(".kill-switch").addEventListener("click", () => this.control("flatten",
       "Stop every robot of this account and close all its positions now?"));
@@ -121,7 +134,7 @@ class AccountCard {
 
   renderTrades(s) {
     const rows = s.recent_trades.map((t) => el("tr", { "data-deal": t.deal },
-      el("td", { class: "wide" }, t.time), el("td", {}, t.symbol), el("td", {}, t.side === "buy" ? "Buy" : "Sell"),
+      tradeTime(t), el("td", {}, t.symbol), el("td", {}, t.side === "buy" ? "Buy" : "Sell"),
       el("td", {}, t.volume), el("td", {}, t.price),
       (() => { const td = el("td"); signed(td, t.profit); return td; })()));
     fillTable(this.q(".trades"), rows, "No trades yet.", 6);
@@ -170,8 +183,10 @@ class AccountCard {
     };
     const first = this.points.length ? this.points[0].t : Date.now();
     const last = this.points.length ? this.points[this.points.length - 1].t : first;
-    const x = { type: "linear", min: first, max: Math.max(last, first + 60000),
-      ticks: { maxTicksLimit: 6, callback: (v) => new Date(v).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) } };
+    // A time axis: Chart.js picks the unit (seconds, minutes, hours) from the span, so no label repeats.
+    const x = { type: "time", min: first, max: Math.max(last, first + 60000),
+      time: { displayFormats: { second: "HH:mm:ss", minute: "HH:mm", hour: "HH:mm", day: "d MMM" }, tooltipFormat: "d MMM HH:mm:ss" },
+      ticks: { maxTicksLimit: 6, maxRotation: 0 } };
     if (this.chart) {
       this.chart.options.scales.x = x;
       this.chart.data = data;
