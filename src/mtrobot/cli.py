@@ -93,7 +93,10 @@ def simbroker(
     start: Annotated[
         datetime | None, typer.Option(help="virtual clock start (UTC); default: real time")
     ] = None,
-    speed: Annotated[float, typer.Option(help="virtual clock speed (with --start)")] = 1.0,
+    speed: Annotated[
+        float,
+        typer.Option(min=0, help="virtual clock speed (with --start); 0 holds it (admin advance_clock)"),
+    ] = 1.0,
 ) -> None:
     """Serve the simulated MT5 broker; writes DATA_DIR/run/simbroker.json once listening."""
     from mtrobot.sim.clock import VirtualClock
