@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,6 +97,8 @@ class AccountWatch:
     position_side: dict[int, str] = field(default_factory=dict)
     robots: list[dict[str, Any]] = field(default_factory=list)
     snapshots: int = 0
+    beats: list[float] = field(default_factory=list)
+    """When each of the agent's heartbeats arrived (monotonic seconds)."""
     _subs: list[Any] = field(default_factory=list)
 
     async def listen(self, nc: Client) -> AccountWatch:
@@ -104,6 +107,7 @@ class AccountWatch:
             (subjects.broker_order_of(self.account), self._on_update),
             (subjects.broker_fill_of(self.account), self._on_fill),
             (subjects.snapshot(self.account), self._on_snapshot),
+            (subjects.agent_heartbeat(self.account), self._on_beat),
         ):
             self._subs.append(await nc.subscribe(subject, cb=handler))  # type: ignore[attr-defined]
         return self
@@ -128,6 +132,9 @@ class AccountWatch:
     async def _on_snapshot(self, msg: Msg) -> None:
         self.snapshots += 1
         self.robots = json.loads(msg.data).get("robots", [])
+
+    async def _on_beat(self, msg: Msg) -> None:
+        self.beats.append(time.monotonic())
 
     def settled(self) -> bool:
         return all(OrderState(self.states.get(o["order_id"], "received")).is_terminal for o in self.orders)
