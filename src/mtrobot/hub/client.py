@@ -203,9 +203,11 @@ class ConfigClient(Generic[M]):
         """Apply the stored value (a direct get of the key: no consumer, no stream info)."""
         try:
             msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name, direct=True)
-        except nats.errors.NoRespondersError:  # no bucket yet (a bus restarted empty): make it
+        except nats.errors.NoRespondersError:
+            # No bucket yet (a bus restarted empty: make it), or one made without direct gets (a bus
+            # provisioned by an older version: the stream API still answers; `mtrobot up` updates it).
             await open_bucket(js, subjects.HUB_BUCKET)
-            msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name, direct=True)
+            msg = await last_entry(js, subjects.HUB_BUCKET, self.service_name)
         if msg is None:
             if self._source == "hub":  # the stream lost the key entirely (bucket recreated)
                 await self._apply(None, "PURGE", None)
