@@ -25,6 +25,7 @@ delay. It is learnt again with every fill, so a daylight-saving change follows.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ OFFSET_STEP_S = 900
 _TYPE_NAMES = {code: kind.value for kind, code in ORDER_TYPES.items()}
 
 
+@functools.lru_cache(maxsize=1024)  # every poll formats each open position's and order's time again
 def server_time(seconds: int) -> str:
     """An MT5 time (the trade server's wall clock, as epoch seconds) as the terminal shows it."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -193,9 +193,10 @@ class Aggregator:
             await asyncio.sleep(self.poll_min_s)
 
     async def poll(self) -> None:
-        """Read the terminal once (nothing while the session is not connected). When positions or the balance
-        changed, the deal history since the newest deal known is read too: trades made outside the platform
-        (by hand in a terminal) reach the recent trades as well."""
+        """Read the terminal once (nothing while the session is not connected). When a position opened, closed
+        or changed volume, or the balance changed, the deal history since the newest deal known is read too:
+        trades made outside the platform (by hand in a terminal) reach the recent trades as well. A price
+        moving reads no history."""
         self.on_connection(self._reader.connection())
         if self.state.connection is not ConnectionState.CONNECTED:
             return
@@ -206,12 +207,17 @@ class Aggregator:
             moved |= self.apply(AccountSeen(info)) and self.state.money.get("balance") != balance
         positions = await self._reader.positions_get()
         if positions is not None:
-            moved |= self.apply(PositionsSeen(tuple(positions)))
+            held = self._held()
+            moved |= self.apply(PositionsSeen(tuple(positions))) and self._held() != held
         orders = await self._reader.orders_get()
         if orders is not None:
             self.apply(OrdersSeen(tuple(orders)))
         if moved or self._deals_since is None:
             await self._read_deals()
+
+    def _held(self) -> set[tuple[int, float]]:
+        """The open positions and their volumes: a price moving changes them not, a deal does."""
+        return {(ticket, row["volume"]) for ticket, row in self.state.positions.items()}
 
     async def _read_deals(self) -> None:
         now = int(self._wall())

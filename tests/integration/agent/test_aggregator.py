@@ -176,3 +176,24 @@ async def test_100_raw_events_a_second_give_at_most_2_snapshots_a_second_the_las
     gaps = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(during)]
     assert min(gaps) >= 0.45, gaps
     assert [s.seq for s in sink.published] == sorted({s.seq for s in sink.published})
+
+
+async def test_a_price_moving_reads_no_deal_history_a_new_volume_does():
+    class CountingReader(FixedReader):
+        history_reads = 0
+
+        async def history_deals_get(self, date_from: int, date_to: int):
+            self.history_reads += 1
+            return ()
+
+    reader = CountingReader()
+    aggregator = Aggregator("acct-moves", reader, RecordingSink())
+    await aggregator.poll()
+    assert reader.history_reads == 1  # the first poll reads the history (the recent trades after a start)
+    for price in (1.2, 1.3):
+        reader.position = reader.position._replace(price_current=price, profit=price - 1.1)
+        await aggregator.poll()
+    assert reader.history_reads == 1 and aggregator.state.positions[7]["price_current"] == 1.3
+    reader.position = reader.position._replace(volume=0.05)  # partly closed: a deal was made
+    await aggregator.poll()
+    assert reader.history_reads == 2
