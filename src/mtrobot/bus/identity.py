@@ -122,7 +122,7 @@ class BusAuthority:
         """True on the embedded bus, where the per-agent accounts are ours and enforced."""
         return self._trust is not None
 
-    async def prepare_agent(self, account: str, *, own_account: bool | None = None) -> AgentBusGrant:
+    async def prepare_agent(self, account: str, *, own_account: bool = True) -> AgentBusGrant:
         """The agent's account live (claims pushed), a fresh user (older ones revoked), its consumer made.
 
         On an external bus (not verified) the agent connects with the operator's ``MTROBOT_NATS_CREDS``
@@ -137,7 +137,7 @@ class BusAuthority:
             return AgentBusGrant(creds=creds, inbox_prefix=None)
         assert self._trust is not None
         trust = self._trust
-        if not (layout.AGENTS_IN_OWN_ACCOUNTS if own_account is None else own_account):
+        if not own_account:  # the transitional layout, for tests of what it does not protect
             with trust.locked():
                 user = trust.platform_agent_user(account)
                 await self._push([trust.platform_jwt()])  # the agent's previous user revoked

@@ -286,9 +286,9 @@ def _agent_jetstream_api(account: str) -> tuple[str, ...]:
 
 
 def platform_agent_permissions(account: str) -> Permissions:
-    """Until agents move into their own accounts: an agent's user in the platform account, limited to its
-    own subjects, its inbox and the JetStream calls it makes (the weaker, transitional layout: a consumer of
-    the hub bucket can still be aimed anywhere; see docs/security.md)."""
+    """The weaker, transitional layout (no longer used by `mtrobot up`): an agent's user in the platform
+    account, limited to its own subjects, its inbox and the JetStream calls it makes. A consumer of the hub
+    bucket can still be aimed anywhere and a reply subject can name any subject (docs/security.md)."""
     return Permissions(
         pub_allow=(
             *_agent_jetstream_api(account),
@@ -306,10 +306,6 @@ def platform_agent_permissions(account: str) -> Permissions:
         ),
         responses=True,
     )
-
-
-AGENTS_IN_OWN_ACCOUNTS = True
-"""Whether agents get their own NATS account (the target layout) or a user in the platform account."""
 
 
 # -- account claims -----------------------------------------------------------------------------------
