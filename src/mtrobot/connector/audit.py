@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from nats.js import JetStreamContext
 from pydantic_core import PydanticSerializationError
 
 from mtrobot.bus import codec, subjects
@@ -33,6 +34,22 @@ Sender = Callable[[str, bytes, str], Awaitable[None]]
 """``send(key, payload, subject)``: deliver one record to a sink, raising if it was not acknowledged."""
 BatchSender = Callable[[list[tuple[str, bytes, str]]], Awaitable[None]]
 """``send([(key, payload, subject), ...])``: deliver a batch in order; raise unless all were acknowledged."""
+
+
+async def publish_batch(js: JetStreamContext, batch: list[tuple[str, bytes, str]], timeout_s: float) -> None:
+    """Publish ``(key, payload, subject)`` records, keyed for de-duplication, and wait for every ack.
+
+    When a publish raises or the wait ends early, the acks already asked for are cancelled: left pending,
+    each would hold a slot of the client's publish window and, answered later with an error, log "Future
+    exception was never retrieved"."""
+    acks: list[asyncio.Future[Any]] = []
+    try:
+        for key, payload, subject in batch:
+            acks.append(await js.publish_async(subject, payload, headers={"Nats-Msg-Id": key}))
+        await asyncio.wait_for(asyncio.gather(*acks), timeout_s)
+    finally:
+        for ack in acks:
+            ack.cancel()  # a no-op for the answered ones
 
 
 def _plain(value: Any) -> Any:

@@ -32,7 +32,7 @@ from mtrobot.logging import get_logger
 from mtrobot.proc import ProcessLock
 from mtrobot.settings import Settings
 
-from .audit import AuditTrail, BatchSender
+from .audit import AuditTrail, BatchSender, publish_batch
 from .executor import OrderExecutor
 from .failpoints import Failpoints
 from .intake import CrashReorder, Parsed, answer, dead_letter, read_order
@@ -267,11 +267,7 @@ class Connector:
     def _audit_sinks(self) -> dict[str, BatchSender]:
         async def to_jetstream(batch: list[tuple[str, bytes, str]]) -> None:
             assert self.js is not None
-            acks = [
-                await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": key})
-                for key, payload, subject in batch
-            ]
-            await asyncio.wait_for(asyncio.gather(*acks), 5)
+            await publish_batch(self.js, batch, timeout_s=5)
 
         return {"jetstream": to_jetstream}
 

@@ -28,7 +28,9 @@ from mtrobot.storage import traders as repo
 
 _GUARD = threading.Lock()
 """Check-and-count is one step per process (SQLite has no row locks; PostgreSQL's FOR UPDATE covers the
-replicas)."""
+replicas). Each caller takes its pooled connection *before* the lock: a thread waiting for a connection
+while holding it, behind a burst of sign-ins that each hold one and wait for the lock, would stall them all
+until the pool's timeout."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,9 @@ class Refused(Exception):
 
 def reserve(db: Session, limits: Sequence[Limit]) -> None:
     """Count one attempt against every limit, or none if one of them refuses (raises :class:`Refused`)."""
-    with _GUARD:
-        for attempt in range(3):
+    for attempt in range(3):
+        db.connection()  # each try starts a transaction: its connection is taken outside the lock
+        with _GUARD:
             try:
                 for item in limits:
                     until = repo.reserve_attempt(db, item.key, item.limit, item.window)
@@ -67,6 +70,7 @@ def reserve(db: Session, limits: Sequence[Limit]) -> None:
 
 
 def release(db: Session, keys: Iterable[str]) -> None:
+    db.connection()
     with _GUARD:
         for key in keys:
             repo.release_attempt(db, key)
@@ -74,6 +78,7 @@ def release(db: Session, keys: Iterable[str]) -> None:
 
 
 def locked(db: Session, item: Limit) -> bool:
+    db.connection()
     with _GUARD:
         return repo.is_locked(db, item.key, item.limit, item.window)
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from nats.aio.client import Client
+from nats.errors import MaxPayloadError
 
 from mtrobot.bus import subjects
-from mtrobot.connector.audit import AuditTrail
+from mtrobot.connector.audit import AuditTrail, publish_batch
 from mtrobot.core.events import Fill
 from mtrobot.recorder.executions import Executions
 from mtrobot.recorder.kafka import AUDIT_TOPIC, KafkaAuditMirror
@@ -133,3 +135,30 @@ async def test_the_kafka_mirror_delivers_audit_records_to_the_topic(
         await mirror.stop()
     assert [v["order_id"] for v in values] == ["k-1", "k-2"]
     assert values[0]["request"]["password"] == "[REDACTED]"
+
+
+async def test_a_batch_that_fails_partway_leaves_no_ack_behind(nc: Client) -> None:
+    """An audit batch whose second publish raises (here: over the server's payload limit) must not leave the
+    first one's ack pending: its later error answer (no stream listens on this subject, so the server answers
+    "no responders") would be logged as never retrieved. (nats-py itself keeps the failed publish's own ack
+    registered, holding one slot of its publish window; that one we are never handed.)"""
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(str(context.get("message"))))
+    try:
+        js = nc.jetstream()
+        subject = "tests.sinks.no_stream_here"
+        batch = [("k1", b"{}", subject), ("k2", b"x" * (nc.max_payload + 1), subject)]
+        failed = False
+        try:
+            await publish_batch(js, batch, timeout_s=5)
+        except MaxPayloadError:
+            failed = True  # the traceback (and the frame holding the acks) is dropped here
+        assert failed
+        await nc.flush(timeout=5)  # the server has answered the first publish by its PONG
+        await asyncio.sleep(0)  # ... and the client's reader has handed that answer on
+        gc.collect()
+        assert [m for m in unhandled if "never retrieved" in m] == []
+    finally:
+        loop.set_exception_handler(previous)
