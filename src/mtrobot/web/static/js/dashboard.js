@@ -29,6 +29,17 @@ function fmtTime(value) {
   return Number.isNaN(d.getTime()) ? String(value) : TIME_FORMAT.format(d);
 }
 
+const AXIS_FORMATS = {
+  second: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+  minute: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" }),
+  day: new Intl.DateTimeFormat([], { month: "short", day: "numeric" }),
+};
+
+function axisLabel(unit, value) {
+  const format = AXIS_FORMATS[unit] || (unit === "millisecond" ? AXIS_FORMATS.second : AXIS_FORMATS.minute);
+  return format.format(new Date(value));
+}
+
 function tradeTime(trade) {
   const server = `broker server time ${trade.time}`;
   if (!trade.ts) return el("td", { class: "wide", title: "your time zone not known yet" }, `${trade.time} (server)`);
@@ -183,10 +194,11 @@ class AccountCard {
     };
     const first = this.points.length ? this.points[0].t : Date.now();
     const last = this.points.length ? this.points[this.points.length - 1].t : first;
-    // A time axis: Chart.js picks the unit (seconds, minutes, hours) from the span, so no label repeats.
+    // A time axis: Chart.js picks the unit (seconds, minutes, hours) from the span, so no label repeats; each
+    // label is written as the lists write times (the browser's locale and time zone).
     const x = { type: "time", min: first, max: Math.max(last, first + 60000),
-      time: { displayFormats: { second: "HH:mm:ss", minute: "HH:mm", hour: "HH:mm", day: "d MMM" }, tooltipFormat: "d MMM HH:mm:ss" },
-      ticks: { maxTicksLimit: 6, maxRotation: 0 } };
+      time: { tooltipFormat: "d MMM HH:mm:ss" },
+      ticks: { maxTicksLimit: 6, maxRotation: 0, callback(value) { return axisLabel(this._unit, value); } } };
     if (this.chart) {
       this.chart.options.scales.x = x;
       this.chart.data = data;
