@@ -24,6 +24,7 @@ from mtrobot.bus import identity
 from mtrobot.bus.connect import connect, provision
 from mtrobot.bus.identity import BusAuthority
 from mtrobot.bus.server import EmbeddedNats, free_port
+from mtrobot.core.agent import LAUNCHER_SUPERVISOR_GRACE_S
 from mtrobot.core.errors import FatalError, MtrobotError
 from mtrobot.hub.token import ensure_hub_token, hub_token_path
 from mtrobot.logging import get_logger
@@ -60,6 +61,8 @@ class Part:
     """Like ``stdin``, but computed at each (re)start, e.g. a fresh credentials hand-off."""
     master_key: bool = False
     """Only parts that seal, open or rotate credentials see ``MTROBOT_MASTER_KEY`` in their environment."""
+    stop_grace_s: float = 10.0
+    """How long a stop waits after SIGTERM before SIGKILL (the supervisor's covers its agents' stops)."""
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -104,7 +107,13 @@ def supervisor_part(settings: Settings) -> Part:
     """The supervisor: one agent per account whose agent should run (the demo account is one of them). It
     unwraps each account's data key, so it sees the master key; its agents never do."""
     where = f"one agent per active account (see {settings.run_dir / 'agents.json'})"
-    return Part("supervisor", where=where, label="supervisor", master_key=True)
+    return Part(
+        "supervisor",
+        where=where,
+        label="supervisor",
+        master_key=True,
+        stop_grace_s=LAUNCHER_SUPERVISOR_GRACE_S,
+    )
 
 
 def web_part(settings: Settings, options: UpOptions) -> Part:
@@ -259,7 +268,7 @@ class Launcher:
                         "part could not be restarted", part=rp.part.label or rp.part.name, error=str(exc)
                     )
 
-    async def _stop_all(self, grace: float = 10.0) -> None:
+    async def _stop_all(self) -> None:
         self._stopping.set()
         for task in self._watchers:
             task.cancel()
@@ -268,7 +277,7 @@ class Launcher:
                 with contextlib.suppress(ProcessLookupError):
                     rp.process.terminate()
         for rp in reversed(self._running):
-            if await stop_process(rp.process, grace):
+            if await stop_process(rp.process, rp.part.stop_grace_s):
                 log.warning("part ignored SIGTERM and was killed", part=rp.part.name)
         if self.nc is not None:
             with contextlib.suppress(Exception):

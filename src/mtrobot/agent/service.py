@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from typing import Any
 
 from nats.aio.client import Client
@@ -36,7 +37,14 @@ from mtrobot.connector.credentials import EXIT_REHANDOFF, Credentials
 from mtrobot.connector.options import ConnectorOptions
 from mtrobot.connector.runner import terminal_factory
 from mtrobot.connector.service import Connector, ConnectorParts
-from mtrobot.core.agent import HEARTBEAT_INTERVAL_S, AgentState, ControlReply, ControlRequest, Heartbeat
+from mtrobot.core.agent import (
+    AGENT_STOP_S,
+    HEARTBEAT_INTERVAL_S,
+    AgentState,
+    ControlReply,
+    ControlRequest,
+    Heartbeat,
+)
 from mtrobot.core.errors import FatalError
 from mtrobot.core.events import ConnectionState, Fill, OrderUpdate
 from mtrobot.hub.schemas import PortfolioConfig
@@ -197,16 +205,18 @@ class Agent:
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+        # The parts and the drain share one budget, inside the supervisor's grace (supervisor/stopping.py).
+        deadline = time.monotonic() + AGENT_STOP_S
         for part in (self.robots, self.aggregator, self.connector):
             if part is not None:
                 try:
-                    await asyncio.wait_for(part.stop(), 15)
+                    await asyncio.wait_for(part.stop(), max(0.5, deadline - time.monotonic() - 1.0))
                 except Exception as exc:  # stop the rest anyway
                     log.error("agent part did not stop cleanly", part=type(part).__name__, error=repr(exc))
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self._publish_heartbeat()
-                await asyncio.wait_for(self.nc.drain(), 5)
+                await asyncio.wait_for(self.nc.drain(), max(0.5, deadline - time.monotonic()))
 
     # -- bus inputs --------------------------------------------------------------------------------
 

@@ -14,6 +14,15 @@ from mtrobot.core.ids import AccountId
 
 HEARTBEAT_INTERVAL_S = 5.0
 
+# How long each layer waits for the one below it to stop, written once so the layers agree. An agent
+# shares AGENT_STOP_S between its parts and the bus drain; the supervisor waits SUPERVISOR_AGENT_GRACE_S
+# before SIGKILL; the launcher waits LAUNCHER_SUPERVISOR_GRACE_S for the supervisor, which covers the
+# supervisor's own grace, so a clean stop never kills the supervisor while its agents (and their cgroups)
+# are still being stopped.
+AGENT_STOP_S = 12.0
+SUPERVISOR_AGENT_GRACE_S = AGENT_STOP_S + 3.0
+LAUNCHER_SUPERVISOR_GRACE_S = SUPERVISOR_AGENT_GRACE_S + 5.0
+
 
 class AgentState(StrEnum):
     """The agent's trading state. ``paused`` and ``quarantined`` close the trading gate: no new opens,

@@ -28,6 +28,7 @@ from typing import Any
 
 from mtrobot.bus.identity import BusAuthority
 from mtrobot.connector.backoff import Backoff
+from mtrobot.core.agent import SUPERVISOR_AGENT_GRACE_S
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -49,7 +50,7 @@ class SupervisorOptions:
     stable_s: float = 60.0
     """An agent that ran this long without crashing resets its restart backoff."""
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0))
-    stop_grace_s: float = 15.0
+    stop_grace_s: float = SUPERVISOR_AGENT_GRACE_S
     limits: AgentLimits = field(default_factory=AgentLimits)
     quarantine: QuarantinePolicy = field(default_factory=QuarantinePolicy)
 
