@@ -51,6 +51,8 @@ class SupervisorOptions:
     """An agent that ran this long without crashing resets its restart backoff."""
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0))
     stop_grace_s: float = SUPERVISOR_AGENT_GRACE_S
+    start_concurrency: int = 8
+    """How many agents are being started at once (bus identity, hand-off, sandbox spawn)."""
     limits: AgentLimits = field(default_factory=AgentLimits)
     quarantine: QuarantinePolicy = field(default_factory=QuarantinePolicy)
 
@@ -172,12 +174,24 @@ class Supervisor:
                 self.slots[account].state = "starting"  # a person resumed a held account
         await self._judge()
         now = time.monotonic()
+        due = []
         for account, record in wanted.items():
             slot = self.slots.setdefault(account, AgentSlot(record))
-            if self._stopping.is_set():
-                break
             if slot.process is None and slot.state in ("starting", "backoff") and now >= slot.next_start:
-                await self._start(slot)
+                due.append(slot)
+        # Due agents start concurrently, at most start_concurrency at once. What paces logins is the
+        # connector's per-server login rate limiter (a file lock shared by every agent), not this loop.
+        gate = asyncio.Semaphore(max(1, self.options.start_concurrency))
+
+        async def start(slot: AgentSlot) -> None:
+            async with gate:
+                if not self._stopping.is_set():
+                    await self._start(slot)
+
+        results = await asyncio.gather(*(start(slot) for slot in due), return_exceptions=True)
+        for slot, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("agent start failed; next round", account=slot.record.account, error=repr(result))
         self._write_status()
 
     async def _start(self, slot: AgentSlot) -> None:
