@@ -62,6 +62,8 @@ class Heartbeat(Record):
     ts: datetime = Field(default_factory=utc_now)
     state: AgentState
     pid: int
+    """The agent's pid as the agent sees it: inside a sandbox with its own PID namespace (bubblewrap) it
+    is 1. The host pid is in the supervisor's `run/agents.json` (each agent's "pid")."""
     rss_mb: float
     cpu_pct: float
     orders_per_min: float
