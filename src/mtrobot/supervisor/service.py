@@ -32,6 +32,7 @@ from mtrobot.core.agent import SUPERVISOR_AGENT_GRACE_S
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
+from . import activity
 from .handoff import AgentRecord, agent_handoff
 from .hubseed import HubSeeder
 from .quarantine import Quarantine, QuarantinePolicy
@@ -68,6 +69,8 @@ class AgentSlot:
     restarts: int = 0
     next_start: float = 0.0
     last_exit: int | None = None
+    down_since: float | None = None
+    """When it stopped unexpectedly (monotonic): its next start tells the trader it is back."""
     watcher: asyncio.Task[None] | None = None
 
     def status(self, runtime: str) -> dict[str, Any]:
@@ -220,6 +223,9 @@ class Supervisor:
             self._crashed(slot, None)
             return
         slot.state, slot.started_at = "running", time.monotonic()
+        if slot.down_since is not None:
+            down_s, slot.down_since = slot.started_at - slot.down_since, None
+            await asyncio.to_thread(activity.write_line, self.settings, account, activity.back_line(down_s))
         self.quarantine.started(account)
         slot.watcher = asyncio.create_task(self._watch(slot, slot.process), name=f"watch-agent-{account}")
         log.info("agent started", account=account, pid=slot.process.pid, runtime=self.runtime.name,
@@ -264,6 +270,10 @@ class Supervisor:
                           reason=self.quarantine.reasons.get(account))  # fmt: skip
             else:
                 self._crashed(slot, code)
+            slot.down_since = time.monotonic()
+            restart_in = None if hold else max(0.0, slot.next_start - slot.down_since)
+            line = activity.stopped_line(code, restart_in)
+            await asyncio.to_thread(activity.write_line, self.settings, account, line)
         self._write_status()
         self._wake.set()
 

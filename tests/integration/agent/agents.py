@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from mtrobot.bus import subjects
 from mtrobot.settings import Settings
 from mtrobot.storage import accounts as account_repo
+from mtrobot.storage import orders as order_repo
 from mtrobot.storage import traders as trader_repo
 from mtrobot.storage.db import make_engine, session_factory, upgrade_head
 from mtrobot.supervisor.runtime import AgentRuntime, LocalRuntime
@@ -74,6 +75,11 @@ class Platform:
     def supervisor(self, runtime: AgentRuntime | None = None, **options: Any) -> Supervisor:
         opts = SupervisorOptions(**{"poll_s": 0.2, "stop_grace_s": 10.0, **options})
         return Supervisor(self.settings, runtime or LocalRuntime(), opts, nats_url=self.settings.nats_url)
+
+    def activity(self, account: str) -> list[Any]:
+        """The account's activity log, newest first, as the web reads it."""
+        with self.sessions() as db:
+            return list(order_repo.activity_of(db, account))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -112,6 +112,15 @@ async def test_kill_9_mid_stream_restarts_the_agent_and_loses_and_duplicates_not
         assert len(state["positions"]) == total  # the broker's own book: 30 buys, 30 positions, no more
         assert supervisor.slots[account].restarts == 1
 
+        def agent_lines() -> list[str]:
+            return [row.message for row in reversed(platform.activity(account)) if row.kind == "agent"]
+
+        await until(lambda: len(agent_lines()) >= 2, 15, "the stop and the restart in the activity log")
+        lines = agent_lines()
+        assert len(lines) == 2, lines  # the trader sees the gap: when it stopped, why, and that it is back
+        assert "stopped unexpectedly: it was killed (SIGKILL); it is started again in" in lines[0]
+        assert lines[1].startswith("The account's agent is running again, ")
+
 
 async def test_a_stopped_agent_is_not_restarted_and_the_status_file_tells(
     platform: Platform, nc: Client
