@@ -129,6 +129,10 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stops: set[asyncio.Task[None]] = set()
+        self._claims = asyncio.Lock()
+        """One change of the bus's account claims at a time in this process. BusAuthority holds a file lock
+        (flock) across its pushes to the server; a second concurrent start taking it would block the event
+        loop, and with it the push the first one awaits."""
         self._hub = HubSeeder(self.nats_url, settings)
         self._status_written = ""
         self.rounds = 0
@@ -235,7 +239,8 @@ class Supervisor:
         """The agent's bus identity (and its ORDERS consumer), from :class:`BusAuthority`."""
         try:
             nc = await self._hub.client()
-            grant = await BusAuthority(self.settings, self.nats_url or "", nc).prepare_agent(account)
+            async with self._claims:
+                grant = await BusAuthority(self.settings, self.nats_url or "", nc).prepare_agent(account)
         except Exception as exc:
             log.warning("no bus identity for the agent yet", account=account, error=repr(exc))
             return None
@@ -317,7 +322,8 @@ class Supervisor:
         if revoke:
             try:
                 nc = await self._hub.client()
-                await BusAuthority(self.settings, self.nats_url or "", nc).revoke_agent(account)
+                async with self._claims:
+                    await BusAuthority(self.settings, self.nats_url or "", nc).revoke_agent(account)
             except Exception as exc:
                 log.warning("bus identity of a removed account not revoked", account=account, error=repr(exc))
 
