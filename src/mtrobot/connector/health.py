@@ -61,7 +61,8 @@ class HealthServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
-        self.host = host
+        self._sock.listen(128)  # from here a connection waits in the backlog: the port is announced before
+        self.host = host  # the server task has run, and a caller connecting at once was refused
         self.port = int(self._sock.getsockname()[1])
         config = uvicorn.Config(health_app(connector), log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
