@@ -56,6 +56,18 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
+def one_off_session(url: str) -> Iterator[Session]:
+    """A session on an engine of its own, disposed afterwards: for a process that reads or writes the
+    database now and then from a thread (the supervisor), never for a request path."""
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: committed if the block succeeds, rolled back (nothing half-written) if it raises."""
     with factory.begin() as session:

@@ -47,14 +47,11 @@ def write_line(settings: Settings, account: str, message: str) -> None:
     """Append one line to the account's activity log (blocking: run it in a thread). A database that
     cannot take it costs the line, never the supervision: it is logged and dropped."""
     from mtrobot.storage import orders as order_repo
-    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.storage.db import one_off_session
 
-    engine = make_engine(settings.resolved_database_url)
     try:
-        with session_factory(engine)() as db:
+        with one_off_session(settings.resolved_database_url) as db:
             order_repo.log_activity(db, account, KIND, message)
             db.commit()
     except Exception as exc:
         log.warning("activity line not written", account=account, error=repr(exc))
-    finally:
-        engine.dispose()

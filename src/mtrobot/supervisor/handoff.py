@@ -42,12 +42,11 @@ class AgentRecord:
 
 def _read_handoff(settings: Settings, account: str) -> dict[str, Any] | None:
     from mtrobot.storage import accounts as account_repo
-    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.storage.db import one_off_session
     from mtrobot.vault import SealedSecret, Vault, load_keyring
 
-    engine = make_engine(settings.resolved_database_url)
     try:
-        with session_factory(engine)() as db:
+        with one_off_session(settings.resolved_database_url) as db:
             row = account_repo.account_by_id(db, account)
             if row is None:
                 return None
@@ -58,8 +57,6 @@ def _read_handoff(settings: Settings, account: str) -> dict[str, Any] | None:
     except Exception as exc:  # no database, table, row or key yet: not ready
         log.info("account credentials not readable yet", account=account, error=type(exc).__name__)
         return None
-    finally:
-        engine.dispose()
     return {
         "handoff": {"record": record.to_dict(), "data_key": base64.b64encode(data_key).decode()},
         "login": login,

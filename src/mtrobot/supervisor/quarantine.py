@@ -355,12 +355,8 @@ class Quarantine:
 def record_quarantine(settings: Settings, account: str, reason: str) -> None:
     """``agent_state = quarantined`` with the reason, for the web and the next start (blocking)."""
     from mtrobot.storage import accounts as account_repo
-    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.storage.db import one_off_session
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with session_factory(engine)() as db:
-            account_repo.set_agent_state(db, account, QUARANTINED, reason)
-            db.commit()
-    finally:
-        engine.dispose()
+    with one_off_session(settings.resolved_database_url) as db:
+        account_repo.set_agent_state(db, account, QUARANTINED, reason)
+        db.commit()

@@ -90,26 +90,22 @@ class AgentSlot:
 def read_records(settings: Settings) -> dict[str, AgentRecord]:
     """The accounts whose agent should run, with what the supervisor needs of each (blocking: a thread)."""
     from mtrobot.storage import accounts as account_repo
-    from mtrobot.storage.db import make_engine, session_factory
+    from mtrobot.storage.db import one_off_session
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with session_factory(engine)() as db:
-            records = {}
-            for row in account_repo.accounts_with_agents(db):
-                portfolio = account_repo.portfolio_of(db, row.id)
-                document = {
-                    "active": portfolio.active,
-                    "robots": portfolio.robots,
-                    "risk": portfolio.risk or {},
-                }
-                records[row.id] = AgentRecord(
-                    row.id, int(row.login), str(row.server), str(row.backend or "sim"),
-                    str(row.agent_state), str(row.agent_reason or ""), document,
-                )  # fmt: skip
-            return records
-    finally:
-        engine.dispose()
+    with one_off_session(settings.resolved_database_url) as db:
+        records = {}
+        for row in account_repo.accounts_with_agents(db):
+            portfolio = account_repo.portfolio_of(db, row.id)
+            document = {
+                "active": portfolio.active,
+                "robots": portfolio.robots,
+                "risk": portfolio.risk or {},
+            }
+            records[row.id] = AgentRecord(
+                row.id, int(row.login), str(row.server), str(row.backend or "sim"),
+                str(row.agent_state), str(row.agent_reason or ""), document,
+            )  # fmt: skip
+        return records
 
 
 class Supervisor:
