@@ -32,6 +32,7 @@ def test_from_sign_up_to_a_filled_trade_on_the_dashboard_in_under_a_minute(conte
     shot(page, "02-sign-up")
     page.get_by_role("button", name="Create account").click()
     expect(page).to_have_url(re.compile(r"/onboarding$"))
+    page.wait_for_load_state("load")  # as on sign-up: typing before the script ran is not checked live
 
     # The connect form checks each field as the trader types, in plain words.
     connect = page.locator("#connect")
