@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from mtrobot.broker import constants as mt5
+from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE
 from mtrobot.broker.structures import AccountInfo, SymbolInfo, TerminalInfo, Tick
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, Terminal
+from mtrobot.broker.terminal import Terminal
 from tests.conformance.conftest import need_admin
 from tests.conformance.helpers import open_position
 from tests.conformance.venues import Venue

@@ -21,7 +21,8 @@ from pydantic import SecretStr
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker import structures as s
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, Terminal
+from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE
+from mtrobot.broker.terminal import Terminal
 
 ENV_LOGIN, ENV_PASSWORD, ENV_SERVER = "MTROBOT_MT5_LOGIN", "MTROBOT_MT5_PASSWORD", "MTROBOT_MT5_SERVER"
 REAL_BACKENDS = ("metatrader5", "mt5linux")

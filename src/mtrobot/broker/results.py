@@ -13,12 +13,13 @@ import functools
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mtrobot.broker import structures as s
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, DateLike
+from mtrobot.broker.terminal import DateLike
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Converter = Callable[[Any], Any]
 
@@ -71,6 +72,8 @@ def to_structure(cls: type[Any], value: Any) -> Any:
 
 def to_array(dtype: np.dtype[Any], value: Any) -> np.ndarray[Any, Any]:
     """A new array of ``dtype`` with each column copied by name from a structured array."""
+    import numpy as np  # here, not at the top: a session that never asks for bars does not load numpy
+
     source = np.asarray(value)
     if source.size == 0:  # an empty answer may come without the record dtype
         return np.zeros(0, dtype=dtype)
@@ -82,6 +85,13 @@ def to_array(dtype: np.dtype[Any], value: Any) -> np.ndarray[Any, Any]:
     for name in dtype.names or ():
         out[name] = source[name]
     return out
+
+
+def array_of(kind: str, value: Any) -> np.ndarray[Any, Any]:
+    """:func:`to_array` with the dtype of ``kind`` (``rates`` or ``ticks``), looked up only when called."""
+    from mtrobot.broker.arrays import DTYPES
+
+    return to_array(DTYPES[kind], value)
 
 
 def _many(cls: type[Any]) -> Converter:
@@ -121,11 +131,11 @@ CONVERTERS: dict[str, Converter] = {
     "order_calc_profit": float,
     "order_check": _one(s.OrderCheckResult),
     "order_send": _one(s.OrderSendResult),
-    "copy_rates_from": functools.partial(to_array, RATES_DTYPE),
-    "copy_rates_from_pos": functools.partial(to_array, RATES_DTYPE),
-    "copy_rates_range": functools.partial(to_array, RATES_DTYPE),
-    "copy_ticks_from": functools.partial(to_array, TICKS_DTYPE),
-    "copy_ticks_range": functools.partial(to_array, TICKS_DTYPE),
+    "copy_rates_from": functools.partial(array_of, "rates"),
+    "copy_rates_from_pos": functools.partial(array_of, "rates"),
+    "copy_rates_range": functools.partial(array_of, "rates"),
+    "copy_ticks_from": functools.partial(array_of, "ticks"),
+    "copy_ticks_range": functools.partial(array_of, "ticks"),
 }
 """How the result of each interface function is copied into our values."""
 

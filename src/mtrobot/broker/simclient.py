@@ -17,7 +17,7 @@ import contextlib
 import itertools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.simproto import HEADER, MAX_FRAME, PROTOCOL_VERSION, decode_value, pack_frame, unpack_body
@@ -32,7 +32,10 @@ from mtrobot.broker.structures import (
     TradeOrder,
     TradePosition,
 )
-from mtrobot.broker.terminal import DateLike, RatesArray, Terminal, TicksArray, TradeRequestDict
+from mtrobot.broker.terminal import DateLike, Terminal, TradeRequestDict
+
+if TYPE_CHECKING:
+    from mtrobot.broker.arrays import RatesArray, TicksArray
 
 NO_IPC = (mt5.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
 RECV_FAILED = (mt5.RES_E_INTERNAL_FAIL_RECEIVE, "IPC recv failed")

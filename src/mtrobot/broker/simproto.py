@@ -10,13 +10,12 @@ numpy results as ``{"$": "ndarray", "k": "rates"|"ticks", "b": raw bytes}``.
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any
 
 import msgpack
-import numpy as np
 
 from mtrobot.broker.structures import STRUCTURES
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">I")
@@ -24,8 +23,6 @@ MAX_FRAME = 8 * 1024 * 1024
 """Largest frame either side accepts (a copy_ticks answer of the whole tick buffer fits)."""
 MAX_REQUEST_FRAME = 256 * 1024
 """Largest frame the server accepts from a client."""
-
-_DTYPES = {"rates": RATES_DTYPE, "ticks": TICKS_DTYPE}
 
 
 class FrameError(ValueError):
@@ -51,7 +48,9 @@ def encode_value(value: Any) -> Any:
     """Result value -> msgpack-friendly data (structures tagged by name, arrays as raw bytes)."""
     if isinstance(value, tuple) and type(value).__name__ in STRUCTURES and hasattr(value, "_fields"):
         return {"$": type(value).__name__, "f": [encode_value(v) for v in value]}
-    if isinstance(value, np.ndarray):
+    if _is_array(value):
+        from mtrobot.broker.arrays import RATES_DTYPE
+
         kind = "rates" if value.dtype == RATES_DTYPE else "ticks"
         return {"$": "ndarray", "k": kind, "b": value.tobytes()}
     if isinstance(value, list | tuple):
@@ -64,8 +63,7 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, dict):
         tag = value.get("$")
         if tag == "ndarray":
-            dtype = _DTYPES[value["k"]]
-            return np.frombuffer(value["b"], dtype=dtype).copy()
+            return _array(value["k"], value["b"])
         cls = STRUCTURES.get(tag) if isinstance(tag, str) else None
         if cls is not None:
             return cls(*(decode_value(v) for v in value["f"]))
@@ -73,3 +71,18 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(decode_value(v) for v in value)
     return value
+
+
+def _is_array(value: Any) -> bool:
+    """A numpy array, without importing numpy: a process that never loaded it holds no array."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _array(kind: str, raw: bytes) -> Any:
+    """A rates or ticks array from its bytes; numpy is loaded here, by the first array that arrives."""
+    import numpy as np
+
+    from mtrobot.broker.arrays import DTYPES
+
+    return np.frombuffer(raw, dtype=DTYPES[kind]).copy()

@@ -7,7 +7,7 @@ results (MT5_REFERENCE.md section 1):
 - functions that fail return ``None`` (``False`` for the ``bool`` ones) and ``last_error()`` tells why,
   as ``(code, description)`` with the RES_* codes;
 - results are the structures of :mod:`mtrobot.broker.structures`; ``copy_*`` return numpy structured
-  arrays with :data:`RATES_DTYPE` / :data:`TICKS_DTYPE`;
+  arrays with the dtypes of :mod:`mtrobot.broker.arrays`;
 - every time is an integer of the *trade server's* wall clock (section 6.13).
 
 Deliberately absent: anything that moves money or changes account settings. MT5's trading protocol has no
@@ -17,10 +17,7 @@ funds transfer, and this interface adds none: whoever holds a ``Terminal`` can t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from mtrobot.broker.structures import (
     AccountInfo,
@@ -34,6 +31,9 @@ from mtrobot.broker.structures import (
     TradePosition,
 )
 
+if TYPE_CHECKING:  # numpy only where arrays are built (mtrobot.broker.arrays): the order path needs none
+    from mtrobot.broker.arrays import RatesArray, TicksArray
+
 DateLike: TypeAlias = datetime | int | float
 """A ``datetime`` (tz-aware: converted to epoch seconds; naive: local time, as the real module does) or epoch
 seconds of the server clock."""
@@ -41,36 +41,6 @@ seconds of the server clock."""
 TradeRequestDict: TypeAlias = dict[str, Any]
 """A trade request as the real module takes it: a dict with the TradeRequest keys (section 5)."""
 
-RatesArray: TypeAlias = npt.NDArray[np.void]
-TicksArray: TypeAlias = npt.NDArray[np.void]
-
-RATES_DTYPE = np.dtype(
-    [
-        ("time", "<i8"),
-        ("open", "<f8"),
-        ("high", "<f8"),
-        ("low", "<f8"),
-        ("close", "<f8"),
-        ("tick_volume", "<u8"),
-        ("spread", "<i4"),
-        ("real_volume", "<u8"),
-    ]
-)
-"""numpy dtype of ``copy_rates_*`` results."""
-
-TICKS_DTYPE = np.dtype(
-    [
-        ("time", "<i8"),
-        ("bid", "<f8"),
-        ("ask", "<f8"),
-        ("last", "<f8"),
-        ("volume", "<u8"),
-        ("time_msc", "<i8"),
-        ("flags", "<u4"),
-        ("volume_real", "<f8"),
-    ]
-)
-"""numpy dtype of ``copy_ticks_*`` results."""
 
 TERMINAL_FUNCTIONS: tuple[str, ...] = (
     "initialize",

@@ -18,7 +18,7 @@ import concurrent.futures
 import typing
 import weakref
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mtrobot.broker.results import (
     CONVERTERS,
@@ -39,9 +39,12 @@ from mtrobot.broker.structures import (
     TradeOrder,
     TradePosition,
 )
-from mtrobot.broker.terminal import DateLike, RatesArray, TicksArray, TradeRequestDict
+from mtrobot.broker.terminal import DateLike, TradeRequestDict
 from mtrobot.broker.worker import WorkerThread
 from mtrobot.logging import get_logger
+
+if TYPE_CHECKING:
+    from mtrobot.broker.arrays import RatesArray, TicksArray
 
 log = get_logger(__name__)
 
@@ -366,32 +369,33 @@ class ThreadedTerminal:
         self, symbol: str, timeframe: int, date_from: DateLike, count: int, /
     ) -> RatesArray | None:
         args = (symbol, timeframe, epoch_seconds(date_from), count)
-        return typing.cast(RatesArray | None, await self._call("copy_rates_from", args))
+        return typing.cast("RatesArray | None", await self._call("copy_rates_from", args))
 
     async def copy_rates_from_pos(
         self, symbol: str, timeframe: int, start_pos: int, count: int, /
     ) -> RatesArray | None:
         return typing.cast(
-            RatesArray | None, await self._call("copy_rates_from_pos", (symbol, timeframe, start_pos, count))
+            "RatesArray | None",
+            await self._call("copy_rates_from_pos", (symbol, timeframe, start_pos, count)),
         )
 
     async def copy_rates_range(
         self, symbol: str, timeframe: int, date_from: DateLike, date_to: DateLike, /
     ) -> RatesArray | None:
         args = (symbol, timeframe, *_window(date_from, date_to))
-        return typing.cast(RatesArray | None, await self._call("copy_rates_range", args))
+        return typing.cast("RatesArray | None", await self._call("copy_rates_range", args))
 
     async def copy_ticks_from(
         self, symbol: str, date_from: DateLike, count: int, flags: int, /
     ) -> TicksArray | None:
         args = (symbol, epoch_seconds(date_from), count, flags)
-        return typing.cast(TicksArray | None, await self._call("copy_ticks_from", args))
+        return typing.cast("TicksArray | None", await self._call("copy_ticks_from", args))
 
     async def copy_ticks_range(
         self, symbol: str, date_from: DateLike, date_to: DateLike, flags: int, /
     ) -> TicksArray | None:
         args = (symbol, *_window(date_from, date_to), flags)
-        return typing.cast(TicksArray | None, await self._call("copy_ticks_range", args))
+        return typing.cast("TicksArray | None", await self._call("copy_ticks_range", args))
 
 
 def _given(**kwargs: Any) -> dict[str, Any]:

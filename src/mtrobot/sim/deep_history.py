@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mtrobot.broker import constants as mt5
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, RatesArray, TicksArray
+from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE, RatesArray, TicksArray
 from mtrobot.sim.config import SymbolSpec
 
 SUB = 4

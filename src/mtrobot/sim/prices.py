@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Iterable
 
 from mtrobot.broker import constants as mt5
+from mtrobot.broker.arrays import RatesArray
 from mtrobot.broker.structures import Tick
-from mtrobot.broker.terminal import RatesArray
 from mtrobot.sim.config import SymbolSpec
 from mtrobot.sim.deep_history import FACTOR_WEIGHT, DeepHistory, factors
 from mtrobot.sim.schedule import MINUTE_MS, Schedule, minute_of_day, weekday

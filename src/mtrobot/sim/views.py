@@ -10,8 +10,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from mtrobot.broker import constants as mt5
+from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE, RatesArray, TicksArray
 from mtrobot.broker.structures import AccountInfo, SymbolInfo, TerminalInfo, Tick
-from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE, RatesArray, TicksArray
 from mtrobot.sim.config import SymbolSpec
 from mtrobot.sim.prices import Bar
 from mtrobot.sim.server import TradeServer

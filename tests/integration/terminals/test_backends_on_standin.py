@@ -17,8 +17,9 @@ import pytest
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker import structures as s
+from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE
 from mtrobot.broker.retcodes import Reaction, last_error_code
-from mtrobot.broker.terminal import RATES_DTYPE, TERMINAL_FUNCTIONS, TICKS_DTYPE, Terminal
+from mtrobot.broker.terminal import TERMINAL_FUNCTIONS, Terminal
 from tests.standin.fake_market import START_TIME
 from tests.standin.fake_mt5 import wait_until
 

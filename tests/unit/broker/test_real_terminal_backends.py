@@ -167,8 +167,8 @@ async def test_a_call_queued_behind_a_slow_one_that_times_out_was_never_made() -
 
 
 def test_an_empty_series_is_an_empty_array_of_the_mt5_dtype_whatever_it_came_as() -> None:
+    from mtrobot.broker.arrays import RATES_DTYPE
     from mtrobot.broker.results import to_array
-    from mtrobot.broker.terminal import RATES_DTYPE
 
     for empty in (np.array([]), np.zeros(0, dtype=[("time", "<i8")]), []):
         copied = to_array(RATES_DTYPE, empty)

@@ -64,7 +64,7 @@ def test_the_version_strings() -> None:
 
 
 def test_numpy_dtypes_of_the_reference() -> None:
-    from mtrobot.broker.terminal import RATES_DTYPE, TICKS_DTYPE
+    from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE
 
     assert np.dtype(ref.RATES_DTYPE) == RATES_DTYPE
     assert np.dtype(ref.TICKS_DTYPE) == TICKS_DTYPE
