@@ -152,6 +152,10 @@ class RobotHost:
         """Hot-load a new portfolio: changed or removed allocations stop (their positions stay open),
         new ones start; unchanged ones keep running undisturbed."""
         async with self._lock:
+            if self._started and config == self._portfolio:
+                # The same portfolio again (the agent's hand-off copy after the hub's, a watch replaying
+                # the current revision): nothing changes, so nothing is said (no second "Portfolio loaded").
+                return
             self._portfolio = config
             self._guards.risk = config.risk
             if self._started:
