@@ -1,5 +1,5 @@
 """The dashboard in a real browser: a network drop and its restore, the phone layout, the kill switch, a
-pending order cancelled."""
+pending order placed and cancelled."""
 
 from __future__ import annotations
 
@@ -84,23 +84,58 @@ def test_the_kill_switch_closes_everything_and_pauses(context, platform: Platfor
     expect(card.locator("table.positions tbody tr[data-ticket]")).to_have_count(1, timeout=20_000)
 
 
-def test_a_pending_order_is_cancelled_from_the_dashboard(context, platform: Platform):
+def test_pending_orders_are_placed_and_cancelled_from_the_dashboard(context, platform: Platform):
     account = started_demo_account(context, platform, "pending")
     page = context.new_page()
     card = connected_card(page, platform, account)
-    order = call(context, platform, "POST", f"/accounts/{account}/orders",
-                 {"symbol": "EURUSD", "order_type": "buy_limit", "volume": 0.01, "price": 0.5})  # fmt: skip
+    form = card.locator("form.new-order")
+    form.locator("select[name=kind]").select_option("limit")
+    price, error = form.get_by_label("Price", exact=True), form.locator('[data-error-for="price"]')
+    # Refusals come from the API's own checks and sit beside the box they name.
+    for typed, message in (
+        ("-1", "Price must be 0 or more."),
+        ("", "Price is required for a buy limit order."),
+    ):
+        price.fill(typed)
+        form.get_by_role("button", name="Buy").click()
+        expect(error).to_have_text(message)
+        expect(price).to_have_class(re.compile(r"\binvalid\b"))
+    price.fill("0.5")
+    form.get_by_label("Lots").fill("0")
+    form.get_by_role("button", name="Buy").click()
+    expect(form.locator('[data-error-for="volume"]')).to_have_text("Volume must be more than 0.")
+    shot(page, "16b-dashboard-pending-order-refused")
+    form.get_by_label("Lots").fill("0.01")
+    form.get_by_role("button", name="Buy").click()
+    expect(form.locator(".notice")).to_contain_text("pending orders once the broker accepts it")
     rows = card.locator("table.orders tbody tr[data-ticket]")
     expect(rows).to_have_count(1, timeout=20_000)
     expect(rows.first).to_contain_text("buy limit")
-    pending = platform.snapshot(account).orders
-    assert [o["order_id"] for o in pending] == [order["order_id"]]  # the snapshot names it as the API does
+    placed = call(context, platform, "GET", f"/accounts/{account}/orders")
+    assert [(o["order_type"], o["price"]) for o in placed] == [("buy_limit", 0.5)]
+    # An order id longer than the broker's comment allows travels as a hash: its snapshot names no order id.
+    long_id = "dashboard-cancel-by-tkt"
+    stop = {"symbol": "EURUSD", "order_type": "sell_stop", "volume": 0.02, "price": 0.6, "order_id": long_id}
+    call(context, platform, "POST", f"/accounts/{account}/orders", stop)
+    expect(rows).to_have_count(2, timeout=20_000)
+    pending = {o["type"]: o for o in platform.snapshot(account).orders}
+    assert (
+        pending["buy_limit"]["order_id"] == placed[0]["order_id"] and pending["sell_stop"]["order_id"] == ""
+    )
     shot(page, "16-dashboard-pending-order")
 
-    rows.first.get_by_role("button", name="Cancel").click()
-    expect(rows).to_have_count(0, timeout=20_000)
+    for kind in ("sell_stop", "buy_limit"):
+        ticket = pending[kind]["ticket"]
+        card.locator(f'table.orders tr[data-ticket="{ticket}"]').get_by_role("button", name="Cancel").click()
+        expect(card.locator(f'table.orders tr[data-ticket="{ticket}"]')).to_have_count(0, timeout=20_000)
+        expect(card.locator(".activity")).to_contain_text(f"cancel pending order {ticket}", timeout=10_000)
+    expect(rows).to_have_count(0)
     platform.wait_for(lambda: not platform.snapshot(account).orders)  # gone at the broker, not only the page
-    expect(card.locator(".activity")).to_contain_text(f"cancel pending order {pending[0]['ticket']}")
+    # The agent loaded the (empty) portfolio once, and says so once (it once said it twice).
+    expect(card.locator(".activity li", has_text="Portfolio loaded")).to_have_count(1)
+    expect(card.locator(".activity li", has_text="Portfolio loaded")).to_contain_text(
+        "Portfolio loaded: no robot."
+    )
 
 
 def test_trade_and_activity_times_are_the_traders_own_and_the_chart_axis_repeats_no_label(

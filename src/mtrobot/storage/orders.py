@@ -38,6 +38,14 @@ def orders_of(
     return db.scalars(query.order_by(Order.created_at.desc(), Order.order_id.desc()).limit(limit)).all()
 
 
+def placed_order_with_ticket(db: Session, account_id: str, ticket: int) -> Order | None:
+    """The order placed through the platform that the broker knows as pending order ``ticket``, if any."""
+    query = select(Order).where(
+        Order.account_id == account_id, Order.ticket == ticket, Order.action == "open"
+    )
+    return db.scalars(query.limit(1)).first()
+
+
 def delete_order(db: Session, account_id: str, order_id: str) -> None:
     row = order_of(db, account_id, order_id)
     if row is not None:

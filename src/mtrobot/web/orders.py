@@ -8,6 +8,7 @@ is safe (the stream and the connector both deduplicate by it). Nothing is ever l
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,10 @@ _STORED = ("action", "symbol", "order_type", "volume", "price", "stoplimit", "sl
            "filling", "position", "ticket", "comment")  # fmt: skip
 
 
+_MISSING = re.compile(r"^Value error, (\w+)(?:, \w+)* required for action")
+"""OrderRequest's own check of the fields an action or order type needs (the first one is named)."""
+
+
 def new_order_id() -> str:
     # 13 characters: short enough to travel verbatim in the broker's comment tag.
     return "w" + secrets.token_hex(6)
@@ -51,6 +56,11 @@ def build_request(account_id: str, fields: dict[str, Any]) -> OrderRequest:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or None
+        missing = _MISSING.match(str(first.get("msg", ""))) if field is None else None
+        if missing:  # a model-level "price required" names no field: name it, so a form can mark it
+            kind = str(values.get("order_type", values.get("action", "this"))).replace("_", " ")
+            name = missing[1]
+            raise InvalidInput(f"{name.capitalize()} is required for a {kind} order.", field=name) from None
         raise InvalidInput(plain_message(first), field=field) from None
 
 
@@ -170,6 +180,26 @@ async def pending_order(state: AppState, account: Mt5Account, order_id: str) -> 
             code="order_not_accepted",
         )
     return Pending(row.symbol, row.ticket)
+
+
+async def pending_by_ticket(state: AppState, account: Mt5Account, ticket: int) -> tuple[Pending, str | None]:
+    """Pending order ``ticket`` as the latest snapshot lists it, whatever its comment (a hashed ``h-`` tag
+    or one written outside the platform names no order id), and the order placed here it came from, if any
+    (the cancel's parent)."""
+    try:
+        snapshot = await state.bus.latest_snapshot(account.id)
+    except BusUnavailable as exc:
+        raise Unavailable(f"{exc}; nothing was sent", code="bus_unavailable") from None
+    for order in snapshot.orders if snapshot else []:
+        if int(order.get("ticket", 0) or 0) == ticket:
+            row = await run_in_threadpool(_placed_with_ticket, state, account, ticket)
+            return Pending(str(order.get("symbol")), ticket), row.order_id if row else None
+    raise NotFound(f"account {account.id} has no pending order {ticket}", code="order_not_found")
+
+
+def _placed_with_ticket(state: AppState, account: Mt5Account, ticket: int) -> Order | None:
+    with state.sessions() as db:
+        return order_repo.placed_order_with_ticket(db, account.id, ticket)
 
 
 async def position_symbol(state: AppState, account: Mt5Account, ticket: int, given: str | None) -> str:

@@ -108,7 +108,8 @@ def test_a_limit_order_without_a_price_is_refused_naming_the_field(live) -> None
     _c, trader, account = live
     r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_type": "buy_limit"})
     assert r.status_code == 422
-    assert "price" in r.json()["detail"]
+    assert r.json()["detail"] == "Price is required for a buy limit order."
+    assert [e["field"] for e in r.json()["errors"]] == ["price"]  # a form marks the price box
 
 
 def test_without_a_reachable_bus_placing_an_order_fails_clearly_and_stores_nothing(
@@ -184,6 +185,31 @@ def test_a_robots_pending_order_is_cancelled_by_the_order_id_its_snapshot_names(
     assert r.status_code == 202, r.text
     sent = {req.order_id: req for req, _ in stored_orders(nats_url, account)}["rb-9-cancel"]
     assert (sent.action.value, sent.symbol, sent.ticket) == ("cancel", "GBPUSD", 812)
+
+
+def test_any_pending_order_in_the_snapshot_is_cancelled_by_its_ticket(live, nats_url) -> None:
+    _c, trader, account = live
+    long_id = "a-long-order-id-of-22ch"  # its comment tag is a hash: the snapshot cannot name it
+    pending = BUY | {"order_type": "sell_stop", "price": 1.01, "order_id": long_id}
+    assert trader.send("POST", f"{API}/{account}/orders", json=pending).status_code == 202
+    update = OrderUpdate(order_id=long_id, account=account, symbol="EURUSD", state=OrderState.ACCEPTED,
+                         ticket=944)  # fmt: skip
+    publish(nats_url, subjects.broker_order(account, "EURUSD"), encode(update))
+    wait_for(lambda: trader.get(f"{API}/{account}/orders/{long_id}").json()["ticket"] == 944, "the ticket")
+    outside = {"ticket": 945, "symbol": "GBPUSD", "type": "buy_limit", "volume": 0.1, "order_id": ""}
+    hashed = {"ticket": 944, "symbol": "EURUSD", "type": "sell_stop", "volume": 0.1, "order_id": ""}
+    put_snapshot(nats_url, AccountSnapshot(seq=4, account=account, connection=ConnectionState.CONNECTED,
+                                           orders=[hashed, outside]))  # fmt: skip
+    unknown = trader.send("DELETE", f"{API}/{account}/pending-orders/946")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "order_not_found"
+
+    r = trader.send("DELETE", f"{API}/{account}/pending-orders/944", params={"order_ref": "c-944"})
+    assert r.status_code == 202 and r.json()["parent_order_id"] == long_id, r.text
+    r = trader.send("DELETE", f"{API}/{account}/pending-orders/945", params={"order_ref": "c-945"})
+    assert r.status_code == 202 and r.json()["parent_order_id"] is None, r.text
+    sent = {req.order_id: req for req, _ in stored_orders(nats_url, account)}
+    for ref, symbol, ticket in (("c-944", "EURUSD", 944), ("c-945", "GBPUSD", 945)):
+        assert (sent[ref].action.value, sent[ref].symbol, sent[ref].ticket) == ("cancel", symbol, ticket)
 
 
 def put_snapshot(url: str, snapshot: AccountSnapshot) -> None:

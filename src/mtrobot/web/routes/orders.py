@@ -24,6 +24,7 @@ from mtrobot.web.schemas import (
 router = APIRouter(prefix="/accounts/{account_id}", tags=["orders"])
 
 Ticket = Annotated[int, Path(gt=0, lt=2**63, description="the broker's position ticket")]
+OrderTicket = Annotated[int, Path(gt=0, lt=2**63, description="the broker's pending order ticket")]
 OrderIdPath = Annotated[str, Path(max_length=64)]
 WRITE = problem_responses(401, 403, 404, 409, 422, 503)
 
@@ -97,6 +98,27 @@ async def cancel_order(
         "ticket": original.ticket,
     }
     return await service.submit(state, service.build_request(account.id, fields), parent=order_id)
+
+
+@router.delete(
+    "/pending-orders/{ticket}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=WRITE,
+    summary="Cancel a pending order by its broker ticket",
+)
+async def cancel_pending_order(
+    ticket: OrderTicket,
+    account: AccountDep,
+    state: StateDep,
+    order_ref: Annotated[
+        str | None, Query(max_length=24, description="id for this cancel request (safe retries)")
+    ] = None,
+) -> OrderPublic:
+    """Any pending order the latest snapshot lists, also one whose comment names no order id (a long
+    order id's hashed tag, or an order placed in the terminal)."""
+    pending, parent = await service.pending_by_ticket(state, account, ticket)
+    fields = {"order_id": order_ref, "action": OrderAction.CANCEL, "symbol": pending.symbol, "ticket": ticket}
+    return await service.submit(state, service.build_request(account.id, fields), parent=parent)
 
 
 @router.get("/positions", responses=problem_responses(401, 404, 503))

@@ -69,6 +69,7 @@ export function showProblem(form, error) {
 
 export function clearProblem(form) {
   form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+  form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
   const notice = form.querySelector(".notice");
   if (notice) notice.textContent = "";
 }

@@ -52,6 +52,10 @@ function signed(cell, value, currency) {
   cell.classList.toggle("neg", Number(value) < 0);
 }
 
+function numberOrNull(input) {
+  return input.value.trim() === "" ? null : Number(input.value);
+}
+
 function fillTable(table, rows, emptyText, columns) {
   const body = table.querySelector("tbody");
   if (!rows.length) {
@@ -79,6 +83,8 @@ class AccountCard {
     this.q(".label").textContent = account.label;
     for (const zone of node.querySelectorAll(".zone")) zone.textContent = `times in your time zone (${ZONE})`;
     this.q(".new-order").addEventListener("submit", (e) => this.placeOrder(e));
+    const form = this.q(".new-order");
+    form.kind.addEventListener("change", () => { this.q(".pending-price").hidden = form.kind.value === "market"; });
     this.q(".kill-switch").addEventListener("click", () => this.control("flatten",
       "Stop every robot of this account and close all its positions now?"));
     this.q(".pause-all").addEventListener("click", () => this.control("pause"));
@@ -136,10 +142,8 @@ class AccountCard {
     const rows = s.orders.map((o) => el("tr", { "data-ticket": o.ticket },
       el("td", {}, o.symbol), el("td", {}, String(o.type).replaceAll("_", " ")), el("td", {}, o.volume),
       el("td", {}, o.price_open), el("td", { class: "wide" }, o.sl || "–"), el("td", { class: "wide" }, o.tp || "–"),
-      el("td", {}, o.order_id
-        ? el("button", { type: "button", class: "small secondary cancel-order",
-          onclick: (e) => this.cancelOrder(o, e.target) }, "Cancel")
-        : el("span", { class: "hint", title: "Placed outside the platform: cancel it in your MT5 terminal" }, "outside"))));
+      el("td", {}, el("button", { type: "button", class: "small secondary cancel-order",
+        onclick: (e) => this.cancelOrder(o, e.target) }, "Cancel"))));
     fillTable(this.q(".orders"), rows, "No pending orders.", 7);
   }
 
@@ -241,12 +245,18 @@ class AccountCard {
     const form = event.target;
     clearProblem(form);
     const side = event.submitter ? event.submitter.value : "buy";
+    const kind = form.kind.value;
     const notice = form.querySelector(".notice");
+    // A pending order is buy/sell + limit/stop at a price; an empty or unreadable box is sent as no value,
+    // so the API's own check names the field ("Price is required ...") beside it.
+    const body = { symbol: form.symbol.value.trim().toUpperCase(),
+      order_type: kind === "market" ? side : `${side}_${kind}`, volume: numberOrNull(form.volume) };
+    if (kind !== "market") body.price = numberOrNull(form.price);
     try {
-      const order = await api("POST", `/accounts/${this.account.id}/orders`, {
-        symbol: form.symbol.value.trim().toUpperCase(), order_type: side, volume: Number(form.volume.value),
-      });
-      notice.textContent = `${side === "buy" ? "Buy" : "Sell"} order ${order.order_id} sent; it shows under open positions once filled.`;
+      const order = await api("POST", `/accounts/${this.account.id}/orders`, body);
+      const what = `${side === "buy" ? "Buy" : "Sell"}${kind === "market" ? "" : " " + kind} order ${order.order_id} sent`;
+      notice.textContent = kind === "market" ? `${what}; it shows under open positions once filled.`
+        : `${what}; it shows under pending orders once the broker accepts it.`;
       this.scheduleActivity();
     } catch (error) {
       showProblem(form, error);
@@ -270,7 +280,9 @@ class AccountCard {
     button.disabled = true;
     const notice = this.q(".new-order .notice");
     try {
-      await api("DELETE", `/accounts/${this.account.id}/orders/${encodeURIComponent(order.order_id)}`);
+      // By the broker's ticket: every pending order the snapshot lists has one, also one whose comment
+      // names no order id (a long id's hashed tag, or an order placed in the MT5 terminal).
+      await api("DELETE", `/accounts/${this.account.id}/pending-orders/${order.ticket}`);
       notice.textContent = `Cancelling pending order ${order.ticket} (${order.symbol})…`;
       this.scheduleActivity();
     } catch (error) {
