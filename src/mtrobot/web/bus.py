@@ -116,10 +116,16 @@ class Bus:
         if entry.value is None:
             return None
         try:
-            return decode(AccountSnapshot, entry.value)
+            snapshot = decode(AccountSnapshot, entry.value)
         except ValidationError:
             log.warning("unreadable snapshot", account=account_id)
             return None
+        if snapshot.account != account_id:
+            # Stored under another account's key (a misbehaving writer): showing it, or cancelling and
+            # closing by its tickets, would act on what another account holds.
+            log.warning("snapshot of another account refused", key=account_id, payload=snapshot.account)
+            return None
+        return snapshot
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None

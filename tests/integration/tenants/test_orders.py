@@ -212,11 +212,27 @@ def test_any_pending_order_in_the_snapshot_is_cancelled_by_its_ticket(live, nats
         assert (sent[ref].action.value, sent[ref].symbol, sent[ref].ticket) == ("cancel", symbol, ticket)
 
 
-def put_snapshot(url: str, snapshot: AccountSnapshot) -> None:
+def test_a_snapshot_stored_under_the_key_of_another_account_is_not_read(live, nats_url) -> None:
+    _c, trader, account = live
+    order = {"ticket": 77, "symbol": "EURUSD", "type": "buy_limit", "volume": 0.1, "order_id": "x-77"}
+    other = AccountSnapshot(seq=9, account="someone-else", connection=ConnectionState.CONNECTED,
+                            positions=[{"ticket": 78, "symbol": "EURUSD"}], orders=[order])  # fmt: skip
+    put_snapshot(nats_url, other, key=account)
+    view = trader.get(f"{API}/{account}/positions").json()
+    assert (view["as_of"], view["positions"], view["orders"]) == (None, [], [])
+    assert trader.send("DELETE", f"{API}/{account}/pending-orders/77").status_code == 404
+    assert trader.send("DELETE", f"{API}/{account}/orders/x-77").status_code == 404
+    closed = trader.send("POST", f"{API}/{account}/positions/78/close", json={})
+    assert closed.status_code == 404 and closed.json()["code"] == "position_not_found"
+    put_snapshot(nats_url, other.model_copy(update={"account": account}))  # the same, under its own key
+    assert [o["ticket"] for o in trader.get(f"{API}/{account}/positions").json()["orders"]] == [77]
+
+
+def put_snapshot(url: str, snapshot: AccountSnapshot, key: str | None = None) -> None:
     async def put() -> None:
         nc = await nats.connect(url)
         kv = await nc.jetstream().key_value(subjects.SNAPSHOTS_BUCKET)
-        await kv.put(snapshot.account, encode(snapshot))
+        await kv.put(key or snapshot.account, encode(snapshot))
         await nc.close()
 
     asyncio.run(put())
