@@ -249,20 +249,12 @@ def agent(
 ) -> None:
     """Run one account's agent: its broker session, order path, robots and snapshots. Started by
     `mtrobot supervisor`, which sends the account's sealed credentials on stdin (never as an argument)."""
-    from mtrobot.agent.handoff import read_handoff
-    from mtrobot.agent.service import run_agent
+    from mtrobot.agent.entry import ACCOUNT_ID_HELP, run
     from mtrobot.core.ids import is_account_id
 
     if not is_account_id(account):
-        raise typer.BadParameter("an account id is letters a-z, digits, '-' and '_'", param_hint="--account")
-    settings = load_settings(data_dir)
-    configure_logging(stream=sys.stderr, service=f"agent-{account}")
-    try:
-        handoff = read_handoff(account)
-    except MtrobotError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    raise typer.Exit(run_async(run_agent(account, settings, handoff)))
+        raise typer.BadParameter(ACCOUNT_ID_HELP, param_hint="--account")
+    raise typer.Exit(run(account, data_dir))
 
 
 @app.command()

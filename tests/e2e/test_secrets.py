@@ -14,7 +14,8 @@ NEEDS_THE_KEY = (" web ", " supervisor ")
 
 
 def _agents(pids: set[int]) -> list[int]:
-    return [p for p in pids if " connector " in cmdline(p) + " " or " agent " in cmdline(p) + " "]
+    words = (" connector ", " agent ", " mtrobot.agent ")  # `mtrobot agent` or `python -m mtrobot.agent`
+    return [p for p in pids if any(word in f" {cmdline(p)} " for word in words)]
 
 
 def test_the_master_key_reaches_no_child_but_those_that_need_it(data_dir) -> None:

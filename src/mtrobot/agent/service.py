@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from pydantic import SecretStr, ValidationError
 
 from mtrobot.agent.aggregator import Aggregator
+from mtrobot.agent.entry import EXIT_STOPPED
 from mtrobot.agent.gate import TradingGate
 from mtrobot.agent.handoff import AgentHandoff
 from mtrobot.agent.heartbeat import CpuMeter, OrderRate, rss_mb
@@ -55,8 +56,6 @@ from mtrobot.settings import Settings
 
 log = get_logger(__name__)
 
-EXIT_STOPPED = 0
-"""Stopped on request (control ``stop`` or SIGTERM): the supervisor does not restart it on its own."""
 ROBOTS_REFRESH_S = 1.0
 
 
@@ -316,7 +315,7 @@ async def run_agent(account: str, settings: Settings, handoff: AgentHandoff) -> 
     settings.ensure_dirs()
     agent = Agent(account, settings, handoff)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # replaces the entry's stop_on_sigterm: a stop is now clean
         loop.add_signal_handler(sig, agent.stopping.set)
     try:
         await agent.start()

@@ -209,7 +209,7 @@ class Supervisor:
         await self._hub.seed(slot.record)
         launch = AgentLaunch(
             account=account,
-            argv=(sys.executable, "-m", "mtrobot", "agent", "--account", account),
+            argv=(sys.executable, "-m", "mtrobot.agent", "--account", account),  # the lean entry
             env=self._agent_env(),
             stdin=stdin,
             agent_dir=self.settings.data_dir / "connector" / account,

@@ -75,6 +75,8 @@ async def test_an_agent_in_its_sandbox_trades_and_b_cannot_reach_a(platform: Pla
         assert where_held(b_pid, needles) == [], "A's password is in agent B"
         for pid in (a_pid, b_pid):
             assert where_held(pid, master) == [], "the master key is in an agent"
+        for pid in (a_pid, b_pid):  # A's market order and fill, B idle: the order path needs no arrays
+            assert "numpy" not in Path(f"/proc/{pid}/maps").read_text(), "an idle agent loaded numpy"
         environ = Path(f"/proc/{b_pid}/environ").read_bytes().split(b"\0")
         assert not any(e.startswith(b"MTROBOT_MASTER_KEY") for e in environ)
         assert os.getpid() != b_pid

@@ -53,6 +53,7 @@ class LimitedProcess:
         self.isolation: Mapping[str, str] = inner.isolation
         self._final: Usage | None = None
         self._reaped: asyncio.Task[int] | None = None
+        self._resend: asyncio.Task[None] | None = None
 
     async def wait(self) -> int:
         if self._reaped is None:
@@ -81,7 +82,22 @@ class LimitedProcess:
         return self._plan.cgroups.set_cpu(share)
 
     def terminate(self) -> None:
+        caught = catches(self.pid, signal.SIGTERM)  # looked at before sending: a later handler gets it again
         self._signal(signal.SIGTERM)
+        if not caught and self.pid != self._inner.pid and self._resend is None:
+            self._resend = asyncio.ensure_future(self._terminate_once_caught())
+
+    async def _terminate_once_caught(self, timeout: float = 60.0) -> None:
+        """In its sandbox the agent is PID 1 of its PID namespace, and the kernel drops every signal PID 1 has
+        no handler for: a SIGTERM sent before the agent's first instruction (it installs one at once, see
+        ``mtrobot.agent.entry``) is lost. Send it again as soon as the agent catches SIGTERM."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._final is None and loop.time() < deadline and alive(self.pid):
+            if catches(self.pid, signal.SIGTERM):
+                self._signal(signal.SIGTERM)
+                return
+            await asyncio.sleep(0.01)
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
@@ -95,6 +111,25 @@ class LimitedProcess:
         except ProcessLookupError:
             if self.pid != self._inner.pid and sig == signal.SIGTERM:
                 self._inner.terminate()
+
+
+def _status_fields(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def catches(pid: int, sig: signal.Signals) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` now (``SigCgt`` in ``/proc/PID/status``)."""
+    mask = _status_fields(pid).get("SigCgt", "0")
+    return bool(int(mask, 16) >> (sig - 1) & 1)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting to be reaped does not)."""
+    return _status_fields(pid).get("State", "Z")[:1] not in ("Z", "X")
 
 
 class LimitedRuntime:
@@ -140,8 +175,10 @@ BWRAP_FLAGS = (
     "--unshare-user", "--unshare-cgroup-try", "--cap-drop", "ALL", "--as-pid-1",
 )  # fmt: skip
 """Own mount, PID, IPC, hostname, user and cgroup namespace; no capability at all; the agent is PID 1 of its
-namespace (so a signal to it reaches the agent, not a bwrap helper). The network stays the host's: an agent
-reaches NATS and its broker over TCP, and its bus identity limits what it may say there."""
+namespace (so a signal to it reaches the agent, not a bwrap helper that forwards none; as PID 1 it gets only
+the signals it has a handler for, hence :meth:`LimitedProcess.terminate`'s second SIGTERM). The network
+stays the host's: an agent reaches NATS and its broker over TCP, and its bus identity limits what it may
+say there."""
 
 
 @functools.cache
