@@ -20,7 +20,8 @@ def _agent_groups() -> set[str]:
     return {
         p.name
         for h in AgentLimiter().hierarchies
-        for p in h.own.iterdir()
+        if h.agents.is_dir()
+        for p in h.agents.iterdir()
         if p.name.startswith(CGROUP_PREFIX + "bench-")
     }
 

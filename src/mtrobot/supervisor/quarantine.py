@@ -64,6 +64,10 @@ class QuarantinePolicy:
     crash_window_s: float = 300.0
     quarantined_cpu_share: float = 0.05
     """What a quarantined CPU hog may still use: enough to answer control and flatten."""
+    demote_window_s: float = 2.0
+    """An agent whose threads wanted ``busy_cores`` over this short window gets the least CPU weight at once
+    (its quota stays): until it calms down, quiet agents and the platform's services go first whenever they
+    want a core. The quarantine itself waits for the whole ``cpu_window_s``."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class _Watch:
     """(monotonic time, CPU seconds used so far) samples over the CPU window."""
     beats_cpu: deque[tuple[float, float]] = field(default_factory=deque)
     """(monotonic time, cpu_pct) from the heartbeats, where no cgroup measures it."""
+    demoted: bool = False
+    """Its CPU weight is the least (:meth:`Quarantine._demote`)."""
 
 
 def _mib(isolation: Mapping[str, str]) -> str:
@@ -191,8 +197,12 @@ class Quarantine:
             return record
         return dataclasses.replace(record, agent_state=QUARANTINED, agent_reason=reason)
 
-    def started(self, account: str) -> None:
-        self._watch[account] = _Watch(started=self.clock())
+    def started(self, account: str, process: Any = None) -> None:
+        """A new agent process runs; one started in quarantine has the least CPU weight from the start."""
+        watch = self._watch[account] = _Watch(started=self.clock())
+        demote = getattr(process, "demote_cpu", None)
+        if account in self.reasons and callable(demote):
+            watch.demoted = bool(demote(True))
 
     def forget(self, account: str) -> None:
         self._watch.pop(account, None)
@@ -298,7 +308,7 @@ class Quarantine:
             return Verdict(
                 account, f"more than {p.max_orders_per_min:.0f} orders in one minute (an order flood)"
             )
-        wanted = self._cpu_wanted(watch, process, now)
+        wanted = self._cpu_wanted(account, watch, process, now)
         if wanted is not None and wanted >= p.busy_cores:
             return Verdict(
                 account,
@@ -307,7 +317,7 @@ class Quarantine:
             )
         return None
 
-    def _cpu_wanted(self, watch: _Watch, process: Any, now: float) -> float | None:
+    def _cpu_wanted(self, account: str, watch: _Watch, process: Any, now: float) -> float | None:
         """Cores wanted on average over the last full CPU window, or None before a window is full. From the
         runtime's measure where it has one; else the agent's own heartbeat (usage, the best it has)."""
         window = self.policy.cpu_window_s
@@ -319,6 +329,7 @@ class Quarantine:
             watch.cpu.append((now, float(seconds)))
             while len(watch.cpu) > 2 and watch.cpu[1][0] <= now - window:
                 watch.cpu.popleft()
+            self._demote(account, watch, process, now)
             (t0, c0), (t1, c1) = watch.cpu[0], watch.cpu[-1]
             return (c1 - c0) / (t1 - t0) if t1 - t0 >= window else None
         while watch.beats_cpu and watch.beats_cpu[0][0] < now - window:
@@ -329,6 +340,20 @@ class Quarantine:
         # Every beat of the window near its whole share (usage: all a heartbeat knows), not one of them.
         at_share = min(pct for _, pct in beats) / 100.0 >= 0.9 * self.cpu_share
         return self.policy.busy_cores if at_share else 0.0
+
+    def _demote(self, account: str, watch: _Watch, process: Any, now: float) -> None:
+        """Least CPU weight for an agent that wanted ``busy_cores`` over the last ``demote_window_s``, its
+        normal weight back once it wants less. Acts within a round or two, long before a quarantine."""
+        demote = getattr(process, "demote_cpu", None)
+        since = now - self.policy.demote_window_s
+        older = [(t, c) for t, c in watch.cpu if t <= since]
+        if not callable(demote) or not older:
+            return
+        (t0, c0), (t1, c1) = older[-1], watch.cpu[-1]
+        busy = t1 > t0 and (c1 - c0) / (t1 - t0) >= self.policy.busy_cores
+        if busy != watch.demoted and demote(busy):
+            watch.demoted = busy
+            log.info("agent CPU weight", account=account, demoted=busy)
 
     # -- imposing it ---------------------------------------------------------------------------------
 

@@ -226,7 +226,7 @@ class Supervisor:
         if slot.down_since is not None:
             down_s, slot.down_since = slot.started_at - slot.down_since, None
             await asyncio.to_thread(activity.write_line, self.settings, account, activity.back_line(down_s))
-        self.quarantine.started(account)
+        self.quarantine.started(account, slot.process)
         slot.watcher = asyncio.create_task(self._watch(slot, slot.process), name=f"watch-agent-{account}")
         log.info("agent started", account=account, pid=slot.process.pid, runtime=self.runtime.name,
                  restarts=slot.restarts)  # fmt: skip

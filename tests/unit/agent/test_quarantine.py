@@ -31,6 +31,17 @@ class Proc:
 
 
 @dataclass
+class WeightedProc(Proc):
+    """A process whose CPU weight can be cut, recording each change."""
+
+    weights: list[bool] = field(default_factory=list)
+
+    def demote_cpu(self, demoted: bool) -> bool:
+        self.weights.append(demoted)
+        return True
+
+
+@dataclass
 class Msg:
     subject: str
     data: bytes
@@ -96,6 +107,36 @@ async def test_a_busy_loop_measured_by_what_its_threads_wanted(tmp_path) -> None
     assert clock.now - 1000 >= 30, "never before a whole window"
     assert [v.account for v in verdicts] == ["hog"]
     assert "busy loop" in verdicts[0].reason and not verdicts[0].kill
+
+
+async def test_a_busy_agent_loses_its_cpu_weight_within_seconds_and_gets_it_back_when_it_calms(
+    tmp_path,
+) -> None:
+    clock, hog, idle = Clock(), WeightedProc(), WeightedProc()
+    q = _q(tmp_path, clock, cpu_window_s=30, demote_window_s=2)
+    q.started("hog")
+    q.started("idle")
+    for second in range(1, 11):
+        clock.now += 1
+        hog.cpu_seconds = (hog.cpu_seconds or 0) + (0.95 if second <= 5 else 0.1)  # busy 5 s, then calm
+        idle.cpu_seconds = (idle.cpu_seconds or 0) + 0.3
+        await _beat(q, "hog")
+        await _beat(q, "idle")
+        assert q.check({"hog": hog, "idle": idle}) == []  # far from a quarantine's whole window
+        if second == 3:
+            assert hog.weights == [True], "demoted once two seconds of busy loop were seen"
+    assert hog.weights == [True, False]
+    assert idle.weights == []
+
+
+async def test_an_agent_started_in_quarantine_has_the_least_cpu_weight_from_the_start(tmp_path) -> None:
+    clock = Clock()
+    q = _q(tmp_path, clock)
+    q.reasons["leak"] = "it used more than its memory limit"
+    first, fresh = WeightedProc(), WeightedProc()
+    q.started("leak", first)
+    q.started("fresh", fresh)
+    assert first.weights == [True] and fresh.weights == []
 
 
 async def test_a_busy_loop_from_heartbeats_where_no_cgroup_counts(tmp_path) -> None:

@@ -34,7 +34,7 @@ from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentProcess, AgentRuntime
-from .limits import AgentLimiter, LimitPlan, Usage
+from .limits import AgentLimiter, CgroupSet, LimitPlan, Usage
 from .local import LocalProcess, LocalRuntime, spawn
 
 log = get_logger(__name__)
@@ -80,6 +80,15 @@ class LimitedProcess:
     def restrict_cpu(self, share: float) -> bool:
         """Cut the agent's CPU share while it runs (a quarantined CPU hog); False where no cgroup can."""
         return self._plan.cgroups.set_cpu(share)
+
+    @property
+    def cgroups(self) -> CgroupSet:
+        """The agent's own groups (for ``mtrobot status`` and tests: where its limits are written)."""
+        return self._plan.cgroups
+
+    def demote_cpu(self, demoted: bool) -> bool:
+        """Give the agent the least CPU weight (or its normal one back); False where no cgroup can."""
+        return self._plan.cgroups.set_weight(demoted)
 
     def terminate(self) -> None:
         caught = catches(self.pid, signal.SIGTERM)  # looked at before sending: a later handler gets it again
