@@ -46,17 +46,26 @@ def redact(value: Any) -> Any:
         return _redact_url(value) if "://" in value else value
     if kind is dict:
         return _redact_mapping(value)
+    if kind is list or kind is tuple:
+        return [redact(v) for v in value]
     if isinstance(value, SecretStr | SecretBytes):
         return REDACTED
     if isinstance(value, Mapping):
         return _redact_mapping(value)
-    if hasattr(value, "_asdict"):  # named tuples, including the MT5 result structures
+    fields = getattr(value, "_fields", None)
+    if fields is not None and isinstance(value, tuple):  # named tuples, including the MT5 result structures
+        return {k: REDACTED if _secret_field(k) else redact(v) for k, v in zip(fields, value, strict=True)}
+    if hasattr(value, "_asdict"):
         return _redact_mapping(value._asdict())
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v) for v in value]
     if isinstance(value, str) and "://" in value:
         return _redact_url(value)
     return value
+
+
+def _secret_field(name: Any) -> bool:
+    return isinstance(name, str) and is_secret_key(name)
 
 
 def _redact_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:

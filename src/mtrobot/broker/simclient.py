@@ -138,7 +138,8 @@ class TcpTransport:
                 # call started): its verdict, or an answer, is what the call gets.
                 if not future.done():
                     raise ReplyLost(str(exc)) from exc
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # no wait_for: its waiter and callbacks on every call
+                return await future
         except TimeoutError:
             raise ReplyTimeout("no answer") from None
         finally:  # however the call ends (cancelled too), no future is left for the reader to fail unseen

@@ -129,15 +129,18 @@ class OrderExecutor:
             if entry.state is S.RECEIVED:
                 entry = await self._reject(entry, parsed.refusal, ErrorCategory.VALIDATION)
             return entry
-        return await self.execute(entry)
+        # A new order's request was validated by the intake a moment ago: not validated again from the row.
+        return await self.execute(entry, request if admission.new else None)
 
-    async def execute(self, entry: JournalEntry) -> JournalEntry:
-        """Drive ``entry`` as far as it can go now; safe to call again with whatever the journal holds."""
+    async def execute(self, entry: JournalEntry, request: OrderRequest | None = None) -> JournalEntry:
+        """Drive ``entry`` as far as it can go now; safe to call again with whatever the journal holds.
+        ``request``: the entry's request already validated (else it is read from ``entry.request``)."""
         if entry.state.is_terminal or entry.state in (S.ACCEPTED, S.PARTIALLY_FILLED):
             return entry
         if entry.state in (S.SENT, S.UNKNOWN):
             return await self.resolve(entry)
-        request = OrderRequest.model_validate(entry.request)
+        if request is None:
+            request = OrderRequest.model_validate(entry.request)
         market = None
         if entry.state is S.RECEIVED:
             closed = self._gate() if self._gate is not None and request.action is OrderAction.OPEN else None

@@ -19,6 +19,7 @@ the order is admitted again from its redelivered message, or an event is publish
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -136,11 +137,16 @@ _COLUMNS = (
 )
 
 
-def _entry(row: Sequence[Any]) -> JournalEntry:
+_REQUEST_CACHE_MAX = 1024
+
+
+def _entry(row: Sequence[Any], requests: dict[str, tuple[str, dict[str, Any]]] | None = None) -> JournalEntry:
+    """``requests``: the journal's decoded requests by order id; a row whose request text is the one decoded
+    before gets a copy of that dict instead of a new ``json.loads`` (a row is read at every step)."""
     return JournalEntry(
         order_id=row[0],
         symbol=row[1],
-        request=json.loads(row[2]),
+        request=_request(row[0], row[2], requests) if requests is not None else json.loads(row[2]),
         stream_seq=row[3],
         state=OrderState(row[4]),
         tag=row[5],
@@ -153,6 +159,15 @@ def _entry(row: Sequence[Any]) -> JournalEntry:
         unknown_since=row[12],
         outcome=json.loads(row[13]) if row[13] else None,
     )
+
+
+def _request(order_id: str, text: str, cache: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    cached = cache.get(order_id)
+    if cached is None or cached[0] != text:
+        if len(cache) >= _REQUEST_CACHE_MAX:
+            cache.clear()
+        cached = cache[order_id] = (text, json.loads(text))
+    return dict(cached[1])  # a copy: an entry's request is its own (the requests are flat)
 
 
 class Journal:
@@ -169,6 +184,7 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._sync = "FULL"
         self._db.executescript(SCHEMA)
+        self._requests: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -194,7 +210,7 @@ class Journal:
     def get(self, order_id: str) -> JournalEntry | None:
         with self._lock:
             row = self._row(order_id)
-        return _entry(row) if row else None
+            return _entry(row, self._requests) if row else None
 
     def open_entries(self) -> list[JournalEntry]:
         """Every order not yet in a terminal state, oldest first (what recovery must finish)."""
@@ -263,14 +279,15 @@ class Journal:
             self._begin(durable=False)
             row = self._row(order_id)
             if row:
-                return Admission(_entry(row), new=False)
+                return Admission(_entry(row, self._requests), new=False)
+            text = json.dumps(request)
             self._db.execute(
                 "INSERT INTO orders (order_id, symbol, request, stream_seq, state, tag, magic, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     order_id,
                     symbol,
-                    json.dumps(request),
+                    text,
                     stream_seq,
                     OrderState.RECEIVED.value,
                     tag,
@@ -282,8 +299,24 @@ class Journal:
             events = _Events()
             events.add("update", *self._update(order_id, symbol, OrderState.RECEIVED, None, 0.0))
             self._write_events(events)
-            row = self._row(order_id)
-        return Admission(_entry(row), new=True)
+        # The row as inserted, without reading it back: the values are the ones just written.
+        entry = JournalEntry(
+            order_id=order_id,
+            symbol=symbol,
+            request=_request(order_id, text, self._requests),
+            stream_seq=stream_seq,
+            state=OrderState.RECEIVED,
+            tag=tag,
+            magic=magic,
+            attempts=0,
+            ticket=None,
+            filled_volume=0.0,
+            created_at=created,
+            sent_at=None,
+            unknown_since=None,
+            outcome=None,
+        )
+        return Admission(entry, new=True)
 
     def record_duplicate(self, order_id: str, symbol: str) -> None:
         """A second message with a known order_id: only an OrderUpdate ``duplicate`` goes out."""
@@ -322,7 +355,7 @@ class Journal:
             row = self._row(order_id)
             if row is None:
                 raise KeyError(order_id)
-            entry = _entry(row)
+            entry = _entry(row, self._requests)
             events = _Events()
             new_fills = self._new_fills(order_id, fills, events)
             filled = entry.filled_volume + sum(f.volume for f in new_fills)
@@ -331,6 +364,7 @@ class Journal:
             unknown_since = entry.unknown_since
             if state is OrderState.UNKNOWN and unknown_since is None:
                 unknown_since = now
+            outcome_text = json.dumps(outcome) if outcome is not None else None
             self._db.execute(
                 "UPDATE orders SET state = ?, attempts = attempts + ?, ticket = COALESCE(?, ticket),"
                 " filled_volume = ?, sent_at = COALESCE(sent_at, ?), unknown_since = ?, updated_at = ?,"
@@ -343,7 +377,7 @@ class Journal:
                     now if attempt else None,
                     unknown_since,
                     now,
-                    json.dumps(outcome) if outcome is not None else None,
+                    outcome_text,
                     order_id,
                 ),
             )
@@ -354,8 +388,19 @@ class Journal:
                     "update", *self._update(order_id, entry.symbol, state, ticket or entry.ticket, filled)
                 )
             self._write_events(events)
-            row = self._row(order_id)
-        return _entry(row)
+        if state.is_terminal:
+            self._requests.pop(order_id, None)  # read again only by a rare lookup
+        # The row as the UPDATE above left it (the same COALESCEs), without reading it back.
+        return dataclasses.replace(
+            entry,
+            state=state,
+            attempts=entry.attempts + (1 if attempt else 0),
+            ticket=ticket if ticket is not None else entry.ticket,
+            filled_volume=filled,
+            sent_at=entry.sent_at if entry.sent_at is not None else (now if attempt else None),
+            unknown_since=unknown_since,
+            outcome=json.loads(outcome_text) if outcome_text is not None else entry.outcome,
+        )
 
     def add_fills(self, order_id: str, fills: Iterable[Fill]) -> list[Fill]:
         """Record fills of an order without changing its state (e.g. a later partial of a pending order)."""
@@ -413,13 +458,14 @@ class Journal:
     def _new_fills(self, order_id: str, fills: Iterable[Fill], events: _Events) -> list[Fill]:
         new: list[Fill] = []
         for fill in fills:
+            payload = codec.encode(fill)  # once: the deals row and the outbox event are the same JSON
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO deals (deal, order_id, fill) VALUES (?, ?, ?)",
-                (fill.deal, order_id, fill.model_dump_json()),
+                (fill.deal, order_id, payload.decode()),
             )
             if cur.rowcount:
                 new.append(fill)
-                events.add("fill", subjects.broker_fill(self.account, fill.symbol), fill)
+                events.items.append(("fill", subjects.broker_fill(self.account, fill.symbol), payload))
                 self._apply_to_positions(fill, order_id)
         return new
 

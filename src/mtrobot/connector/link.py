@@ -73,9 +73,10 @@ class BrokerLink:
             if terminal is None:
                 raise ConnectionError("no terminal session")
             async with self._pair_lock:
-                value = await asyncio.wait_for(
-                    getattr(terminal, operation)(*args, **kwargs), call_timeout or self.timeout_s
-                )
+                # asyncio.timeout, not wait_for: the call runs in this task (wait_for made a task of it, one
+                # more task and two more loop turns per broker call, five or so per order).
+                async with asyncio.timeout(call_timeout or self.timeout_s):
+                    value = await getattr(terminal, operation)(*args, **kwargs)
                 if value is None or value is False:
                     error = await self._last_error(terminal)
         except TimeoutError:
@@ -103,7 +104,8 @@ class BrokerLink:
 
     async def _last_error(self, terminal: Terminal) -> tuple[int, str]:
         try:
-            code, text = await asyncio.wait_for(terminal.last_error(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                code, text = await terminal.last_error()
             return int(code), str(text)
         except Exception as exc:  # the link died between the call and this question
             return LINK_LOST, f"last_error unavailable: {exc}"

@@ -29,6 +29,7 @@ log = get_logger(__name__)
 REPLAY_WINDOW_S = 5.0
 """After a NATS reconnect, events published this long before the disconnect go out again."""
 REPLAY_DELAY_S = 1.0
+_BATCH = 256
 
 
 class Outbox:
@@ -72,7 +73,7 @@ class Outbox:
         async with self._publish_lock:  # one publisher at a time, or rows would go out twice or reordered
             published = 0
             while self.nc.is_connected:
-                items = self.journal.outbox(256, after=self._published_upto)
+                items = self.journal.outbox(_BATCH, after=self._published_upto)
                 if not items:
                     break
                 for item in items:
@@ -86,6 +87,8 @@ class Outbox:
                 now = time.monotonic()
                 self._recent.extend((now, item.subject, item.payload) for item in items)
                 published += len(items)
+                if len(items) < _BATCH:  # all there was: no second query for an empty answer
+                    break
             return published
 
     async def _confirm(self) -> None:
