@@ -3,9 +3,10 @@ after a maintenance window, measured on a real fleet (:mod:`.fleet`) in the runt
 
 density: N idle agents (no robots) started by the supervisor; each agent's start time (its process seen,
 until it answers ``status`` as running), how many have healthy heartbeats after holding ``hold_s``, the
-resident memory of each agent (its heartbeat, and the host's count of every process the supervisor started,
-sandbox included), and the CPU the idle fleet uses. The bare cost it stands on, measured in the same run:
-starting this Python with the agent's imports.
+resident memory of each agent (its heartbeat's VmRSS; VmRSS and peak VmHWM of its own process read from
+/proc; and the host's count of every process the supervisor started, sandbox included), and the CPU the
+idle fleet uses. The bare cost it stands on, measured in the same run: starting this Python with the agent's
+imports.
 
 storm: N agents connected; a maintenance window on every simulated server drops every session and refuses
 logins for ``window_s``; then the time until every session is back and the peak logins per second each
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mtrobot.bench.fleet import Fleet, agent_fleet
+from mtrobot.bench.procstat import peak_rss_mb, rss_mb
 from mtrobot.bus import subjects
 
 Progress = Callable[[str, int, int], None]
@@ -70,16 +72,41 @@ def _rss_mb(pids: list[int]) -> float:
     return total * _PAGE / 2**20
 
 
+BARE_CODE = """\
+import mtrobot.agent.entry, mtrobot.agent.service
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]))
+"""
+"""What the agent's entry imports before it reads its hand-off; then its resident memory, now and at peak."""
+
+
 def bare_python() -> dict[str, float]:
     """The yardstick: a fresh interpreter importing what an agent imports, its start time and its RSS."""
-    code = "import resource, mtrobot.agent.service; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", BARE_CODE], capture_output=True, text=True, timeout=120, check=True
     )
+    rss_kb, hwm_kb = (int(v) for v in out.stdout.split())
     return {
         "bare_import_s": round(time.perf_counter() - t0, 3),
-        "bare_import_rss_mb": round(int(out.stdout) / 1024, 1),
+        "bare_import_rss_mb": round(rss_kb / 1024, 1),
+        "bare_import_peak_rss_mb": round(hwm_kb / 1024, 1),
+    }
+
+
+def _agent_memory(fleet: Fleet) -> dict[str, float | None]:
+    """Each agent's own process (its host pid in ``agents.json``, not its sandbox): VmRSS now, VmHWM."""
+    pids = [a.get("pid") for a in fleet.agents_file().get("agents", []) if isinstance(a, dict)]
+    found = [(rss_mb(p), peak_rss_mb(p)) for p in pids if isinstance(p, int)]
+    found = [(rss, peak) for rss, peak in found if rss > 0]
+
+    def p50(values: list[float]) -> float | None:
+        return round(statistics.median(values), 1) if values else None
+
+    return {
+        "agent_vmrss_p50_mb": p50([rss for rss, _ in found]),
+        "agent_vmrss_max_mb": round(max(rss for rss, _ in found), 1) if found else None,
+        "agent_vmhwm_p50_mb": p50([peak for _, peak in found]),
     }
 
 
@@ -156,6 +183,7 @@ async def measure_density(count: int, hold_s: float, timeout_s: float, progress:
             "start_max_s": round(start_times[-1], 2) if start_times else None,
             "agent_rss_p50_mb": round(statistics.median(rss), 1) if rss else None,
             "agent_rss_max_mb": round(max(rss), 1) if rss else None,
+            **_agent_memory(fleet),
             "host_rss_per_agent_mb": round(_rss_mb(pids) / max(1, len(starts)), 1),
             "idle_cpu_pct_of_a_core_total": round(cpu_pct, 1),
             "idle_cpu_pct_per_agent": round(cpu_pct / max(1, len(starts)), 2),
