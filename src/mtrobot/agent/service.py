@@ -135,6 +135,9 @@ class Agent:
         ]
         self.connector = self._connector()
         await self.connector.start()
+        # A (re)connect is told at once, not up to a heartbeat period later: the supervisor, the web and the
+        # density bench see "connected" as soon as it holds. Registered before the session's first await.
+        self.connector.session.on_connected(self._publish_heartbeat)
         self.aggregator = Aggregator(
             self.account, GatedReader(self.connector, self.gate), NatsSnapshotSink(self.nc, self.account)
         )
