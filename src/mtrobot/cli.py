@@ -247,8 +247,9 @@ def agent(
     account: Annotated[str, typer.Option("--account", help="the platform account id this agent serves")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run one account's agent: its broker session, order path, robots and snapshots. Started by
-    `mtrobot supervisor`, which sends the account's sealed credentials on stdin (never as an argument)."""
+    """Run one account's agent: its broker session, order path, robots and snapshots. `mtrobot supervisor`
+    runs the same agent as `python -m mtrobot.agent` and sends the account's sealed credentials on stdin
+    (never as an argument)."""
     from mtrobot.agent.entry import ACCOUNT_ID_HELP, run
     from mtrobot.core.ids import is_account_id
 
