@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 from mtrobot.core.agent import AgentState
+from mtrobot.files import write_atomically
 from mtrobot.logging import get_logger
 
 log = get_logger(__name__)
@@ -52,9 +52,7 @@ class TradingGate:
         log.info("trading gate", state=state.value, reason=reason)
         if self._path is None:
             return
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"state": state.value, "reason": reason}))
-        os.replace(tmp, self._path)
+        write_atomically(self._path, json.dumps({"state": state.value, "reason": reason}))
 
     def _load(self) -> None:
         if self._path is None or not self._path.exists():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import nkeys
+
+from mtrobot.files import PRIVATE, write_atomically
 
 OPERATOR = nkeys.PREFIX_BYTE_OPERATOR
 ACCOUNT = nkeys.PREFIX_BYTE_ACCOUNT
@@ -99,8 +100,4 @@ def jwt_of_creds(text: str) -> str:
 def write_secret(path: Path, text: str) -> None:
     """Write ``text`` readable by this user only (0600 from creation: never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomically(path, text, mode=PRIVATE)

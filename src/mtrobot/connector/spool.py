@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtrobot.files import write_atomically
+
 _CHUNK = 1024 * 1024
 _SEGMENT_RE = re.compile(r"^seg-(\d{10})\.jsonl$")
 
@@ -51,9 +53,7 @@ class Spool:
         self._lock = threading.Lock()
         id_file = directory / "spool-id"
         if not id_file.exists():
-            tmp = directory / "spool-id.tmp"
-            tmp.write_text(secrets.token_hex(6))
-            os.replace(tmp, id_file)
+            write_atomically(id_file, secrets.token_hex(6))
         self.spool_id = id_file.read_text().strip()
         segments = self._segments()
         self._segment = segments[-1] if segments else 1
@@ -149,10 +149,7 @@ class Spool:
         self._collect()
 
     def _commit_position(self, name: str, pos: Position) -> None:
-        path = self.dir / f"cursor-{name}"
-        tmp = self.dir / f"cursor-{name}.tmp"
-        tmp.write_text(str(pos))
-        os.replace(tmp, path)
+        write_atomically(self.dir / f"cursor-{name}", str(pos))
 
     def backlog(self, name: str) -> int:
         """Bytes not yet delivered to cursor ``name`` (a gauge for /metrics)."""

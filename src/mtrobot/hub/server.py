@@ -19,6 +19,7 @@ from nats.aio.client import Client
 
 from mtrobot.bus.identity import service_creds, service_inbox
 from mtrobot.core.errors import FatalError
+from mtrobot.files import write_atomically
 from mtrobot.hub.api import HubContext, create_app
 from mtrobot.hub.connection import connect_when_reachable, stop_task
 from mtrobot.hub.registry import ServiceDirectory, ServiceRegistration
@@ -55,12 +56,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class HubServer:
@@ -150,7 +145,7 @@ class HubServer:
             if loop.time() > deadline:
                 raise FatalError("hub HTTP server did not start listening in time")
             await asyncio.sleep(0.02)
-        _write_atomically(info, json.dumps({"url": self.url, "pid": os.getpid()}))
+        write_atomically(info, json.dumps({"url": self.url, "pid": os.getpid()}))
         log.info("hub listening", url=self.url, token_file=str(hub_token_path(self.settings)))
         print(f"hub listening on {self.url} (token in {hub_token_path(self.settings)})", flush=True)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from mtrobot.broker.simclient import TcpTransport, Transport
 from mtrobot.core.errors import ConfigError
+from mtrobot.files import PRIVATE, write_atomically
 from mtrobot.settings import Settings
 from mtrobot.sim.admin import LocalAdmin, SimAdmin
 from mtrobot.sim.broker import SimBroker
@@ -155,11 +156,7 @@ def remember(sim: Simulator, server: str, login: int, password: str) -> None:
     if sim.accounts_file is None:
         return
     sim.accounts_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = sim.accounts_file.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(accounts, handle)
-    os.replace(tmp, sim.accounts_file)
+    write_atomically(sim.accounts_file, json.dumps(accounts), mode=PRIVATE)
 
 
 async def open_demo_account(sim: Simulator, server: str) -> tuple[int, str]:

@@ -6,11 +6,11 @@ the last quotes. The file holds password hashes (scrypt), never passwords; it is
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from mtrobot.files import PRIVATE, write_atomically
 from mtrobot.logging import get_logger
 from mtrobot.sim.broker import SimBroker
 from mtrobot.sim.state import Account, Deal, Order, Position
@@ -81,11 +81,7 @@ def restore(broker: SimBroker, data: dict[str, Any]) -> int:
 
 def save(broker: SimBroker, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(snapshot(broker), handle)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(snapshot(broker)), mode=PRIVATE)
 
 
 def load(broker: SimBroker, path: Path) -> int:

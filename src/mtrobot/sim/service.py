@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 
 from mtrobot.core.errors import ConfigError
+from mtrobot.files import PRIVATE, write_atomically
 from mtrobot.logging import get_logger
 from mtrobot.settings import SIMBROKER_RUN_FILE, Settings
 from mtrobot.sim import persistence
@@ -52,11 +53,7 @@ def load_config(path: Path | None, seed: int | None) -> BrokerConfig:
 
 def write_private_json(path: Path, data: dict[str, object]) -> None:
     """Write atomically, readable by this user only."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data), mode=PRIVATE)
 
 
 def parse_replay(spec: str) -> tuple[str, str, Path]:

@@ -29,6 +29,7 @@ from typing import Any
 from mtrobot.bus.identity import BusAuthority
 from mtrobot.connector.backoff import Backoff
 from mtrobot.core.agent import SUPERVISOR_AGENT_GRACE_S
+from mtrobot.files import write_atomically
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -355,10 +356,7 @@ class Supervisor:
         )
         if text == self._status_written:
             return
-        path = self.settings.run_dir / AGENTS_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomically(self.settings.run_dir / AGENTS_FILE, text)
         self._status_written = text
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mtrobot.core.errors import ConfigError, FatalError
+from mtrobot.files import PRIVATE, write_atomically
 from mtrobot.settings import Settings
 
 KEY_BYTES = 32
@@ -157,17 +157,7 @@ def _render(keys: list[MasterKey]) -> str:
 
 
 def _write_key_file(path: Path, keys: list[MasterKey]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(_render(keys))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    write_atomically(path, _render(keys), mode=PRIVATE, durable=True)
 
 
 def _read_key_file(path: Path) -> list[MasterKey]:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mtrobot.core.errors import ConfigError
+from mtrobot.files import write_atomically
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
@@ -272,9 +273,7 @@ def refresh_public_view(settings: Settings) -> Path:
         return view  # no simulator (real brokers): nothing to show
     if isinstance(info, dict):
         public = {k: v for k, v in info.items() if not any(word in k.lower() for word in SECRET_KEYS)}
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(public))
-        os.replace(tmp, target)
+        write_atomically(target, json.dumps(public))
     return view
 
 
