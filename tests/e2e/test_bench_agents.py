@@ -20,8 +20,7 @@ def _agent_groups() -> set[str]:
     return {
         p.name
         for h in AgentLimiter().hierarchies
-        if h.agents.is_dir()
-        for p in h.agents.iterdir()
+        for p in h.own.iterdir()
         if p.name.startswith(CGROUP_PREFIX + "bench-")
     }
 

@@ -65,9 +65,9 @@ class QuarantinePolicy:
     quarantined_cpu_share: float = 0.05
     """What a quarantined CPU hog may still use: enough to answer control and flatten."""
     demote_window_s: float = 2.0
-    """An agent whose threads wanted ``busy_cores`` over this short window gets the least CPU weight at once
-    (its quota stays): until it calms down, quiet agents and the platform's services go first whenever they
-    want a core. The quarantine itself waits for the whole ``cpu_window_s``."""
+    """An agent whose threads wanted ``busy_cores`` over this short window (once it said it runs) gets the
+    least CPU weight at once (its quota stays): until it calms down, the other agents go first whenever
+    they want a core. The quarantine itself waits for the whole ``cpu_window_s``."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ class _Watch:
     """(monotonic time, CPU seconds used so far) samples over the CPU window."""
     beats_cpu: deque[tuple[float, float]] = field(default_factory=deque)
     """(monotonic time, cpu_pct) from the heartbeats, where no cgroup measures it."""
+    recent: deque[tuple[float, float]] = field(default_factory=deque)
+    """(monotonic time, CPU seconds wanted so far) over the short demotion window."""
     demoted: bool = False
     """Its CPU weight is the least (:meth:`Quarantine._demote`)."""
 
@@ -321,15 +323,15 @@ class Quarantine:
         """Cores wanted on average over the last full CPU window, or None before a window is full. From the
         runtime's measure where it has one; else the agent's own heartbeat (usage, the best it has)."""
         window = self.policy.cpu_window_s
-        if watch.settled is None:
-            return None  # starting (imports, login) wants the CPU too: judged once it says it runs
         reading = getattr(process, "usage", None)
         seconds = getattr(reading(), "cpu_demand_seconds", None) if callable(reading) else None
+        if watch.settled is None:
+            return None  # starting (imports, login) wants the CPU too: judged once it says it runs
         if seconds is not None:
+            self._demote(account, watch, process, now, float(seconds))
             watch.cpu.append((now, float(seconds)))
             while len(watch.cpu) > 2 and watch.cpu[1][0] <= now - window:
                 watch.cpu.popleft()
-            self._demote(account, watch, process, now)
             (t0, c0), (t1, c1) = watch.cpu[0], watch.cpu[-1]
             return (c1 - c0) / (t1 - t0) if t1 - t0 >= window else None
         while watch.beats_cpu and watch.beats_cpu[0][0] < now - window:
@@ -341,16 +343,22 @@ class Quarantine:
         at_share = min(pct for _, pct in beats) / 100.0 >= 0.9 * self.cpu_share
         return self.policy.busy_cores if at_share else 0.0
 
-    def _demote(self, account: str, watch: _Watch, process: Any, now: float) -> None:
+    def _demote(self, account: str, watch: _Watch, process: Any, now: float, seconds: float) -> None:
         """Least CPU weight for an agent that wanted ``busy_cores`` over the last ``demote_window_s``, its
-        normal weight back once it wants less. Acts within a round or two, long before a quarantine."""
+        normal weight back once it wants less. Acts within a round or two, long before a quarantine. Not
+        while it starts: demoting starts slowed every start on a busy host (tried, docs/performance.md)."""
         demote = getattr(process, "demote_cpu", None)
-        since = now - self.policy.demote_window_s
-        older = [(t, c) for t, c in watch.cpu if t <= since]
-        if not callable(demote) or not older:
+        if not callable(demote):
             return
-        (t0, c0), (t1, c1) = older[-1], watch.cpu[-1]
-        busy = t1 > t0 and (c1 - c0) / (t1 - t0) >= self.policy.busy_cores
+        recent = watch.recent
+        recent.append((now, seconds))
+        since = now - self.policy.demote_window_s
+        while len(recent) > 2 and recent[1][0] <= since:
+            recent.popleft()
+        (t0, c0), (t1, c1) = recent[0], recent[-1]
+        if t0 > since or t1 <= t0:
+            return  # not a whole window yet
+        busy = (c1 - c0) / (t1 - t0) >= self.policy.busy_cores
         if busy != watch.demoted and demote(busy):
             watch.demoted = busy
             log.info("agent CPU weight", account=account, demoted=busy)

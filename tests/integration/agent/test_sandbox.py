@@ -167,7 +167,7 @@ async def test_memory_limit_is_enforced_and_reported(host: Path, kind: str) -> N
 def _leftover_groups() -> list[str]:
     found = []
     for h in AgentLimiter().hierarchies:
-        found += [p.name for p in h.agents.iterdir() if p.name.startswith(CGROUP_PREFIX + "leaky")]
+        found += [p.name for p in h.own.iterdir() if p.name.startswith(CGROUP_PREFIX + "leaky")]
     return found
 
 
@@ -324,9 +324,9 @@ async def test_groups_left_by_a_killed_supervisor_are_swept_and_live_ones_kept(h
     from mtrobot.supervisor.runtime.limits import sweep_stale
 
     limiter = AgentLimiter()
-    left = [h.agents / f"{CGROUP_PREFIX}stale-00000000" for h in limiter.hierarchies]
+    left = [h.own / f"{CGROUP_PREFIX}stale-00000000" for h in limiter.hierarchies]
     for group in left:
-        group.mkdir(parents=True)  # the agents' common group may not exist yet
+        group.mkdir()
     live = await LimitedRuntime(limiter).start(
         _launch(host, "live", "import sys, time; sys.stdin.read(); time.sleep(30)")
     )
@@ -362,21 +362,6 @@ async def test_a_demoted_agent_has_the_least_cpu_weight_and_keeps_its_quota(host
         assert (group / quota).read_text() == before
         assert process.demote_cpu(False)
         assert (group / weight).read_text().strip() == normal
-    finally:
-        process.kill()
-        await _run(process)
-
-
-@needs_cgroups
-async def test_every_agent_group_is_inside_the_agents_common_group(host: Path) -> None:
-    """So that N busy agents together weigh one session's CPU, not N times the platform's services."""
-    limiter = AgentLimiter()
-    process = await LimitedRuntime(limiter).start(_launch(host, "inside", SLEEPER))
-    try:
-        assert isinstance(process, LimitedProcess)
-        parents = {g.parent for g in process.cgroups.dirs}
-        assert parents == {h.agents for h in limiter.hierarchies}
-        assert all(p.name == "mtrobot-agents" for p in parents)
     finally:
         process.kill()
         await _run(process)

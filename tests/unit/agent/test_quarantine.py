@@ -129,6 +129,17 @@ async def test_a_busy_agent_loses_its_cpu_weight_within_seconds_and_gets_it_back
     assert idle.weights == []
 
 
+async def test_a_starting_agent_busy_with_its_imports_is_neither_demoted_nor_judged(tmp_path) -> None:
+    clock, starting = Clock(), WeightedProc()
+    q = _q(tmp_path, clock, cpu_window_s=2, demote_window_s=2)
+    q.started("new")
+    for _ in range(4):  # no heartbeat yet: still starting
+        clock.now += 1
+        starting.cpu_seconds = (starting.cpu_seconds or 0) + 1.0
+        assert q.check({"new": starting}) == []
+    assert starting.weights == []
+
+
 async def test_an_agent_started_in_quarantine_has_the_least_cpu_weight_from_the_start(tmp_path) -> None:
     clock = Clock()
     q = _q(tmp_path, clock)

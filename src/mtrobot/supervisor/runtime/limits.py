@@ -2,13 +2,9 @@
 rlimits where no cgroup can be had.
 
 Each agent gets its own cgroup *below the supervisor's own* (never beside it: an agent must not escape the
-limits the supervisor itself runs under), inside one group for all agents (``mtrobot-agents``). Together
-the agents then weigh as much CPU as the platform's own services (nats-server, the simulator, the
-recorder, the web), which share one scheduling group (their process session under the kernel's autogroup,
-as here; their unit's cgroup under systemd). Beside each other, N busy agents would weigh N times the
-platform that every quiet agent's order crosses. The child joins its group between fork and exec
-(``LimitPlan.preexec``), so everything it ever allocates or starts is counted from its first instruction.
-The group is removed once the agent has exited (:meth:`CgroupSet.remove`); the common one stays.
+limits the supervisor itself runs under). The child joins it between fork and exec (``LimitPlan.preexec``), so
+everything it ever allocates or starts is counted from its first instruction. The group is removed once
+the agent has exited (:meth:`CgroupSet.remove`).
 
 What holds is said in words (:attr:`LimitPlan.isolation`), for ``mtrobot status``: an operator must see
 "memory: not limited" rather than assume a limit.
@@ -33,12 +29,11 @@ from .base import AgentLimits
 log = get_logger(__name__)
 
 CGROUP_PREFIX = "mtrobot-agent-"
-AGENTS_GROUP = "mtrobot-agents"
 CPU_PERIOD_US = 100_000
 CPU_WEIGHT = {1: (1024, 2), 2: (100, 1)}
 """(normal, demoted) CPU weight: v1 ``cpu.shares`` (default 1024, least 2), v2 ``cpu.weight`` (100, least 1).
-A demoted agent still runs, but whenever anything else wants a core (a quiet agent, nats-server, the
-simulator) that goes first: the quota caps how much an agent may use, the weight decides who waits."""
+A demoted agent still runs, but whenever another agent wants a core, that one goes first: the quota caps
+how much an agent may use, the weight decides who waits."""
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 """cpuacct only measures (CPU time used, for quarantine and the density bench); the other three limit."""
 
@@ -51,12 +46,7 @@ class Hierarchy:
     controllers: frozenset[str]
     mount: Path
     own: Path
-    """The supervisor's own cgroup directory: the agents' common group is created inside it."""
-
-    @property
-    def agents(self) -> Path:
-        """The group every agent's own group is created in."""
-        return self.own / AGENTS_GROUP
+    """The supervisor's own cgroup directory: agents' groups are created inside it."""
 
 
 def _mountinfo() -> Iterable[tuple[str, str, str, str]]:
@@ -302,13 +292,10 @@ class AgentLimiter:
     def _create(
         self, h: Hierarchy, name: str, limits: AgentLimits, cgroups: CgroupSet, words: dict[str, str]
     ) -> None:
-        h.agents.mkdir(mode=0o755, exist_ok=True)  # shared by every agent (and supervisor) of this group
         if h.version == 2:
-            enable = " ".join(f"+{c}" for c in sorted(h.controllers))
-            for parent in (h.own, h.agents):
-                with contextlib.suppress(OSError):  # already enabled, or refused: the writes below say which
-                    _write(parent / "cgroup.subtree_control", enable)
-        group = h.agents / name
+            with contextlib.suppress(OSError):  # already enabled, or refused: the writes below say which
+                _write(h.own / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(h.controllers)))
+        group = h.own / name
         group.mkdir(mode=0o755)
         cgroups.version = h.version
         for ctrl in h.controllers:
@@ -347,9 +334,9 @@ def sweep_stale(hierarchies: list[Hierarchy], older_than_s: float = STALE_AFTER_
     refuses to remove a group that still has a process, so a live agent's group is never taken."""
     removed = 0
     now = time.time()
-    for parent in [d for h in hierarchies for d in (h.agents, h.own)]:  # h.own: groups of older versions
+    for h in hierarchies:
         with contextlib.suppress(OSError):
-            for group in parent.iterdir():
+            for group in h.own.iterdir():
                 if not group.name.startswith(CGROUP_PREFIX):
                     continue
                 with contextlib.suppress(OSError):
