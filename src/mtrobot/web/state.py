@@ -16,7 +16,10 @@ from mtrobot.web.bus import Bus
 from mtrobot.web.config import ServerInfo, WebOptions
 from mtrobot.web.security_throttle import Network, parse_proxies
 from mtrobot.web.servers import known_servers
-from mtrobot.web.stream import FeedSubscriber, SharedChecks, SnapshotFeed
+from mtrobot.web.stream import FeedSubscriber, SendWatchdog, SharedChecks, SnapshotFeed
+
+STREAM_SEND_TIMEOUT_S = 20.0
+"""A stream client that reads nothing for this long is disconnected (close 1013)."""
 
 
 class ProbeGate:
@@ -50,6 +53,8 @@ class AppState:
     probes: ProbeGate = field(default_factory=ProbeGate)
     stream_source: FeedSubscriber = field(init=False)
     stream_checks: SharedChecks = field(default_factory=SharedChecks)
+    stream_sends: SendWatchdog = field(default_factory=lambda: SendWatchdog(STREAM_SEND_TIMEOUT_S))
+    """Every stream socket's sends, watched by one task (a client that stopped reading is disconnected)."""
     """The live streams' periodic re-checks of their callers, one per credential."""
     agents: AgentBoard = field(default_factory=AgentBoard)
     """The latest heartbeat of every agent (``agent.heartbeat.*``)."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -125,6 +125,48 @@ class SnapshotFeed:
 
     def watcher_count(self) -> int:
         return len({w for ws in self._watchers.values() for w in ws})
+
+
+class Sending(Protocol):
+    """A socket as :class:`SendWatchdog` sees it: when its current send began (``None``: not sending)."""
+
+    send_began: float | None
+
+    def send_expired(self) -> None: ...
+
+
+class SendWatchdog:
+    """One watchdog for every socket's sends, instead of a timer per message: at a thousand sockets, arming
+    and cancelling ``asyncio.timeout`` for each message was a large part of a socket's fan-out cost, while a
+    send almost never blocks (only when the client stopped reading and its buffer is full). A socket whose
+    send began more than ``limit_s`` ago is told so (``send_expired``) within ``period_s``."""
+
+    def __init__(self, limit_s: float, period_s: float = 1.0) -> None:
+        self.limit_s = limit_s
+        self.period_s = period_s
+        self._sockets: set[Sending] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, socket: Sending) -> None:
+        self._sockets.add(socket)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._watch(), name="stream-send-watchdog")
+
+    def discard(self, socket: Sending) -> None:
+        self._sockets.discard(socket)
+
+    def check(self, now: float) -> None:
+        for socket in list(self._sockets):
+            began = socket.send_began
+            if began is not None and now - began > self.limit_s:
+                self._sockets.discard(socket)
+                socket.send_expired()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._sockets:
+            await asyncio.sleep(self.period_s)
+            self.check(loop.time())
 
 
 T = TypeVar("T")

@@ -7,7 +7,8 @@ the server closes, ``{"type": "error", "code", "detail"}`` (close code 4401: sig
 Only the caller's own accounts are ever sent: the account set comes from the database for the caller's trader
 and is checked again every few seconds (a removed account, a signed-out session or a revoked token stops the
 stream). A client that cannot keep up gets the newest snapshot per account, never a backlog; one that does not
-read for ``SEND_TIMEOUT_S`` is disconnected and gets the newest state when it reconnects.
+read for ``STREAM_SEND_TIMEOUT_S`` (20 s, checked each second) is disconnected and gets the newest state when
+it reconnects.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from mtrobot.web.stream import Watcher
 
 router = APIRouter(tags=["stream"])
 
-SEND_TIMEOUT_S = 20.0
 CLOSE_SIGN_IN = 4401
 CLOSE_REFUSED = 4403
 
@@ -70,6 +70,10 @@ class StreamSession:
         self.websocket = websocket
         self.accounts = accounts
         self.watcher = Watcher()
+        self.send_began: float | None = None
+        """When the send under way began (loop time); the app's :class:`SendWatchdog` reads it."""
+        self._sender: asyncio.Task[None] | None = None
+        self._expired = False
 
     async def run(self) -> None:
         feed = self.state.stream_source
@@ -77,33 +81,44 @@ class StreamSession:
             self.watcher.notice(_hello(self.accounts))
             await feed.fill(self.accounts)
             feed.feed.watch(self.watcher, self.accounts)
+            self._sender = asyncio.create_task(self._send(), name="stream-send")
             tasks = [
-                asyncio.create_task(self._send(), name="stream-send"),
+                self._sender,
                 asyncio.create_task(self._read(), name="stream-read"),
                 asyncio.create_task(self._recheck(), name="stream-recheck"),
             ]
+            self.state.stream_sends.add(self)
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.state.stream_sends.discard(self)
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+            if self._expired:
+                await self._close_quietly(1013)  # "try again later": the client was not reading
         finally:
             feed.feed.unwatch(self.watcher)
 
+    def send_expired(self) -> None:
+        """The watchdog's call: a send has waited ``STREAM_SEND_TIMEOUT_S`` for the client to read."""
+        self._expired = True
+        if self._sender is not None:
+            self._sender.cancel()
+
     async def _send(self) -> None:
+        clock = asyncio.get_running_loop().time
         while True:
             for text in await self.watcher.next():
+                self.send_began = clock()  # no timer per message: the app's watchdog reads this
                 try:
-                    async with asyncio.timeout(SEND_TIMEOUT_S):  # no task per message, unlike wait_for
-                        await self.websocket.send_text(text)
-                except TimeoutError:
-                    await self._close_quietly(1013)  # "try again later": the client was not reading
-                    return
+                    await self.websocket.send_text(text)
                 except (WebSocketDisconnect, RuntimeError, OSError):
                     return
+                finally:
+                    self.send_began = None
 
     async def _read(self) -> None:
         while True:
@@ -133,8 +148,10 @@ class StreamSession:
             await asyncio.sleep(period)
 
     async def _close_quietly(self, code: int) -> None:
+        # Bounded: the close frame waits behind the same full buffer that stopped the sends.
         with contextlib.suppress(Exception):
-            await self.websocket.close(code=code)
+            async with asyncio.timeout(5.0):
+                await self.websocket.close(code=code)
 
 
 @router.websocket("/stream")
