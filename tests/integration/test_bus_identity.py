@@ -381,10 +381,16 @@ async def test_the_transitional_agent_user_is_confined_revoked_and_replaced(bus:
     try:
         seen = await _collect(web, "broker.fill.*.>")
         await erin.publish("broker.fill.bob.EURUSD", b'{"forged": true}')
-        await erin.publish("broker.fill.erin.EURUSD", b'{"own": true}')
-        assert await _until(lambda: len(seen) >= 1)
+        # The positive control, repeated until the web has one (a user just issued was seen, about one run
+        # in twelve, not to reach a subscriber yet); the forgery went first on the same connection, so had
+        # it been let through it would be in ``seen`` before the first own copy.
+        for _ in range(50):
+            await erin.publish("broker.fill.erin.EURUSD", b'{"own": true}')
+            await erin.flush(timeout=2)
+            if await _until(lambda: len(seen) >= 1, 0.2):
+                break
         await asyncio.sleep(QUIET_S)
-        assert [m.data for m in seen] == [b'{"own": true}']
+        assert seen and {m.data for m in seen} == {b'{"own": true}'}, [m.data for m in seen]
         with pytest.raises(Exception):  # noqa: B017 - no stream management for an agent
             await erin.jetstream(timeout=1).add_stream(name="EVIL", subjects=["evil.erin"])
 
