@@ -131,6 +131,8 @@ class Quarantine:
         self._own: Any = None
         self._subs: list[Any] = []
         self._orders: dict[str, deque[float]] = {}
+        self.alarm: Callable[[], None] | None = None
+        """Called when an agent goes over the order rate, so that the supervisor judges at once."""
         self._imposed_at: dict[str, float] = {}
 
     # -- what the supervisor tells it ----------------------------------------------------------------
@@ -263,6 +265,8 @@ class Quarantine:
         seen.append(now)
         while seen and (seen[0] < now - 60.0 or len(seen) > self.policy.max_orders_per_min + 1):
             seen.popleft()
+        if len(seen) > self.policy.max_orders_per_min and parts[2] not in self.reasons and self.alarm:
+            self.alarm()  # judge now: until the next round a flood fills on the shared broker and bus
 
     def orders_per_min(self, account: str) -> float:
         seen = self._orders.get(account)

@@ -134,6 +134,7 @@ class Supervisor:
         self._status_written = ""
         self.rounds = 0
         self.quarantine = Quarantine(settings, self.options.limits, self.options.quarantine)
+        self.quarantine.alarm = self._wake.set  # a flood is judged at once, not at the next round
 
     # -- the loop ------------------------------------------------------------------------------------
 

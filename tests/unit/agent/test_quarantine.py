@@ -181,6 +181,22 @@ async def test_an_order_flood_seen_on_the_bus_before_the_agent_gets_through_it(t
     assert q.orders_per_min("flood") == 0
 
 
+async def test_an_order_flood_rings_the_alarm_as_soon_as_it_passes_the_limit(tmp_path) -> None:
+    clock, rings = Clock(), []
+    q = _q(tmp_path, clock, max_orders_per_min=10)
+    q.alarm = lambda: rings.append(clock.now)
+    q.started("flood")
+    for _ in range(10):
+        clock.now += 1
+        await q._on_order(Msg("orders.submitted.flood.EURUSD", b"{}"))
+    assert rings == []  # at the limit, not over it
+    await q._on_order(Msg("orders.submitted.flood.EURUSD", b"{}"))
+    assert rings == [clock.now]
+    q.reasons["flood"] = "more than 10 orders in one minute (an order flood)"
+    await q._on_order(Msg("orders.submitted.flood.EURUSD", b"{}"))
+    assert rings == [clock.now], "once quarantined, no more alarms"
+
+
 async def test_an_order_flood(tmp_path) -> None:
     clock = Clock()
     q = _q(tmp_path, clock, max_orders_per_min=600)
