@@ -48,9 +48,9 @@ class Filling(StrEnum):
 
 
 MAX_VOLUME = 1_000_000.0
+"""Lots: above any broker's volume_max; a bigger number is a mistake, refused before the broker sees it."""
 VOLUME_TOLERANCE = 1e-9
 """Lots: sums of float volumes are compared with this much slack (0.01 + 0.02 is not exactly 0.03)."""
-"""Lots: above any broker's volume_max; a bigger number is a mistake, refused before the broker sees it."""
 MAX_PRICE = 1e12
 MAX_TICKET = 2**63 - 1
 """MT5 tickets, positions and magic numbers are signed 64-bit in the terminal's API: 2**70 cannot be sent."""
@@ -84,8 +84,10 @@ class OrderRequest(BaseModel):
     def _fields_required_by_action(self) -> Self:
         missing = [name for name in _REQUIRED[self.action] if getattr(self, name) is None]
         if self.action is OrderAction.OPEN and self.order_type and not self.order_type.is_market:
-            missing += [] if self.price is not None else ["price"]
-            if self.order_type.needs_stoplimit and self.stoplimit is None:
+            # 0 is MT5's "no price": a pending order at 0 is one without its price, refused here by name
+            # rather than sent for the broker to answer "invalid price".
+            missing += [] if self.price else ["price"]
+            if self.order_type.needs_stoplimit and not self.stoplimit:
                 missing.append("stoplimit")
         if missing:
             raise ValueError(f"{', '.join(missing)} required for action '{self.action.value}'")

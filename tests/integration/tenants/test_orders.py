@@ -104,10 +104,11 @@ def test_reusing_an_order_id_for_a_different_order_is_a_conflict(live) -> None:
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "order_id"
 
 
-def test_a_limit_order_without_a_price_is_refused_naming_the_field(live) -> None:
+@pytest.mark.parametrize("price", [{}, {"price": 0.0}], ids=["absent", "zero"])
+def test_a_limit_order_without_a_price_is_refused_naming_the_field(live, price) -> None:
     _c, trader, account = live
-    r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_type": "buy_limit"})
-    assert r.status_code == 422
+    r = trader.send("POST", f"{API}/{account}/orders", json=BUY | {"order_type": "buy_limit"} | price)
+    assert r.status_code == 422  # 0 is MT5's "no price": not sent for the broker to call invalid
     assert r.json()["detail"] == "Price is required for a buy limit order."
     assert [e["field"] for e in r.json()["errors"]] == ["price"]  # a form marks the price box
 
