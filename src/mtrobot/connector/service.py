@@ -1,7 +1,8 @@
 """The connector of one account, usable in-process by an agent (``await start()`` / ``await stop()``).
 
-Wiring: journal + audit trail + broker session + executor + reconciler + intake from the durable JetStream
-consumer ``connector_{account}`` on ``orders.submitted.{account}.>``. A message is acknowledged only after
+Wiring: journal + audit trail + broker session + executor + reconciler, and the loops that run on them
+(:mod:`.running`: recovery, the intake from the durable JetStream consumer ``connector_{account}`` on
+``orders.submitted.{account}.>``, the order watch, the reconciliation). A message is acknowledged only after
 its outcome is in the journal; the journal's outbox (:mod:`.outbox`) then publishes the events, so a crash
 anywhere loses nothing and duplicates nothing at the broker. Fills are captured by the stream ``FILLS``
 (``Nats-Msg-Id`` ``fill-{account}-{deal}``) and leave the outbox once the server confirmed it has them; the
@@ -14,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import SecretStr
 
@@ -35,7 +34,6 @@ from mtrobot.settings import Settings
 from .audit import AuditTrail, BatchSender, publish_batch
 from .executor import OrderExecutor
 from .failpoints import Failpoints
-from .intake import CrashReorder, Parsed, answer, dead_letter, read_order
 from .journal import Journal, JournalEntry
 from .link import BrokerLink
 from .metrics import ConnectorMetrics
@@ -43,6 +41,8 @@ from .options import ConnectorOptions, OptionsHolder
 from .outbox import Outbox
 from .ratelimit import LoginRateLimiter
 from .reconcile import Reconciler
+from .running import ConnectorLoops, Wired
+from .running import durable_name as durable_name  # where the tests and tools have always found it
 from .session import CredentialsRefresh, Session, TerminalFactory
 
 log = get_logger(__name__)
@@ -61,10 +61,6 @@ async def cancel_all(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> 
             task.exception()  # retrieved: a crashed task was already logged by its supervisor
     if pending:
         log.error("connector tasks did not stop", tasks=[t.get_name() for t in pending])
-
-
-def durable_name(account: str) -> str:
-    return f"connector_{account}"
 
 
 @dataclass
@@ -115,13 +111,11 @@ class Connector:
         self._order_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.outbox = Outbox(account, self._failpoints)
-        self._stopping = False
-        self._dead_letters = 0
-        self._dead_letter_logged = -1.0
         self._own_nc = False
         self._hub: Any = None
         self.metrics = ConnectorMetrics(account)
-        self.intake_running = False
+        self.loops: ConnectorLoops | None = None
+        """What runs (built by :meth:`start` once the parts are wired)."""
         self.journal: Journal | None = None
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
@@ -182,12 +176,28 @@ class Connector:
             gate=self._gate,
         )
         self.reconciler = Reconciler(self.account, self.journal, self.executor, self._order_lock)
+        self.loops = ConnectorLoops(
+            Wired(
+                self.account,
+                self.options,
+                self.journal,
+                self.nc,
+                self.js,
+                self.session,
+                self.executor,
+                self.reconciler,
+                self.outbox,
+                self.metrics,
+                self._failpoints,
+                self._order_lock,
+            )
+        )
         self.session.on_connected(self._after_connect)
         self.session.start()
         self._spawn(self.outbox.run(), "outbox")
-        self._spawn(self._intake_loop(), "intake")
-        self._spawn(self._watch_loop(), "watch")
-        self._spawn(self._sync_loop(), "sync")
+        self._spawn(self.loops.intake(), "intake")
+        self._spawn(self.loops.watch(), "watch")
+        self._spawn(self.loops.sync(), "sync")
         log.info("connector started", account=self.account, journal=str(self.journal.path))
 
     async def _ensure_streams(self) -> None:
@@ -203,7 +213,9 @@ class Connector:
             await provision(self.js)
 
     async def stop(self) -> None:
-        self._stopping = self.outbox.stopping = True  # loops end by themselves too: a lost cancellation
+        self.outbox.stopping = True  # loops end by themselves too: a lost cancellation
+        if self.loops is not None:
+            self.loops.stopping = True
         await cancel_all(self._tasks)
         self._tasks.clear()
         if hasattr(self, "session"):
@@ -235,6 +247,10 @@ class Connector:
         except Exception:
             log.exception("connector task crashed", task=name, account=self.account)
             raise
+
+    @property
+    def intake_running(self) -> bool:
+        return self.loops is not None and self.loops.intake_running
 
     @property
     def ready(self) -> bool:
@@ -283,187 +299,12 @@ class Connector:
         elif state == "reconnected" and self.nc is not None:
             self._spawn(self.outbox.replay_recent(), "replay-recent")
 
-    # -- intake ------------------------------------------------------------------------------------
-
-    async def _recover(self) -> None:
-        """Startup is recovery: finish every order the journal has not seen to a terminal state."""
-        assert self.journal is not None
-        for entry in self.journal.open_entries():
-            async with self._order_lock:
-                current = self.journal.get(entry.order_id)
-                if current is not None:
-                    log.info("recovering order", order_id=current.order_id, state=current.state.value)
-                    await self.executor.execute(current)
-        self.outbox.wake.set()
-
-    async def _subscribe(self) -> Any:
-        assert self.js is not None
-        opts = self.options.current
-        config = ConsumerConfig(
-            durable_name=durable_name(self.account),
-            filter_subject=subjects.orders_submitted_filter(self.account),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=opts.ack_wait_s,
-            max_deliver=-1,
-            max_ack_pending=256,
-        )
-        return await self.js.pull_subscribe(
-            subjects.orders_submitted_filter(self.account),
-            durable=durable_name(self.account),
-            stream=subjects.ORDERS_STREAM,
-            config=config,
-        )
-
-    async def _crash_reorder(self) -> CrashReorder:
-        """What a killed predecessor left fetched but unacknowledged (see :class:`CrashReorder`)."""
-        assert self.js is not None
-        opts = self.options.current
-        info = await self.js.consumer_info(subjects.ORDERS_STREAM, durable_name(self.account))
-        pending, upto = int(info.num_ack_pending or 0), int(info.delivered.stream_seq or 0)
-        if pending:
-            log.warning(
-                "messages of a previous run were never acknowledged: newer ones wait for them",
-                account=self.account,
-                pending=pending,
-                upto_seq=upto,
-            )
-        return CrashReorder(pending, upto, 3 * opts.ack_wait_s, time.monotonic())
-
-    async def _intake_loop(self) -> None:
-        await self._recover()
-        sub = None
-        reorder: CrashReorder | None = None
-        while not self._stopping:
-            try:
-                if sub is None:
-                    sub = await self._subscribe()
-                    reorder = reorder or await self._crash_reorder()
-                    self.intake_running = True
-                msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
-            except TimeoutError:
-                msgs = []
-                if reorder is None or not reorder.active:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS restarting: keep trying, the durable consumer keeps our place
-                log.warning("intake waiting for NATS", account=self.account, error=str(exc))
-                self.intake_running = sub is not None and self.nc is not None and self.nc.is_connected
-                await asyncio.sleep(0.5)
-                continue
-            if reorder is not None and reorder.active:
-                msgs = reorder.admit(msgs, time.monotonic())
-                for held in reorder.holding():  # held, not forgotten: no redelivery behind our back
-                    with contextlib.suppress(Exception):
-                        await held.in_progress()
-            for msg in msgs:
-                try:
-                    await self._handle(msg)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # not acknowledged: JetStream redelivers it, the journal resumes it
-                    log.exception("order message not finished, left for redelivery", account=self.account)
-
-    async def _handle(self, msg: Any) -> None:
-        token = msg.subject.split(".", 3)[3] if msg.subject.count(".") >= 3 else "_"
-        symbol = subjects.symbol_from_token(token)
-        meta = msg.metadata
-        seq = meta.sequence.stream if meta else None
-        published = meta.timestamp.timestamp() if meta and meta.timestamp else None
-        parsed = read_order(msg.data, self.account, symbol)
-        if parsed.unreadable:
-            await self._dead_letter(msg, parsed, seq, meta.num_delivered if meta else None)
-            return
-        heartbeat = asyncio.create_task(self._keep_in_progress(msg), name="intake-in-progress")
-        try:
-            async with self._order_lock:
-                await self.executor.handle_parsed(parsed, seq, published)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-        with contextlib.suppress(Exception):  # the outcome is in the journal: its events go out now
-            await self.outbox.publish_new()
-        self._failpoints.hit("after_publish")
-        try:
-            await msg.ack()
-        except Exception as exc:  # NATS away: the redelivered copy will find the order finished
-            log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
-        self.outbox.wake.set()  # the outbox loop confirms and cleans up, off the order path
-
-    async def _dead_letter(self, msg: Any, parsed: Parsed, seq: int | None, deliveries: int | None) -> None:
-        """Keep an unreadable message aside, answer the sender, acknowledge: it never blocks the intake.
-        If the dead-letter stream cannot take it, the message is left for redelivery (nothing is lost)."""
-        assert self.js is not None
-        record = dead_letter(self.account, msg.subject, msg.data, parsed, seq, deliveries)
-        headers = {"Nats-Msg-Id": f"{self.account}:{seq}"} if seq is not None else None
-        await self.js.publish(
-            subjects.dead_letter_orders(self.account),
-            record.model_dump_json().encode(),
-            timeout=5,
-            headers=headers,
-        )
-        # The answer goes out before the ack (at least once): a crash in between dead-letters the redelivered
-        # copy again under the same Nats-Msg-Id, so the stream keeps one record.
-        assert self.nc is not None
-        await self.nc.publish(
-            subjects.broker_error(self.account, parsed.symbol), answer(self.account, parsed)
-        )
-        self.metrics.outcome("dead_letter")
-        self._dead_letters += 1
-        now = time.monotonic()
-        if now - self._dead_letter_logged >= 1.0:  # a flood must not become a flood of log lines
-            self._dead_letter_logged = now
-            log.warning(
-                "unreadable order message kept in the dead letter",
-                account=self.account,
-                stream_seq=seq,
-                order_id=parsed.reply_order_id,
-                reason=parsed.refusal.message if parsed.refusal else "",
-                dead_letters_so_far=self._dead_letters,
-            )
-        try:
-            await msg.ack()
-        except Exception as exc:  # NATS away: the redelivered copy is dead-lettered again (deduplicated)
-            log.warning("ack failed; the message will be redelivered", account=self.account, error=str(exc))
-        self.outbox.wake.set()
-
-    async def _keep_in_progress(self, msg: Any) -> None:
-        interval = max(0.5, self.options.current.ack_wait_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
     # -- reconciliation ----------------------------------------------------------------------------
 
     async def _after_connect(self) -> None:
-        self._spawn(self._reconcile("reconnect" if self.session.connects > 1 else "startup"), "reconcile-now")
-
-    async def _reconcile(self, trigger: str) -> None:
-        try:
-            await self.reconciler.reconcile(trigger)
-        except Exception as exc:  # the next interval or reconnect tries again
-            log.warning("reconciliation failed", account=self.account, trigger=trigger, error=str(exc))
-        finally:
-            self.outbox.wake.set()
-
-    async def _watch_loop(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self.options.current.pending_poll_s)
-            if self.session.ready:
-                try:
-                    await self.reconciler.watch_open_orders()
-                except Exception as exc:
-                    log.warning("order watch failed", account=self.account, error=str(exc))
-                self.outbox.wake.set()
-
-    async def _sync_loop(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self.options.current.sync_interval_s)
-            if self.session.ready:
-                await self._reconcile("interval")
+        assert self.loops is not None
+        trigger = "reconnect" if self.session.connects > 1 else "startup"
+        self._spawn(self.loops.reconcile(trigger), "reconcile-now")
 
     def _count(self, entry: JournalEntry) -> None:
         self.metrics.outcome(entry.state.value)
