@@ -31,9 +31,19 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _stop_now)
 
 
+def skip_rich() -> None:
+    """structlog imports rich (and pygments) when it is installed, only to draw tracebacks on a console;
+    an agent writes JSON lines to its log file and never draws one. Marking rich as absent (structlog's own
+    ``except ImportError`` path) saves each agent about 2.8 MB and ~10 % of its import CPU, which 20
+    agents starting at once on 2 cores wait for. A process that already imported rich (``mtrobot agent``,
+    typer) keeps it."""
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
+
 def run(account: str, data_dir: Path | None = None) -> int:
     """One account's agent, from its arguments to its exit code: the hand-off on stdin, then the agent."""
     stop_on_sigterm()
+    skip_rich()
     import asyncio
 
     from mtrobot.agent.handoff import read_handoff

@@ -73,7 +73,9 @@ def _rss_mb(pids: list[int]) -> float:
 
 
 BARE_CODE = """\
-import mtrobot.agent.entry, mtrobot.agent.service
+import mtrobot.agent.entry
+mtrobot.agent.entry.skip_rich()
+import mtrobot.agent.service
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]))
 """
