@@ -40,7 +40,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "no chromium at $(CHROMIUM)"; exit 1; }
 
 test: lint browser
-	MTROBOT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile
+	MTROBOT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
