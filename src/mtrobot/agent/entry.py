@@ -35,15 +35,14 @@ def skip_rich() -> None:
     """structlog imports rich (and pygments) when it is installed, only to draw tracebacks on a console;
     an agent writes JSON lines to its log file and never draws one. Marking rich as absent (structlog's own
     ``except ImportError`` path) saves each agent about 2.8 MB and ~10 % of its import CPU, which 20
-    agents starting at once on 2 cores wait for. A process that already imported rich (``mtrobot agent``,
-    typer) keeps it."""
+    agents starting at once on 2 cores wait for. Only the lean entry does it (:func:`main`); a process that
+    already imported rich keeps it."""
     sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
 
 
 def run(account: str, data_dir: Path | None = None) -> int:
     """One account's agent, from its arguments to its exit code: the hand-off on stdin, then the agent."""
     stop_on_sigterm()
-    skip_rich()
     import asyncio
 
     from mtrobot.agent.handoff import read_handoff
@@ -70,6 +69,7 @@ ACCOUNT_ID_HELP = "an account id is letters a-z, digits, '-' and '_'"
 def main(argv: list[str] | None = None) -> int:
     """``python -m mtrobot.agent --account ID [--data-dir DIR]``, the same options as ``mtrobot agent``."""
     stop_on_sigterm()
+    skip_rich()  # here, not in run(): `mtrobot agent` runs under typer, which may draw with rich
     import argparse
 
     from mtrobot.core.ids import is_account_id
