@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from mtrobot.core.events import AccountSnapshot
 from mtrobot.core.lifecycle import OrderState
 from mtrobot.core.orders import OrderAction, OrderRequest
 from mtrobot.logging import get_logger
@@ -149,15 +150,26 @@ def _original(state: AppState, account: Mt5Account, order_id: str) -> Order | No
         return order_repo.order_of(db, account.id, order_id)
 
 
-async def _pending_in_snapshot(state: AppState, account: Mt5Account, order_id: str) -> Pending | None:
-    """A pending order placed by the account's robots (not through this API) is known by the snapshot."""
+async def _snapshot_before_sending(state: AppState, account: Mt5Account) -> AccountSnapshot | None:
+    """The account's latest snapshot, read to name what an order is about to act on: a bus that cannot be
+    read is a 503 saying nothing was sent."""
     try:
-        snapshot = await state.bus.latest_snapshot(account.id)
+        return await state.bus.latest_snapshot(account.id)
     except BusUnavailable as exc:
         raise Unavailable(f"{exc}; nothing was sent", code="bus_unavailable") from None
+
+
+def _ticket(entry: dict[str, Any]) -> int:
+    """A snapshot entry's broker ticket (0 when it has none)."""
+    return int(entry.get("ticket", 0) or 0)
+
+
+async def _pending_in_snapshot(state: AppState, account: Mt5Account, order_id: str) -> Pending | None:
+    """A pending order placed by the account's robots (not through this API) is known by the snapshot."""
+    snapshot = await _snapshot_before_sending(state, account)
     for order in snapshot.orders if snapshot else []:
-        if order.get("order_id") == order_id and int(order.get("ticket", 0) or 0) > 0:
-            return Pending(str(order.get("symbol")), int(order["ticket"]))
+        if order.get("order_id") == order_id and _ticket(order) > 0:
+            return Pending(str(order.get("symbol")), _ticket(order))
     return None
 
 
@@ -186,12 +198,9 @@ async def pending_by_ticket(state: AppState, account: Mt5Account, ticket: int) -
     """Pending order ``ticket`` as the latest snapshot lists it, whatever its comment (a hashed ``h-`` tag
     or one written outside the platform names no order id), and the order placed here it came from, if any
     (the cancel's parent)."""
-    try:
-        snapshot = await state.bus.latest_snapshot(account.id)
-    except BusUnavailable as exc:
-        raise Unavailable(f"{exc}; nothing was sent", code="bus_unavailable") from None
+    snapshot = await _snapshot_before_sending(state, account)
     for order in snapshot.orders if snapshot else []:
-        if int(order.get("ticket", 0) or 0) == ticket:
+        if _ticket(order) == ticket:
             row = await run_in_threadpool(_placed_with_ticket, state, account, ticket)
             return Pending(str(order.get("symbol")), ticket), row.order_id if row else None
     raise NotFound(f"account {account.id} has no pending order {ticket}", code="order_not_found")
@@ -205,11 +214,8 @@ def _placed_with_ticket(state: AppState, account: Mt5Account, ticket: int) -> Or
 async def position_symbol(state: AppState, account: Mt5Account, ticket: int, given: str | None) -> str:
     if given:
         return given
-    try:
-        snapshot = await state.bus.latest_snapshot(account.id)
-    except BusUnavailable as exc:
-        raise Unavailable(f"{exc}; nothing was sent", code="bus_unavailable") from None
+    snapshot = await _snapshot_before_sending(state, account)
     for position in snapshot.positions if snapshot else []:
-        if int(position.get("ticket", 0) or 0) == ticket:
+        if _ticket(position) == ticket:
             return str(position.get("symbol"))
     raise NotFound(f"account {account.id} has no open position {ticket}", code="position_not_found")

@@ -26,6 +26,9 @@ router = APIRouter(prefix="/accounts/{account_id}", tags=["orders"])
 Ticket = Annotated[int, Path(gt=0, lt=2**63, description="the broker's position ticket")]
 OrderTicket = Annotated[int, Path(gt=0, lt=2**63, description="the broker's pending order ticket")]
 OrderIdPath = Annotated[str, Path(max_length=64)]
+CancelRef = Annotated[
+    str | None, Query(max_length=24, description="id for this cancel request (safe retries)")
+]
 WRITE = problem_responses(401, 403, 404, 409, 422, 503)
 
 
@@ -86,9 +89,7 @@ async def cancel_order(
     order_id: OrderIdPath,
     account: AccountDep,
     state: StateDep,
-    order_ref: Annotated[
-        str | None, Query(max_length=24, description="id for this cancel request (safe retries)")
-    ] = None,
+    order_ref: CancelRef = None,
 ) -> OrderPublic:
     original = await service.pending_order(state, account, order_id)
     fields = {
@@ -110,9 +111,7 @@ async def cancel_pending_order(
     ticket: OrderTicket,
     account: AccountDep,
     state: StateDep,
-    order_ref: Annotated[
-        str | None, Query(max_length=24, description="id for this cancel request (safe retries)")
-    ] = None,
+    order_ref: CancelRef = None,
 ) -> OrderPublic:
     """Any pending order the latest snapshot lists, also one whose comment names no order id (a long
     order id's hashed tag, or an order placed in the terminal)."""
