@@ -4,12 +4,13 @@ supervisor that runs real ``mtrobot agent`` processes, and a trader's view of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,17 @@ class Platform:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running(supervisor: Supervisor, stop_timeout: float = 30.0) -> AsyncIterator[Supervisor]:
+    """``supervisor`` running its loop for the block, stopped (its agents with it) when the block ends."""
+    task = asyncio.create_task(supervisor.run())
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(task, stop_timeout)
 
 
 @dataclass

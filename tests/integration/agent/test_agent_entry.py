@@ -19,7 +19,7 @@ from mtrobot.settings import Settings
 from mtrobot.supervisor.runtime import AgentLaunch
 from mtrobot.supervisor.runtime.sandbox import BubblewrapRuntime, bwrap_binary, bwrap_works, catches
 from mtrobot.supervisor.service import Supervisor, SupervisorOptions
-from tests.integration.agent.agents import Platform, until
+from tests.integration.agent.agents import Platform, running, until
 
 BWRAP = bwrap_binary()
 needs_bwrap = pytest.mark.skipif(
@@ -103,8 +103,7 @@ async def test_an_agent_stopped_right_after_its_start_in_its_sandbox_stops_withi
     supervisor = Supervisor(
         platform.settings, runtime, SupervisorOptions(poll_s=0.05), nats_url=platform.settings.nats_url
     )
-    task = asyncio.create_task(supervisor.run())
-    try:
+    async with running(supervisor):
         account, _login = await platform.connect_account()
 
         def started() -> bool:
@@ -120,6 +119,3 @@ async def test_an_agent_stopped_right_after_its_start_in_its_sandbox_stops_withi
         took = time.monotonic() - began
         # The supervisor kills an agent that ignores SIGTERM after its grace (18 s): well before that.
         assert code == 0 and took < 8.0, (code, took)
-    finally:
-        supervisor.stop()
-        await asyncio.wait_for(task, 30)

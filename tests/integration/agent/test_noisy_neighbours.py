@@ -20,7 +20,7 @@ from mtrobot.storage import accounts as account_repo
 from mtrobot.supervisor.quarantine import QuarantinePolicy
 from mtrobot.supervisor.runtime import AgentLimits, choose_runtime
 from mtrobot.supervisor.service import Supervisor, SupervisorOptions
-from tests.integration.agent.agents import Platform, Trader, until
+from tests.integration.agent.agents import Platform, Trader, running, until
 from tests.integration.agent.sandbox_helpers import connect_with_password
 
 pytestmark = pytest.mark.slow
@@ -111,8 +111,7 @@ async def test_busy_loop_leak_and_flood_are_quarantined_and_quiet_agents_trade(
     )
     supervisor = Supervisor(platform.settings, choose_runtime(platform.settings), options,
                             nats_url=platform.settings.nats_url)  # fmt: skip
-    task = asyncio.create_task(supervisor.run())
-    try:
+    async with running(supervisor, stop_timeout=60):
         quiet = [await Trader(nc, (await connect_with_password(platform))[0]).listen() for _ in range(2)]
         await asyncio.gather(*(t.wait_running(timeout=40) for t in quiet))
         clock = FillClock()
@@ -149,6 +148,3 @@ async def test_busy_loop_leak_and_flood_are_quarantined_and_quiet_agents_trade(
         )
         for name, trader in offenders.items():
             print(f"  {name}: {_state(platform, trader.account)[1]}")
-    finally:
-        supervisor.stop()
-        await asyncio.wait_for(task, 60)

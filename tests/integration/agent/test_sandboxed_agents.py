@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from nats.aio.client import Client
 
 from mtrobot.supervisor.runtime.sandbox import BubblewrapRuntime, bwrap_binary, bwrap_works
 from mtrobot.supervisor.service import Supervisor, SupervisorOptions
-from tests.integration.agent.agents import Platform, Trader, until
+from tests.integration.agent.agents import Platform, Trader, running, until
 from tests.integration.agent.sandbox_helpers import connect_with_password
 from tests.secret_scan import memory_holds, where_held
 
@@ -29,19 +28,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@contextlib.asynccontextmanager
-async def sandboxed(platform: Platform) -> AsyncIterator[Supervisor]:
+def sandboxed(platform: Platform) -> contextlib.AbstractAsyncContextManager[Supervisor]:
     assert BWRAP is not None
     runtime = BubblewrapRuntime(platform.settings, BWRAP)
-    supervisor = Supervisor(
-        platform.settings, runtime, SupervisorOptions(poll_s=0.2), nats_url=platform.settings.nats_url
-    )
-    task = asyncio.create_task(supervisor.run())
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop()
-        await asyncio.wait_for(task, 30)
+    options = SupervisorOptions(poll_s=0.2)
+    return running(Supervisor(platform.settings, runtime, options, nats_url=platform.settings.nats_url))
 
 
 def agent_pid(supervisor: Supervisor, account: str) -> int:

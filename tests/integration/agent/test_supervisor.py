@@ -5,11 +5,9 @@ agent in the middle of a stream of orders loses none and duplicates none."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,7 @@ from nats.aio.client import Client
 from mtrobot.supervisor.runtime import choose_runtime
 from mtrobot.supervisor.service import Supervisor
 from tests.e2e.proc_tools import alive
-from tests.integration.agent.agents import Platform, Trader, until
-
-
-@contextlib.asynccontextmanager
-async def running(supervisor: Supervisor) -> AsyncIterator[Supervisor]:
-    task = asyncio.create_task(supervisor.run())
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop()
-        await asyncio.wait_for(task, 30)
+from tests.integration.agent.agents import Platform, Trader, running, until
 
 
 def pid_of(supervisor: Supervisor, account: str) -> int | None:

@@ -6,11 +6,10 @@ heartbeat (state, pid, memory, CPU, order rate)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,11 +17,10 @@ from fastapi.testclient import TestClient
 from nats.aio.client import Client
 
 from mtrobot.storage import traders as trader_repo
-from mtrobot.supervisor.service import Supervisor
 from mtrobot.web.app import create_app
 from mtrobot.web.config import WebOptions
 from mtrobot.web.security import digest
-from tests.integration.agent.agents import Platform, Trader, until
+from tests.integration.agent.agents import Platform, Trader, running, until
 
 API = "/api/v1/accounts"
 
@@ -40,16 +38,6 @@ def web(platform: Platform) -> Iterator[TestClient]:
     app = create_app(platform.settings, WebOptions(listen_to_bus=True))
     with TestClient(app, base_url="https://testserver") as client:
         yield client
-
-
-@contextlib.asynccontextmanager
-async def running(supervisor: Supervisor) -> AsyncIterator[Supervisor]:
-    task = asyncio.create_task(supervisor.run())
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def call(client: TestClient, method: str, url: str, **kwargs: Any) -> Any:
