@@ -327,10 +327,10 @@ class Quarantine:
         """Cores wanted on average over the last full CPU window, or None before a window is full. From the
         runtime's measure where it has one; else the agent's own heartbeat (usage, the best it has)."""
         window = self.policy.cpu_window_s
-        reading = getattr(process, "usage", None)
-        seconds = getattr(reading(), "cpu_demand_seconds", None) if callable(reading) else None
         if watch.settled is None:
             return None  # starting (imports, login) wants the CPU too: judged once it says it runs
+        reading = getattr(process, "usage", None)
+        seconds = getattr(reading(), "cpu_demand_seconds", None) if callable(reading) else None
         if seconds is not None:
             self._demote(account, watch, process, now, float(seconds))
             watch.cpu.append((now, float(seconds)))
