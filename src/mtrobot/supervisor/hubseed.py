@@ -29,24 +29,28 @@ class HubSeeder:
         self._url = nats_url
         self._settings = settings
         self._nc: Client | None = None
+        self._connecting = asyncio.Lock()
+        """Agents start concurrently: without it each of them made a connection, one was kept and closed at
+        the end, and the others reconnected forever (a test's teardown hung on them)."""
 
     async def client(self) -> Client | None:
         """The supervisor's own bus connection (its identity), shared with the agents' bus authority."""
         if self._url is None:
             return None
-        if self._nc is None or self._nc.is_closed:
-            # Bounded: a bus that is away must not hold up the supervisor's round (or its shutdown).
-            self._nc = await asyncio.wait_for(
-                connect(
-                    self._url,
-                    "supervisor",
-                    max_reconnect_attempts=-1,
-                    creds=service_creds(self._settings, "supervisor"),
-                    inbox_prefix=service_inbox("supervisor"),
-                ),
-                CONNECT_TIMEOUT_S,
-            )
-        return self._nc
+        async with self._connecting:
+            if self._nc is None or self._nc.is_closed:
+                # Bounded: a bus that is away must not hold up the supervisor's round (or its shutdown).
+                self._nc = await asyncio.wait_for(
+                    connect(
+                        self._url,
+                        "supervisor",
+                        max_reconnect_attempts=-1,
+                        creds=service_creds(self._settings, "supervisor"),
+                        inbox_prefix=service_inbox("supervisor"),
+                    ),
+                    CONNECT_TIMEOUT_S,
+                )
+            return self._nc
 
     async def _store(self) -> HubStore | None:
         nc = await self.client()
