@@ -24,6 +24,15 @@ def inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
+def proc_status(pid: int | str) -> dict[str, str]:
+    """``/proc/PID/status`` as field -> value (``{}`` once the process is gone, or without /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return {}
+
+
 def die_with_parent() -> None:
     """``preexec_fn`` for children: on Linux the kernel sends SIGTERM when the parent dies, so even a
     SIGKILLed parent leaves no orphan behind."""

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtrobot.proc import proc_status
+
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -31,13 +33,8 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def _status_mb(pid: int | str, field: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    value = proc_status(pid).get(field)  # "12345 kB"
+    return int(value.split()[0]) / 1024 if value else 0.0
 
 
 @dataclass

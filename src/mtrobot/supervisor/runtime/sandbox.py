@@ -32,6 +32,7 @@ from pathlib import Path
 from mtrobot.core.errors import ConfigError
 from mtrobot.files import write_atomically
 from mtrobot.logging import get_logger
+from mtrobot.proc import proc_status
 from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentProcess, AgentRuntime
@@ -123,23 +124,15 @@ class LimitedProcess:
                 self._inner.terminate()
 
 
-def _status_fields(pid: int) -> dict[str, str]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    except OSError:
-        return {}
-
-
 def catches(pid: int, sig: signal.Signals) -> bool:
     """Whether process ``pid`` has a handler for ``sig`` now (``SigCgt`` in ``/proc/PID/status``)."""
-    mask = _status_fields(pid).get("SigCgt", "0")
+    mask = proc_status(pid).get("SigCgt", "0")
     return bool(int(mask, 16) >> (sig - 1) & 1)
 
 
 def alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie waiting to be reaped does not)."""
-    return _status_fields(pid).get("State", "Z")[:1] not in ("Z", "X")
+    return proc_status(pid).get("State", "Z")[:1] not in ("Z", "X")
 
 
 class LimitedRuntime:
