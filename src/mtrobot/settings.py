@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".mtrobot")
 SIMBROKER_RUN_FILE = "simbroker.json"
+DEFAULT_ORDERS_PER_MIN = 600.0
+"""An account's intake limit, sustained: the rate at which the supervisor quarantines an order flood."""
+DEFAULT_ORDER_BURST = 20
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,14 @@ class Settings(BaseSettings):
         default=None, description="Kafka mirror of the audit log; default off"
     )
     master_key: SecretStr | None = Field(default=None, description="vault master key; default a key file")
+    orders_per_min: float = Field(
+        default=DEFAULT_ORDERS_PER_MIN,
+        ge=0,
+        description="orders a minute an account's intake takes (closes never limited); 0: no limit",
+    )
+    order_burst: int = Field(
+        default=DEFAULT_ORDER_BURST, ge=1, description="orders an account's intake takes at once"
+    )
 
     @field_validator("data_dir")
     @classmethod

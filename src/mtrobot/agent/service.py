@@ -35,6 +35,7 @@ from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode, encode
 from mtrobot.bus.connect import connect
 from mtrobot.connector.credentials import EXIT_REHANDOFF, Credentials
+from mtrobot.connector.intake_limit import OrderLimit
 from mtrobot.connector.options import ConnectorOptions
 from mtrobot.connector.runner import terminal_factory
 from mtrobot.connector.service import Connector, ConnectorParts
@@ -155,7 +156,10 @@ class Agent:
 
     def _connector(self) -> Connector:
         creds = self.handoff.credentials
-        options = ConnectorOptions(backend=self.handoff.backend, login=creds.login, server=creds.server)
+        options = ConnectorOptions(
+            backend=self.handoff.backend, login=creds.login, server=creds.server,
+            order_limit=OrderLimit.of(self.settings),
+        )  # fmt: skip
 
         async def refresh() -> Credentials:
             # Refused: the stored password may have been replaced; only the supervisor can read it again.

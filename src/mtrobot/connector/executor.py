@@ -25,6 +25,7 @@ from mtrobot.logging import get_logger
 
 from .failpoints import Failpoints
 from .intake import Parsed, Refusal, read_order
+from .intake_limit import IntakeLimit
 from .journal import Journal, JournalEntry
 from .link import BrokerLink, CallResult
 from .lookup import Found, LookupUnavailable, find_by_tag
@@ -74,6 +75,7 @@ class OrderExecutor:
         self._on_outcome = on_outcome
         self.symbols = SymbolMemory()
         """Per session: symbols selected (symbol_select once each) and their specifications."""
+        self.intake_limit = IntakeLimit()
 
     @property
     def link(self) -> BrokerLink:
@@ -125,9 +127,12 @@ class OrderExecutor:
             self.journal.record_duplicate(entry.order_id, entry.symbol)
             return entry
         self.failpoints.hit("after_admit")
-        if parsed.refusal is not None:
+        refused = parsed.refusal
+        if refused is None and request is not None and admission.new:  # the order-rate limit, before any
+            refused = self.intake_limit.refuse(request, self.options.current.order_limit)  # broker call
+        if refused is not None:
             if entry.state is S.RECEIVED:
-                entry = await self._reject(entry, parsed.refusal, ErrorCategory.VALIDATION)
+                entry = await self._reject(entry, refused, ErrorCategory.VALIDATION)
             return entry
         # A new order's request was validated by the intake a moment ago: not validated again from the row.
         return await self.execute(entry, request if admission.new else None)

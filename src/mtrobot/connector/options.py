@@ -12,6 +12,7 @@ from typing import Any
 
 from .backoff import Backoff
 from .breaker import BreakerPolicy
+from .intake_limit import OrderLimit
 from .ratelimit import LoginRate
 from .validation import TradingSession
 
@@ -60,6 +61,8 @@ class ConnectorOptions:
     login_rate: LoginRate = field(default_factory=LoginRate)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     # intake and recovery
+    order_limit: OrderLimit = field(default_factory=OrderLimit)
+    """The account's order-rate limit (:mod:`.intake_limit`), from the settings, never from the hub."""
     ack_wait_s: float = 30.0
     fetch_batch: int = 8
     unknown_settle_s: float = 30.0

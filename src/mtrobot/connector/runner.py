@@ -24,6 +24,7 @@ from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
 
 from .credentials import EXIT_REHANDOFF, Credentials, open_handoff
+from .intake_limit import OrderLimit
 from .options import ConnectorOptions
 from .service import Connector, ConnectorParts
 
@@ -143,6 +144,7 @@ async def run_standalone(
         backend=backend,
         login=int(credentials["login"]) if credentials.get("login") else opts.login,
         server=str(credentials["server"]) if credentials.get("server") else opts.server,
+        order_limit=OrderLimit.of(settings),
     )
     parts = default_parts(backend, settings, opts)
     parts.bus_creds, parts.inbox_prefix = bus.get("creds"), bus.get("inbox_prefix")

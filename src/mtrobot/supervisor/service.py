@@ -247,6 +247,9 @@ class Supervisor:
     def _agent_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
         env["MTROBOT_DATA_DIR"] = str(self.settings.data_dir)
+        # The intake's order-rate limit is the supervisor's to set (its settings), like the data dir.
+        env["MTROBOT_ORDERS_PER_MIN"] = f"{self.settings.orders_per_min:g}"
+        env["MTROBOT_ORDER_BURST"] = str(self.settings.order_burst)
         if self.nats_url:
             env["MTROBOT_NATS_URL"] = self.nats_url
         return env
