@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from mtrobot.core.errors import MtrobotError
 from mtrobot.logging import configure_logging
@@ -30,7 +31,14 @@ DataDirOption = Annotated[
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    """The settings, or one clear line per refused ``MTROBOT_`` variable and exit code 2 (no traceback)."""
+    try:
+        return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "MTROBOT_" + "_".join(str(part) for part in error["loc"]).upper()
+            typer.secho(f"error: {name}: {error['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 def run_async(coro: Coroutine[Any, Any, int | None]) -> int:

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     order_burst: int = Field(
         default=DEFAULT_ORDER_BURST, ge=1, description="orders an account's intake takes at once"
     )
+    # Host-wide, shared by every agent through one token bucket per broker server (connector/ratelimit.py).
+    # Not an account's identity, so the environment may set it; 2/s with a burst of 4 is gentle on any broker.
+    login_rate_per_s: float = Field(
+        default=2.0, gt=0, le=1000, description="logins a second to one broker server, host-wide"
+    )
+    login_burst: float = Field(
+        default=4.0, ge=1, le=10_000, description="logins one broker server may see at once"
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -25,8 +25,8 @@ def _agent_groups() -> set[str]:
     }
 
 
-def _run(tmp: Path, *args: str) -> dict[str, object]:
-    env = {**os.environ, "TMPDIR": str(tmp)}  # where the bench makes its throw-away data dir
+def _run(tmp: Path, *args: str, **settings: str) -> dict[str, object]:
+    env = {**os.environ, **settings, "TMPDIR": str(tmp)}  # TMPDIR: where the bench makes its data dir
     out = subprocess.run(
         mtrobot_command("bench", *args), capture_output=True, text=True, timeout=300, env=env
     )
@@ -47,7 +47,9 @@ def test_bench_density_small(tmp_path: Path) -> None:
 
 
 def test_bench_storm_small(tmp_path: Path) -> None:
-    result = _run(tmp_path, "storm", "--agents", "2", "--window", "1", "--timeout", "200")
+    result = _run(tmp_path, "storm", "--agents", "2", "--window", "1", "--timeout", "200",
+                  MTROBOT_LOGIN_RATE_PER_S="7", MTROBOT_LOGIN_BURST="3")  # fmt: skip
     assert result["bench"] == "storm" and result["sessions_before"] == 2
+    assert (result["configured_logins_per_s"], result["configured_burst"]) == (7.0, 3.0)
     assert result["all_back_after_window_s"] is not None
     assert isinstance(result["peak_logins_per_s"], dict)

@@ -199,8 +199,6 @@ async def _sessions(fleet: Fleet) -> dict[str, int]:
 
 
 async def measure_storm(count: int, window_s: float, timeout_s: float, progress: Progress) -> dict[str, Any]:
-    from mtrobot.connector.ratelimit import LoginRate
-
     started = time.monotonic()
     async with agent_fleet(count) as fleet:
         starts = await _start_all(fleet, started + timeout_s, progress)
@@ -228,7 +226,6 @@ async def measure_storm(count: int, window_s: float, timeout_s: float, progress:
                 break
             await asyncio.sleep(0.1)
         peaks = {s: _peak_per_second(samples, s) for s in baseline}
-        rate = LoginRate()
         return {
             "bench": "storm",
             "agents": count,
@@ -237,8 +234,8 @@ async def measure_storm(count: int, window_s: float, timeout_s: float, progress:
             "sessions_before": sum(baseline.values()),
             "all_back_after_window_s": round(back_at - window_end, 1) if back_at is not None else None,
             "peak_logins_per_s": peaks,
-            "configured_logins_per_s": rate.per_second,
-            "configured_burst": rate.burst,
+            "configured_logins_per_s": fleet.settings.login_rate_per_s,
+            "configured_burst": fleet.settings.login_burst,
         }
 
 

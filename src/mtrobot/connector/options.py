@@ -13,7 +13,6 @@ from typing import Any
 from .backoff import Backoff
 from .breaker import BreakerPolicy
 from .intake_limit import OrderLimit
-from .ratelimit import LoginRate
 from .validation import TradingSession
 
 
@@ -58,7 +57,6 @@ class ConnectorOptions:
     reconnect_backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 60.0))
     keepalive_s: float = 10.0
     maintenance: tuple[MaintenanceWindow, ...] = ()
-    login_rate: LoginRate = field(default_factory=LoginRate)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     # intake and recovery
     order_limit: OrderLimit = field(default_factory=OrderLimit)

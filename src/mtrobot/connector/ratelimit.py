@@ -21,14 +21,16 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass(frozen=True, slots=True)
 class LoginRate:
-    per_second: float = 2.0
-    burst: float = 4.0
+    """Set host-wide by ``MTROBOT_LOGIN_RATE_PER_S`` and ``MTROBOT_LOGIN_BURST`` (settings.py)."""
+
+    per_second: float
+    burst: float
 
 
 class LoginRateLimiter:
     """``await acquire()`` returns once a login to ``server`` is allowed, host-wide."""
 
-    def __init__(self, run_dir: Path, server: str, rate: LoginRate = LoginRate()) -> None:
+    def __init__(self, run_dir: Path, server: str, rate: LoginRate) -> None:
         self._dir = run_dir / "login-buckets"
         self._path = self._dir / f"{_SAFE.sub('_', server) or 'default'}.json"
         self.rate = rate

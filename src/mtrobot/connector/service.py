@@ -39,7 +39,7 @@ from .link import BrokerLink
 from .metrics import ConnectorMetrics
 from .options import ConnectorOptions, OptionsHolder
 from .outbox import Outbox
-from .ratelimit import LoginRateLimiter
+from .ratelimit import LoginRate, LoginRateLimiter
 from .reconcile import Reconciler
 from .running import ConnectorLoops, Wired
 from .running import durable_name as durable_name  # where the tests and tools have always found it
@@ -154,7 +154,8 @@ class Connector:
         self.audit.start()
         opts = self.options.current
         self.link = BrokerLink(None, self.audit, opts.call_timeout_s)
-        limiter = LoginRateLimiter(self.settings.run_dir, opts.server or "default", opts.login_rate)
+        rate = LoginRate(self.settings.login_rate_per_s, self.settings.login_burst)
+        limiter = LoginRateLimiter(self.settings.run_dir, opts.server or "default", rate)
         self.session = Session(
             self.account,
             self.link,

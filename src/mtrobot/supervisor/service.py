@@ -250,6 +250,9 @@ class Supervisor:
         # The intake's order-rate limit is the supervisor's to set (its settings), like the data dir.
         env["MTROBOT_ORDERS_PER_MIN"] = f"{self.settings.orders_per_min:g}"
         env["MTROBOT_ORDER_BURST"] = str(self.settings.order_burst)
+        # The host-wide login rate is the supervisor's: every agent takes from the same buckets at one rate.
+        env["MTROBOT_LOGIN_RATE_PER_S"] = repr(self.settings.login_rate_per_s)
+        env["MTROBOT_LOGIN_BURST"] = repr(self.settings.login_burst)
         if self.nats_url:
             env["MTROBOT_NATS_URL"] = self.nats_url
         return env
