@@ -558,7 +558,7 @@ def bench(
     rate_limit: Annotated[
         int | None,
         typer.Option(
-            min=0, help="simulator order_send/s per session (default 100; 0 for one-connector throughput)"
+            min=0, help="simulator order_send/s per session (100; 0: latency, one-connector throughput)"
         ),
     ] = None,
     profile: Annotated[bool, typer.Option(help="sample a connector with py-spy: top functions")] = False,

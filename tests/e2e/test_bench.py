@@ -26,11 +26,13 @@ def _stands_on_its_floor(result: dict[str, Any]) -> None:
     assert result["cpu_ms_per_order"] > 0 and result["sim_cpu_ms_per_order"] >= 0
     assert set(result["cpu_ms_per_order_by_process"]) == {"connectors", "nats", "recorder"}
     assert result["connector_rss_mb"] > 0
+    assert result["orders_retried"] >= 0
 
 
 def test_bench_latency_reports_order_latency_beside_the_floor_it_stands_on() -> None:
     result = _bench("latency", "--orders", "5", "--warmup", "1")
     assert result["bench"] == "latency" and result["orders"] == 5
+    assert result["broker_rate_limit"] == 0 and result["orders_retried"] == 0  # the broker's policy lifted
     assert 0 < result["nats_request_reply_p50_ms"] < result["order_p50_ms"] <= result["order_p99_ms"]
     assert result["ratio_p50"] > 1 and result["ratio_to_floor_p50"] > 0
     _stands_on_its_floor(result)
