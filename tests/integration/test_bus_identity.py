@@ -8,6 +8,7 @@ also shows the legitimate path works, so "nothing arrived" means something.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
 from mtrobot.bus import identity, layout, subjects
-from mtrobot.bus.connect import connect, own_key_value, provision
+from mtrobot.bus.connect import connect, own_key_value, provision, rewind_to_ack_floor
 from mtrobot.bus.identity import AgentBusGrant, BusAuthority
 from mtrobot.bus.server import EmbeddedNats
 from mtrobot.settings import Settings
@@ -298,6 +299,36 @@ async def test_alice_takes_her_own_orders_through_her_consumer(bus: Bus) -> None
         assert await _until_async(lambda: _pending(bus, "alice"), 0)
     finally:
         await alice.close()
+
+
+async def test_alice_rewinds_her_own_consumer_and_not_bobs(bus: Bus) -> None:
+    """The take-over after a crash: a message alice fetched and never acknowledged comes again at once after
+    she resets her own consumer; the same reset aimed at bob's consumer leaves his pending messages alone."""
+    alice, bob = await bus.agent("alice"), await bus.agent("bob")
+    admin_js = bus.admin.jetstream(timeout=3)
+    try:
+        subs = {}
+        for name, nc in (("alice", alice), ("bob", bob)):
+            subs[name] = await nc.jetstream(timeout=2).pull_subscribe(
+                f"orders.submitted.{name}.>", durable=layout.agent_consumer(name), stream="ORDERS"
+            )
+            with contextlib.suppress(nats.errors.TimeoutError):  # what earlier tests left
+                for msg in await subs[name].fetch(64, timeout=0.5):
+                    await msg.ack()
+            await admin_js.publish(f"orders.submitted.{name}.EURUSD", _order(name, f"rw-{name}"))
+            fetched = await subs[name].fetch(1, timeout=2)  # fetched, never acknowledged
+            assert b"rw-" + name.encode() in fetched[0].data
+        await rewind_to_ack_floor(alice, layout.order_consumer_reset("alice"), 2.0)
+        again = await subs["alice"].fetch(1, timeout=2)  # long before ack_wait
+        assert b"rw-alice" in again[0].data
+        await again[0].ack()
+        with pytest.raises(Exception):  # noqa: B017 - refused: no import, no permission
+            await rewind_to_ack_floor(alice, layout.order_consumer_reset("bob"), 1.0)
+        info = await admin_js.consumer_info("ORDERS", layout.agent_consumer("bob"))
+        assert info.num_ack_pending == 1 and info.num_redelivered == 0
+    finally:
+        await alice.close()
+        await bob.close()
 
 
 async def _until_async(value: Any, wanted: int, timeout: float = 3.0) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from mtrobot.bus import subjects
@@ -226,6 +227,18 @@ async def ensure_order_consumer(js: JetStreamContext, account: str) -> None:
         await js.consumer_info(subjects.ORDERS_STREAM, agent_consumer(account))
     except NotFoundError:
         await js.add_consumer(subjects.ORDERS_STREAM, order_consumer_config(account))
+
+
+async def rewind_to_ack_floor(nc: Client, subject: str, timeout: float) -> int:
+    """Reset a consumer to its ack floor (``$JS.API.CONSUMER.RESET``, nats-server 2.14+; ``subject`` from
+    :func:`mtrobot.bus.layout.order_consumer_reset`): its unacknowledged messages are forgotten as delivered
+    and come again at once, in stream order, with every later one. Returns the stream sequence it delivers
+    from next. Raises when the server refuses (an older server, no permission) or does not answer in time."""
+    reply = await nc.request(subject, b"", timeout=timeout)
+    answer = json.loads(reply.data)
+    if "error" in answer:
+        raise APIError.from_error(answer["error"])
+    return int(answer.get("reset_seq") or 0)
 
 
 def own_key_value(js: JetStreamContext, bucket: str) -> KeyValue:

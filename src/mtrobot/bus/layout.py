@@ -50,6 +50,13 @@ def agent_consumer(account: str) -> str:
     return f"connector_{_acc(account)}"
 
 
+def order_consumer_reset(account: str) -> str:
+    """Rewinds the account's ORDERS consumer to its ack floor: what a killed run fetched and never
+    acknowledged is delivered again at once, in stream order (nats-server 2.14+), instead of after
+    ``ack_wait``. It touches that one consumer only, and can only make the agent see its own orders again."""
+    return f"$JS.API.CONSUMER.RESET.{subjects.ORDERS_STREAM}.{agent_consumer(account)}"
+
+
 def dead_letter(account: str) -> str:
     return subjects.dead_letter_orders(account)
 
@@ -91,6 +98,7 @@ def agent_imports_from_platform(account: str) -> tuple[tuple[str, str], ...]:
         (f"$JS.API.CONSUMER.INFO.{subjects.ORDERS_STREAM}.{durable}", "Singleton"),
         (f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ORDERS_STREAM}.{durable}", "Stream"),
         (f"$JS.ACK.{subjects.ORDERS_STREAM}.{durable}.>", "Singleton"),
+        (order_consumer_reset(account), "Singleton"),
         (subjects.orders_submitted_filter(account), "Singleton"),
         (subjects.audit_broker(account), "Singleton"),
         (dead_letter(account), "Singleton"),
@@ -112,6 +120,7 @@ def platform_exports() -> tuple[tuple[str, str], ...]:
         (f"$JS.API.CONSUMER.INFO.{orders}.*", "Singleton"),
         (f"$JS.API.CONSUMER.MSG.NEXT.{orders}.*", "Stream"),
         (f"$JS.ACK.{orders}.*.>", "Singleton"),
+        (f"$JS.API.CONSUMER.RESET.{orders}.*", "Singleton"),
         ("orders.submitted.*.>", "Singleton"),
         ("audit.broker.*", "Singleton"),
         ("deadletter.orders.*", "Singleton"),
@@ -272,6 +281,7 @@ def _agent_jetstream_api(account: str) -> tuple[str, ...]:
         f"$JS.API.CONSUMER.INFO.{subjects.ORDERS_STREAM}.{durable}",
         f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ORDERS_STREAM}.{durable}",
         f"$JS.ACK.{subjects.ORDERS_STREAM}.{durable}.>",
+        order_consumer_reset(account),
         # Its configuration (central_hub, hot reload): ordered consumers of the hub bucket.
         f"$JS.API.CONSUMER.CREATE.{hub}",
         f"$JS.API.CONSUMER.CREATE.{hub}.>",

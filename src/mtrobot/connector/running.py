@@ -18,7 +18,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from mtrobot.bus import subjects
+from mtrobot.bus import layout, subjects
+from mtrobot.bus.connect import rewind_to_ack_floor
 from mtrobot.logging import get_logger
 
 from .executor import OrderExecutor
@@ -32,6 +33,10 @@ from .reconcile import Reconciler
 from .session import Session
 
 log = get_logger(__name__)
+
+PREDECESSOR_PULL_S = 1.5
+"""How long a take-over waits for a dead run's last pull request to expire (the intake's fetch asks for 1 s):
+one delivered to it after the rewind would be left pending again."""
 
 
 def durable_name(account: str) -> str:
@@ -109,10 +114,40 @@ class ConnectorLoops:
             config=config,
         )
 
-    async def _crash_reorder(self) -> CrashReorder:
-        """What a killed predecessor left fetched but unacknowledged (see :class:`CrashReorder`)."""
+    async def _take_over(self) -> CrashReorder:
+        """What a killed predecessor left fetched but unacknowledged is delivered again at once: this run
+        holds the account's lock, so nobody else is working on those messages, and the consumer is rewound
+        to its ack floor (they come back in stream order, with every later one; one acknowledged out of
+        order comes back too and the journal, keyed by stream sequence, finds it finished). If the server
+        refuses, they come back after ``ack_wait`` and :class:`CrashReorder` keeps the order meanwhile."""
+        info = await self._consumer_info()
+        pending = int(info.num_ack_pending or 0)
+        if not pending:
+            return self._crash_reorder(info)
+        deadline = time.monotonic() + PREDECESSOR_PULL_S
+        while info.num_waiting and time.monotonic() < deadline:  # its last pull request, about to expire
+            await asyncio.sleep(0.1)
+            info = await self._consumer_info()
+        try:
+            start = await rewind_to_ack_floor(self.nc, layout.order_consumer_reset(self.account), 2.0)
+        except Exception as exc:  # an older server, or a bus identity without the reset
+            log.warning("could not take over what a previous run left unacknowledged",
+                        account=self.account, pending=pending, error=repr(exc))  # fmt: skip
+            return self._crash_reorder(info)
+        log.warning(
+            "messages of a previous run were never acknowledged: delivered again now, in order",
+            account=self.account,
+            pending=pending,
+            from_seq=start,
+        )
+        return self._crash_reorder(await self._consumer_info())
+
+    async def _consumer_info(self) -> Any:
+        return await self.js.consumer_info(subjects.ORDERS_STREAM, durable_name(self.account))
+
+    def _crash_reorder(self, info: Any) -> CrashReorder:
+        """What is still pending of a killed predecessor's messages (see :class:`CrashReorder`)."""
         opts = self.options.current
-        info = await self.js.consumer_info(subjects.ORDERS_STREAM, durable_name(self.account))
         pending, upto = int(info.num_ack_pending or 0), int(info.delivered.stream_seq or 0)
         if pending:
             log.warning(
@@ -131,7 +166,7 @@ class ConnectorLoops:
             try:
                 if sub is None:
                     sub = await self._subscribe()
-                    reorder = reorder or await self._crash_reorder()
+                    reorder = reorder or await self._take_over()
                     self.intake_running = True
                 msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:

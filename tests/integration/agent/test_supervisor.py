@@ -89,10 +89,14 @@ async def test_kill_9_mid_stream_restarts_the_agent_and_loses_and_duplicates_not
         await until(lambda: len({f["order_id"] for f in trader.fills}) >= 5, 15, "the first fills")
         os.kill(first, signal.SIGKILL)
         killed = time.monotonic()
-        await publisher
         restart_s = await until(lambda: pid_of(supervisor, account) not in (None, first), 15, "a new agent")
+        seen = len(trader.fills)  # from here on every fill is the new agent's
+        next_fill_s = restart_s + await until(lambda: len(trader.fills) > seen, 60, "a fill after the kill")
+        await publisher
         await until(lambda: all(trader.filled(o) for o in order_ids), 60, "every order filled")
-        print(f"kill -9: new agent {restart_s:.1f} s, all {total} filled {time.monotonic() - killed:.1f} s")
+        all_s = time.monotonic() - killed
+        print(f"kill -9: new agent {restart_s:.1f} s, next fill {next_fill_s:.1f} s, "
+              f"all {total} filled {all_s:.1f} s")  # fmt: skip
         assert {f["order_id"] for f in trader.fills} == set(order_ids)
         deals = {(f["order_id"], f["deal"]) for f in trader.fills}
         assert len(deals) == total, "an order filled twice at the broker"
