@@ -154,7 +154,8 @@ def conformance(
 ) -> None:
     """Check a real MT5 terminal against mtrobot's terminal interface. The account comes from
     MTROBOT_MT5_LOGIN, MTROBOT_MT5_PASSWORD and MTROBOT_MT5_SERVER; without them the run is skipped."""
-    from mtrobot.broker.conformance import backend_options, conformance_command
+    from mtrobot.broker.backends import backend_options
+    from mtrobot.broker.conformance import conformance_command
 
     configure_logging(level="WARNING", service="conformance")
     try:
@@ -192,7 +193,7 @@ def connector(
     """Run the MT5 connector of one account. The password comes as one JSON line on stdin
     ({"password": "..."}), from MT5_PASSWORD stand-alone, or from the vault; never as an argument.
     The terminal, server and login are fixed for the process: the hub cannot change them."""
-    from mtrobot.broker.conformance import REAL_BACKENDS, backend_options
+    from mtrobot.broker.backends import REAL_BACKENDS, backend_options
     from mtrobot.connector.options import ConnectorOptions
     from mtrobot.connector.runner import read_credentials, run_standalone
 

@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from mtrobot.broker.backends import open_terminal
+from mtrobot.broker.backends import REAL_BACKENDS, open_terminal
 from mtrobot.broker.conformance import (
     ENV_LOGIN,
     ENV_PASSWORD,
     ENV_SERVER,
-    REAL_BACKENDS,
     Credentials,
     credentials_from_env,
     requirements,

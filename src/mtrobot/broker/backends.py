@@ -21,6 +21,9 @@ BACKENDS: dict[str, str] = {
     "mt5linux": "mtrobot.broker.mt5linux:open_terminal",
 }
 """Backend name -> ``"module:callable"``. The real-terminal modules are added by their own part."""
+REAL_BACKENDS = ("metatrader5", "mt5linux")
+"""The backends of a real MT5 terminal (here, not in :mod:`.conformance`, whose numpy the connector's
+command would load only to read these names: ~10 MB of every stand-alone connector)."""
 
 
 class UnknownBackend(ConfigError):
@@ -55,3 +58,20 @@ def open_terminal(backend: str, **options: Any) -> Terminal:
     """A new, not yet initialised terminal of ``backend`` built with ``options`` (backend specific: host and
     port for ``sim``, the broker object for ``sim-inprocess``, the terminal path for ``metatrader5``...)."""
     return resolve_backend(backend)(**options)
+
+
+def backend_options(
+    backend: str,
+    *,
+    terminal_path: str | None = None,
+    portable: bool = False,
+    bridge_host: str = "127.0.0.1",
+    bridge_port: int = 18812,
+) -> dict[str, Any]:
+    """``open_terminal`` options for a real backend, from the fields of ``connector.{account}``'s
+    ``mt5_connection`` (terminal_path, portable, bridge_host, bridge_port)."""
+    if backend == "metatrader5":
+        return {"path": terminal_path, "portable": portable}
+    if backend == "mt5linux":
+        return {"host": bridge_host, "port": bridge_port}
+    raise ValueError(f"backend must be one of {', '.join(REAL_BACKENDS)}, not {backend!r}")

@@ -25,7 +25,6 @@ from mtrobot.broker.arrays import RATES_DTYPE, TICKS_DTYPE
 from mtrobot.broker.terminal import Terminal
 
 ENV_LOGIN, ENV_PASSWORD, ENV_SERVER = "MTROBOT_MT5_LOGIN", "MTROBOT_MT5_PASSWORD", "MTROBOT_MT5_SERVER"
-REAL_BACKENDS = ("metatrader5", "mt5linux")
 CONFORMANCE_MAGIC = 990_001
 DAY = 86_400
 
@@ -300,23 +299,6 @@ async def run_checks(terminal: Terminal, credentials: Credentials, *, symbol: st
                 break
     outcomes += [Outcome("operator note", "warn", warning) for warning in ctx.warnings]
     return outcomes
-
-
-def backend_options(
-    backend: str,
-    *,
-    terminal_path: str | None = None,
-    portable: bool = False,
-    bridge_host: str = "127.0.0.1",
-    bridge_port: int = 18812,
-) -> dict[str, Any]:
-    """``open_terminal`` options for a real backend, from the fields of ``connector.{account}``'s
-    ``mt5_connection`` (terminal_path, portable, bridge_host, bridge_port)."""
-    if backend == "metatrader5":
-        return {"path": terminal_path, "portable": portable}
-    if backend == "mt5linux":
-        return {"host": bridge_host, "port": bridge_port}
-    raise ValueError(f"backend must be one of {', '.join(REAL_BACKENDS)}, not {backend!r}")
 
 
 async def conformance_command(

@@ -82,6 +82,8 @@ async def test_the_stand_alone_connector_takes_its_password_on_stdin_serves_heal
             assert await out.until(lambda g: any(f["order_id"] == oid for f in g["fill"]), 15)
             metrics = (await http.get("/metrics")).text
             assert 'mtrobot_connector_orders_total{account="' + account + '",state="filled"} 1.0' in metrics
+            # A market order reads no bars: numpy (~10 MB) is never mapped by the connector's process.
+            assert "numpy" not in Path(f"/proc/{proc.pid}/maps").read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 20)

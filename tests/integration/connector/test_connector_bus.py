@@ -127,6 +127,15 @@ async def test_health_endpoints_report_liveness_readiness_and_metrics(
             assert ready.status_code == 200 and ready.json()["session"] == "connected"
             metrics = (await client.get("/metrics")).text
             assert "mtrobot_connector_session_connected" in metrics
+            assert (await client.get("/nowhere")).status_code == 404
+            assert (await client.post("/healthz")).status_code == 405
+            head = await client.head("/healthz")
+            assert head.status_code == 200 and head.content == b""
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"not http\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     finally:
         await server.stop()
 

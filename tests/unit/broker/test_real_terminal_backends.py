@@ -129,7 +129,7 @@ async def test_a_caller_cancelled_mid_call_leaves_the_terminal_failing_fast_unti
 
 
 def test_each_accounts_terminal_comes_from_its_own_options_never_the_hub() -> None:
-    from mtrobot.broker.conformance import backend_options
+    from mtrobot.broker.backends import backend_options
     from mtrobot.hub.schemas import IDENTITY_FIELDS, MT5Connection
 
     windows = backend_options("metatrader5", terminal_path=TERMINAL_EXE, portable=True)
