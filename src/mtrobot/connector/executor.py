@@ -129,7 +129,8 @@ class OrderExecutor:
         self.failpoints.hit("after_admit")
         refused = parsed.refusal
         if refused is None and request is not None and admission.new:  # the order-rate limit, before any
-            refused = self.intake_limit.refuse(request, self.options.current.order_limit)  # broker call
+            limit = self.options.current.order_limit  # broker call, at the pace the orders were sent
+            refused = self.intake_limit.refuse(request, limit, published_at)
         if refused is not None:
             if entry.state is S.RECEIVED:
                 entry = await self._reject(entry, refused, ErrorCategory.VALIDATION)

@@ -8,6 +8,10 @@ refusal, so it still counts in the agent's heartbeat order rate and in the super
 counts ``orders.submitted.*`` as they arrive): a flood is cut off at the broker at once and quarantined all
 the same.
 
+The bucket runs on the time the bus took each order (JetStream's publish timestamp), not the time the intake
+reads it: a backlog read at once (an agent back from a kill -9, a slow start) was sent at the trader's own
+pace and is not a flood; a flood is one however late it is read, and nobody but the bus sets that time.
+
 Closes take no token and are never refused here: a flatten of many positions, or a trader closing by hand,
 must always go out (the trading gate's rule too). A redelivered or recovered order is not counted again:
 only a new admission asks.
@@ -49,17 +53,21 @@ class OrderLimit:
 class IntakeLimit:
     """The bucket of one connector; the limit itself is passed at each ask (hot-reloadable options)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._tokens: float | None = None
         self._stamp = 0.0
         self.refused = 0
 
-    def refuse(self, request: OrderRequest, limit: OrderLimit) -> Refusal | None:
-        """``None`` when ``request`` may go on (it took a token), else the refusal to record."""
+    def refuse(
+        self, request: OrderRequest, limit: OrderLimit, published_at: float | None = None
+    ) -> Refusal | None:
+        """``None`` when ``request`` may go on (it took a token), else the refusal to record.
+
+        ``published_at``: when the bus took the order (wall clock, like the default clock); unknown, now."""
         if limit.off or request.action is OrderAction.CLOSE:
             return None
-        now = self._clock()
+        now = published_at if published_at is not None else self._clock()
         burst = float(max(1, limit.burst))
         if self._tokens is None:
             tokens = burst

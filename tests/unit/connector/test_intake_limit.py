@@ -56,6 +56,18 @@ def test_the_bucket_lets_a_burst_through_then_refuses_with_the_limit_named_and_r
     assert bucket.refused == 3
 
 
+def test_a_backlog_read_at_once_is_judged_by_when_it_was_published_not_when_it_is_read() -> None:
+    limit = OrderLimit(per_minute=600, burst=20)
+    # 30 orders sent 50 ms apart (20/s for 1.5 s) while the agent was down, read by its successor at once:
+    # 20 saved up + 10/s over the 1.5 s they took to send is room for 30.
+    backlog = IntakeLimit(Clock())
+    assert all(backlog.refuse(_request(), limit, published_at=1000.0 + i * 0.05) is None for i in range(30))
+    # The same 30 sent in one instant are a burst past the limit, however they are read.
+    flood = IntakeLimit(Clock())
+    verdicts = [flood.refuse(_request(), limit, published_at=1000.0) is None for _ in range(30)]
+    assert verdicts == [True] * 20 + [False] * 10
+
+
 def test_closes_are_never_refused_and_take_no_token() -> None:
     bucket = IntakeLimit(Clock())
     limit = OrderLimit(per_minute=60, burst=1)
