@@ -62,6 +62,9 @@ class ConnectorOptions:
     order_limit: OrderLimit = field(default_factory=OrderLimit)
     """The account's order-rate limit (:mod:`.intake_limit`), from the settings, never from the hub."""
     ack_wait_s: float = 30.0
+    take_over_at_start: bool = True
+    """Rewind the ORDERS consumer at start when a previous run left messages unacknowledged (see
+    docs/connector.md, "Order after a crash"); off, they come back after ``ack_wait``, held in order."""
     fetch_batch: int = 8
     unknown_settle_s: float = 30.0
     pending_poll_s: float = 2.0

@@ -122,7 +122,7 @@ class ConnectorLoops:
         refuses, they come back after ``ack_wait`` and :class:`CrashReorder` keeps the order meanwhile."""
         info = await self._consumer_info()
         pending = int(info.num_ack_pending or 0)
-        if not pending:
+        if not pending or not self.options.current.take_over_at_start:
             return self._crash_reorder(info)
         deadline = time.monotonic() + PREDECESSOR_PULL_S
         while info.num_waiting and time.monotonic() < deadline:  # its last pull request, about to expire

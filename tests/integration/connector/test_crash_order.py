@@ -4,9 +4,11 @@ executed before the ones published after them, as published."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nats.aio.client import Client
 from pydantic import SecretStr
 
@@ -21,22 +23,38 @@ from ...unit.connector.fake_terminal import FakeBroker, FakeTerminal
 from .test_connector_bus import Outputs, order
 
 
-def connector(account: str, broker: FakeBroker, data: Path, nats_url: str) -> Connector:
-    options = ConnectorOptions(retry_backoff=Backoff(0.01, 0.02), ack_wait_s=2.0, pending_poll_s=0.2)
+def connector(
+    account: str,
+    broker: FakeBroker,
+    data: Path,
+    nats_url: str,
+    take_over: bool = True,
+    ack_wait_s: float = 2.0,
+) -> Connector:
+    options = ConnectorOptions(
+        retry_backoff=Backoff(0.01, 0.02),
+        ack_wait_s=ack_wait_s,
+        pending_poll_s=0.2,
+        take_over_at_start=take_over,
+    )
     parts = ConnectorParts(lambda: FakeTerminal(broker))
     return Connector(account, Settings(data_dir=data), SecretStr("pw"), options, parts, nats_url=nats_url,
                      use_hub=False)  # fmt: skip
 
 
+@pytest.mark.parametrize("take_over", [True, False], ids=["taken-over-at-start", "after-ack-wait"])
 async def test_orders_fetched_by_a_killed_run_execute_before_later_ones(
-    nats_url: str, nc: Client, tmp_path: Path
+    nats_url: str, nc: Client, tmp_path: Path, take_over: bool
 ) -> None:
-    account = "crash-order"
+    """Taken over at once (the consumer rewound), or, where the server refuses that, held in order until
+    JetStream redelivers them after ``ack_wait`` (20 s and 2 s here: a take-over cannot pass for the wait)."""
+    account = f"crash-order-{int(take_over)}"
+    ack_wait_s = 20.0 if take_over else 2.0
     broker = FakeBroker()
     out = Outputs()
     await out.subscribe(nc, account)
-    first = connector(account, broker, tmp_path / "data", nats_url)
-    await first.start()  # its intake creates the durable consumer (ack_wait 2 s)
+    first = connector(account, broker, tmp_path / "data", nats_url, ack_wait_s=ack_wait_s)
+    await first.start()  # its intake creates the durable consumer (with that ack_wait)
     assert await out.until(lambda g: first.intake_running, 10)
     await first.stop()
     js = nc.jetstream()
@@ -52,11 +70,14 @@ async def test_orders_fetched_by_a_killed_run_execute_before_later_ones(
     await dead.unsubscribe()
     for i in range(4, 7):
         await js.publish(subjects.orders_submitted(account, "EURUSD"), order(account, f"o{i}"))
-    second = connector(account, broker, tmp_path / "data", nats_url)
+    second = connector(account, broker, tmp_path / "data", nats_url, take_over, ack_wait_s)
+    restarted = time.monotonic()
     await second.start()
     try:
-        done = await out.until(lambda g: len({f["order_id"] for f in g["fill"]}) == 6, 20)
+        done = await out.until(lambda g: len({f["order_id"] for f in g["fill"]}) == 6, 40)
         assert done, [f["order_id"] for f in out.got["fill"]]
+        took = time.monotonic() - restarted
+        assert took < ack_wait_s / 2 if take_over else took >= ack_wait_s / 2
     finally:
         await second.stop()
     assert [s["comment"] for s in broker.sends] == [f"m-o{i}" for i in range(1, 7)]
