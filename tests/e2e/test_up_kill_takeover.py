@@ -66,8 +66,6 @@ async def test_kill_9_of_the_agent_with_an_order_fetched_fills_it_within_seconds
             pid = running_pid(data_dir, "demo")
             assert pid is not None
 
-            os.kill(pid, signal.SIGSTOP)  # it takes nothing more; its last pull request expires in 1 s
-
             async def no_pull_waiting() -> bool:
                 return not (await js.consumer_info(subjects.ORDERS_STREAM, durable)).num_waiting
 
@@ -75,17 +73,20 @@ async def test_kill_9_of_the_agent_with_an_order_fetched_fills_it_within_seconds
                 info = await js.consumer_info(subjects.ORDERS_STREAM, durable)
                 return not info.num_pending and not info.num_ack_pending
 
-            assert await _until_async(no_pull_waiting, 10)
             oid = "k" + uuid.uuid4().hex[:10]
             order = json.dumps(body | {"order_id": oid}).encode()
-            await js.publish(subjects.orders_submitted("demo", symbol), order)
-            dead = await js.pull_subscribe(subjects.orders_submitted_filter("demo"), durable=durable,
-                                           stream=subjects.ORDERS_STREAM)  # fmt: skip
-            fetched = await dead.fetch(1, timeout=5)  # as the killed run had it: fetched, never acknowledged
-            handed = time.monotonic()
-            assert oid in fetched[0].data.decode()
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGSTOP)  # it takes nothing more; its last pull request expires in 1 s
+            try:
+                assert await _until_async(no_pull_waiting, 10)
+                await js.publish(subjects.orders_submitted("demo", symbol), order)
+                dead = await js.pull_subscribe(subjects.orders_submitted_filter("demo"), durable=durable,
+                                               stream=subjects.ORDERS_STREAM)  # fmt: skip
+                fetched = await dead.fetch(1, timeout=5)  # as the killed run had it: fetched, never acked
+                handed = time.monotonic()
+            finally:
+                os.kill(pid, signal.SIGKILL)  # also when a step above failed: never left stopped
             killed = time.monotonic()
+            assert oid in fetched[0].data.decode()
             wait_s = ORDER_CONSUMER_ACK_WAIT_S + 15
             assert await _until(lambda: any(f["order_id"] == oid for f in fills), wait_s), (
                 agent_log.read_text()
