@@ -165,7 +165,8 @@ class OrderExecutor:
                 refusal = await self._validate(entry, request, market)
             if refusal is not None:
                 return await self._reject(entry, refusal, ErrorCategory.VALIDATION)
-            entry = self.journal.transition(entry.order_id, S.VALIDATED, durable=False)
+            # Validated: recorded with the intent to send, in the same transaction (one commit fewer).
+            return await self._send_loop(entry, request, market, via=S.VALIDATED)
         return await self._send_loop(entry, request, market)
 
     async def _validate(self, entry: JournalEntry, request: OrderRequest, market: Market) -> Refusal | None:
@@ -183,10 +184,15 @@ class OrderExecutor:
     # -- sending -----------------------------------------------------------------------------------
 
     async def _send_loop(
-        self, entry: JournalEntry, request: OrderRequest, market: Market | None = None
+        self,
+        entry: JournalEntry,
+        request: OrderRequest,
+        market: Market | None = None,
+        via: OrderState | None = None,
     ) -> JournalEntry:
         """Send until an answer settles the order. ``market``: just read by validation, so the first attempt
-        need not read it again; every retry reads a fresh price."""
+        need not read it again; every retry reads a fresh price. ``via``: the state (``validated``) the order
+        is recorded in together with its first intent."""
         while True:
             opts = self.options.current
             if market is None:
@@ -194,11 +200,14 @@ class OrderExecutor:
                 if market is None:
                     return await self._expire(entry)
             if self._target_gone(request, market):
+                if via is not None:  # it passed validation: say so before the refusal, as without ``via``
+                    entry = self.journal.transition(entry.order_id, via, durable=False)
                 return await self._reject(entry, _gone(request), ErrorCategory.FATAL)
             trade = build(
                 request, market, tag=entry.tag, magic=entry.magic, default_deviation=opts.default_deviation
             )
-            entry = self.journal.begin_attempt(entry.order_id)
+            entry = self.journal.begin_attempt(entry.order_id, via=via)
+            via = None
             self.failpoints.hit("after_intent")
             result = await self.link.call(
                 "order_send", trade, order_id=entry.order_id, call_timeout=opts.send_timeout_s

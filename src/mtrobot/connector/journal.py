@@ -327,9 +327,10 @@ class Journal:
             self._begin(durable=False)
             self._write_events(events)
 
-    def begin_attempt(self, order_id: str) -> JournalEntry:
-        """Durably record the intent to call ``order_send`` (state ``sent``, one more attempt)."""
-        return self.transition(order_id, OrderState.SENT, attempt=True)
+    def begin_attempt(self, order_id: str, via: OrderState | None = None) -> JournalEntry:
+        """Durably record the intent to call ``order_send`` (state ``sent``, one more attempt); ``via``: a
+        state the order passes through first, in the same transaction (see :meth:`transition`)."""
+        return self.transition(order_id, OrderState.SENT, attempt=True, via=via)
 
     def transition(
         self,
@@ -343,11 +344,15 @@ class Journal:
         outcome: dict[str, Any] | None = None,
         emit_update: bool = True,
         durable: bool = True,
+        via: OrderState | None = None,
     ) -> JournalEntry:
         """Move an order to ``target`` (checked by the lifecycle table), with its fills and error, atomically.
 
         A transition to the current state changes nothing and publishes no OrderUpdate (so resuming after a
         crash is idempotent); fills already known by deal number are never recorded or published twice.
+        ``via``: a state passed through on the way, unless the order is in it already (``validated`` before
+        the first ``sent``): both steps are checked by the table and each has its OrderUpdate, in one
+        transaction, so the order is in neither state alone, and one commit is saved.
         """
         now = time.time()
         with self._lock, self._db:
@@ -360,7 +365,12 @@ class Journal:
             new_fills = self._new_fills(order_id, fills, events)
             filled = entry.filled_volume + sum(f.volume for f in new_fills)
             same = entry.state is target  # resuming after a crash repeats a step: a no-op for the state
-            state = entry.state if same else next_state(entry.state, target)
+            start = entry.state
+            if via is not None and not same and start is not via:
+                start = next_state(start, via)
+                if emit_update:
+                    events.add("update", *self._update(order_id, entry.symbol, via, entry.ticket, filled))
+            state = entry.state if same else next_state(start, target)
             unknown_since = entry.unknown_since
             if state is OrderState.UNKNOWN and unknown_since is None:
                 unknown_since = now

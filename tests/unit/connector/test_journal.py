@@ -63,6 +63,34 @@ def test_the_intent_to_send_is_durable_before_the_broker_is_called(tmp_path: Pat
     assert entry is not None and entry.state is S.SENT and entry.attempts == 1 and entry.sent_at
 
 
+def test_the_first_intent_records_validated_on_the_way_with_both_updates(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
+    entry = j.begin_attempt("o1", via=S.VALIDATED)
+    assert entry.state is S.SENT and entry.attempts == 1
+    updates = [json.loads(o.payload)["state"] for o in j.outbox() if o.kind == "update"]
+    assert updates == ["received", "validated", "sent"]
+    j.close()
+    reopened = _journal(tmp_path)
+    again = reopened.get("o1")
+    assert again is not None and again.state is S.SENT and again.attempts == 1
+
+
+def test_a_state_to_pass_through_is_skipped_when_the_order_is_in_it_and_checked_when_not(
+    tmp_path: Path,
+) -> None:
+    j = _journal(tmp_path)
+    j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
+    j.transition("o1", S.VALIDATED)
+    j.begin_attempt("o1", via=S.VALIDATED)
+    updates = [json.loads(o.payload)["state"] for o in j.outbox() if o.kind == "update"]
+    assert updates == ["received", "validated", "sent"]
+    j.admit("o2", "EURUSD", {}, 2, "m-o2", 42)
+    with pytest.raises(IllegalTransition):
+        j.transition("o2", S.SENT, via=S.FILLED)
+    assert j.get("o2").state is S.RECEIVED  # type: ignore[union-attr]
+
+
 def test_transitions_follow_the_lifecycle_table_and_refuse_illegal_ones(tmp_path: Path) -> None:
     j = _journal(tmp_path)
     j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
