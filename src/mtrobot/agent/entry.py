@@ -43,8 +43,7 @@ def skip_rich() -> None:
 def run(account: str, data_dir: Path | None = None) -> int:
     """One account's agent, from its arguments to its exit code: the hand-off on stdin, then the agent."""
     stop_on_sigterm()
-    import asyncio
-
+    from mtrobot import eventloop
     from mtrobot.agent.handoff import read_handoff
     from mtrobot.agent.service import run_agent
     from mtrobot.core.errors import MtrobotError
@@ -55,7 +54,7 @@ def run(account: str, data_dir: Path | None = None) -> int:
     configure_logging(stream=sys.stderr, service=f"agent-{account}")
     try:
         handoff = read_handoff(account)
-        return int(asyncio.run(run_agent(account, settings, handoff)) or 0)
+        return int(eventloop.run(run_agent(account, settings, handoff)) or 0)
     except MtrobotError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_ERROR

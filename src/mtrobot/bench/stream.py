@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ from typing import Any
 import httpx
 from nats.aio.client import Client
 
+from mtrobot import eventloop
 from mtrobot.agent.account_state import AccountState, RawEvent, RobotsSeen, TickSeen
 from mtrobot.agent.aggregator import Aggregator
 from mtrobot.agent.snapshot_io import NatsSnapshotSink, TerminalReader
@@ -54,7 +56,7 @@ from mtrobot.bus.server import EmbeddedNats, free_port
 from mtrobot.core.errors import FatalError
 from mtrobot.core.events import AccountSnapshot, ConnectionState, Fill, OrderUpdate
 from mtrobot.core.lifecycle import OrderState
-from mtrobot.proc import inherited_env, spawn_mtrobot, stop_process
+from mtrobot.proc import die_with_parent, inherited_env, spawn_mtrobot, stop_process
 from mtrobot.settings import Settings
 from mtrobot.sim.admin import SimAdmin
 from mtrobot.sim.config import always_open, default_config
@@ -309,6 +311,7 @@ async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict
         "last_snapshot_equals_kv": decode(AccountSnapshot, kv.value or b"") == last,
         "load_avg_1m": {"start": load0, "end": round(os.getloadavg()[0], 2)},
         "cpus": os.cpu_count(),
+        "event_loop": eventloop.loop_name(),
         "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
     }
 
@@ -318,14 +321,6 @@ async def _true(items: list[Any]) -> bool:
 
 
 # -- fan-out ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Client:
-    account: str
-    delays_ms: list[float]
-    last_seq: int = 0
-    hello: bool = False
 
 
 async def _web(rig: StreamRig) -> tuple[Any, str]:
@@ -380,49 +375,34 @@ def _traders(rig: StreamRig, count: int) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
-async def _listen(ws: Any, client: _Client) -> None:
-    async for text in ws:
-        message = json.loads(text)
-        if message["type"] == "hello":
-            client.hello = True
-        elif message["type"] == "snapshot":
-            sent = datetime.fromisoformat(message["snapshot"]["ts"]).timestamp()
-            client.delays_ms.append((time.time() - sent) * 1000)
-            client.last_seq = message["seq"]
+async def _line(stream: asyncio.StreamReader, timeout: float) -> dict[str, Any]:
+    line = await asyncio.wait_for(stream.readline(), timeout)
+    if not line:
+        raise FatalError("the bench's WebSocket clients exited")
+    found: dict[str, Any] = json.loads(line)
+    return found
 
 
 async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: int) -> dict[str, Any]:
-    from websockets.asyncio.client import connect as ws_connect
-
     _raise_open_files()
     web, url = await _web(rig)
-    sockets: list[Any] = []
-    tasks: list[asyncio.Task[None]] = []
+    sockets = None
     try:
         owners = await asyncio.to_thread(_traders, rig, traders)
-        ws_url = url.replace("http://", "ws://") + "/api/v1/stream"
-        states = [_Client(owners[i % traders][0], []) for i in range(clients)]
-        t0 = time.perf_counter()
-        for start in range(0, clients, 50):
-            batch = range(start, min(clients, start + 50))
-
-            async def one(i: int) -> Any:
-                cookie = "; ".join(f"{k}={v}" for k, v in owners[i % traders][1].items())
-                return await ws_connect(ws_url, additional_headers={"Cookie": cookie}, origin=url,  # type: ignore[arg-type]
-                                        open_timeout=30, max_queue=None)  # fmt: skip
-
-            opened = await asyncio.gather(*(one(i) for i in batch))
-            for i, ws in zip(batch, opened, strict=True):
-                sockets.append(ws)
-                tasks.append(asyncio.create_task(_listen(ws, states[i])))
-
-        async def all_hello() -> bool:
-            return all(s.hello for s in states)
-
-        await _until(all_hello, "every client's hello", 60)
-        connect_s = time.perf_counter() - t0
+        cookies = ["; ".join(f"{k}={v}" for k, v in owners[i % traders][1].items()) for i in range(clients)]
+        host, port = url.removeprefix("http://").split(":")
+        spec = {"host": host, "port": int(port), "path": "/api/v1/stream", "origin": url, "clients": cookies}
+        # The clients run in a process of their own (mtrobot.bench.ws_clients says why).
+        sockets = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mtrobot.bench.ws_clients", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, env=inherited_env(), limit=2**26,
+            preexec_fn=die_with_parent)  # fmt: skip
+        assert sockets.stdin is not None and sockets.stdout is not None
+        sockets.stdin.write(json.dumps(spec).encode() + b"\n")
+        await sockets.stdin.drain()
+        ready = await _line(sockets.stdout, 120)
         rss_idle = _rss_mb(web.pid)
-        cpu0, own0, t1 = _cpu_s(web.pid), _own_cpu_s(), time.perf_counter()
+        cpu0, t1 = _cpu_s(web.pid), time.perf_counter()
         load0 = round(os.getloadavg()[0], 2)
         seq, peak = 0, rss_idle
         loop = asyncio.get_running_loop()
@@ -435,15 +415,11 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
                 await rig.nc.publish(subjects.snapshot(account), encode(snap))
             peak = max(peak, _rss_mb(web.pid))
             await asyncio.sleep(max(0.0, started + seq * 0.5 - loop.time()))
-
-        async def all_last() -> bool:
-            return all(s.last_seq == seq for s in states)
-
-        with contextlib.suppress(FatalError):
-            await _until(all_last, "every client's last snapshot", 10)
+        sockets.stdin.write(json.dumps({"stop": True, "last_seq": seq}).encode() + b"\n")
+        await sockets.stdin.drain()
+        result = await _line(sockets.stdout, 120)
         wall, cpu = time.perf_counter() - t1, _cpu_s(web.pid) - cpu0
-        own = _own_cpu_s() - own0
-        delays = [d for s in states for d in s.delays_ms]
+        delays = result["delays_ms"]
         return {
             "bench": "stream",
             "part": "fanout",
@@ -452,24 +428,25 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
             "seconds": round(wall, 1),
             "snapshots_published": seq * traders,
             "messages_received": len(delays),
-            "clients_with_the_last_snapshot": sum(s.last_seq == seq for s in states),
-            "connect_all_s": round(connect_s, 2),
+            "clients_with_the_last_snapshot": sum(last == seq for last in result["last_seqs"]),
+            "connect_all_s": ready["connect_s"],
             "delay_p50_ms": round(percentile(delays, 0.5), 2) if delays else None,
             "delay_p99_ms": round(percentile(delays, 0.99), 2) if delays else None,
             "delay_max_ms": round(max(delays), 2) if delays else None,
             "web_rss_mb_idle": rss_idle,
             "web_rss_mb_peak": peak,
             "web_cpu_pct_of_core": round(100 * cpu / wall, 1),
-            "clients_cpu_pct_of_core": round(100 * own / wall, 1),
+            "clients_cpu_pct_of_core": round(100 * result["cpu_s"] / wall, 1),
             "load_avg_1m": {"start": load0, "end": round(os.getloadavg()[0], 2)},
             "cpus": os.cpu_count(),
+            "event_loop": eventloop.loop_name(),  # the web worker's (the same environment)
             "nats_publish_p50_ms": await bare_publish_ms(rig.nc),
         }
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        if sockets is not None:
+            if sockets.stdin is not None:
+                sockets.stdin.close()
+            await stop_process(sockets)
         await stop_process(web)
 
 

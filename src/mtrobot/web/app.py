@@ -26,6 +26,7 @@ from mtrobot.web.assets import docs_router, mount_assets
 from mtrobot.web.bus import Bus, BusUnavailable
 from mtrobot.web.config import WebOptions
 from mtrobot.web.errors import document_problems, install_error_handlers
+from mtrobot.web.frames import RawSocketAccess
 from mtrobot.web.openapi_links import add_links
 from mtrobot.web.pages import router as pages_router
 from mtrobot.web.routes import (
@@ -157,6 +158,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
     )
     app.state.mtrobot = state
     app.add_middleware(BodyLimit, max_bytes=lambda: state.options.max_body_bytes)
+    app.add_middleware(RawSocketAccess)  # the stream's direct frame writes (mtrobot.web.frames)
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, tokens, accounts, portfolio, robots, orders, agents, activity, stream):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import uvicorn
 
+from mtrobot import eventloop
 from mtrobot.bus.server import free_port
 from mtrobot.logging import get_logger
 from mtrobot.settings import Settings
@@ -47,14 +47,17 @@ def serve(
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback client; the app itself
     # believes it only from WebOptions.trusted_proxies (mtrobot.web.security_throttle.client_address).
     # No per-message deflate on the stream: it compressed the same snapshot again for every socket (each has
-    # its own compression context), about a tenth of the worker's fan-out time at 1,000 sockets.
+    # its own compression context), about a tenth of the worker's fan-out time at 1,000 sockets. The
+    # websockets-sansio protocol is named, not left to "auto": the stream writes its frames straight to it
+    # (mtrobot.web.frames).
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-                            proxy_headers=False, ws_per_message_deflate=False)  # fmt: skip
+                            proxy_headers=False, ws="websockets-sansio",
+                            ws_per_message_deflate=False)  # fmt: skip
     server = uvicorn.Server(config)
     url_file.write_text(web_url(host, port))
-    log.info("web listening", url=web_url(host, port))
+    log.info("web listening", url=web_url(host, port), event_loop=eventloop.loop_name())
     try:
-        asyncio.run(server.serve())
+        eventloop.run(server.serve())
     finally:
         with contextlib.suppress(FileNotFoundError):
             url_file.unlink()

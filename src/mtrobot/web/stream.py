@@ -1,10 +1,11 @@
 """Live snapshots for browsers: the newest AccountSnapshot of each account, fanned out to its watchers.
 
 Every web worker subscribes to ``snapshot.*`` (no queue group: each worker serves its own sockets) and keeps
-only the newest snapshot per account, encoded once as the text every socket sends. A watcher (one socket)
-holds at most one pending message per account it watches: a newer snapshot replaces an unsent older one, so a
-slow client gets the newest state and never a growing queue. Snapshots that are not newer than the one held
-(a re-delivery, an agent's echo) are dropped by ``seq``.
+only the newest snapshot per account, encoded once as the text every socket sends and once as its WebSocket
+frame (:mod:`mtrobot.web.frames`). A watcher (one socket) whose client keeps up gets that frame written to
+its socket at once; otherwise it holds at most one pending message per account it watches: a newer snapshot
+replaces an unsent older one, so a slow client gets the newest state and never a growing queue. Snapshots
+that are not newer than the one held (a re-delivery, an agent's echo) are dropped by ``seq``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mtrobot.bus import subjects
 from mtrobot.bus.codec import decode
 from mtrobot.core.events import AccountSnapshot
 from mtrobot.logging import get_logger
+from mtrobot.web.frames import DirectFrames, text_frame
 
 log = get_logger(__name__)
 
@@ -39,23 +41,47 @@ class Latest:
     seq: int
     text: str
     snapshot: AccountSnapshot
+    frame: bytes
+    """``text`` as a WebSocket frame, the same bytes for every socket."""
 
 
 class Watcher:
-    """One client's mailbox: the newest unsent message per account, nothing older."""
+    """One client's mailbox: the newest unsent message per account, nothing older.
 
-    def __init__(self) -> None:
-        self._pending: dict[str, str] = {}
+    With ``direct`` (the socket's frame writer), :meth:`flush` writes what waits straight to the socket
+    when nothing is being sent before it (the sender task holds nothing from :meth:`next`, no notice
+    waits) and the socket takes it; what it does not take waits here for the sender task, which it wakes."""
+
+    def __init__(self, direct: DirectFrames | None = None) -> None:
+        self._pending: dict[str, tuple[str, bytes | None]] = {}
         self._notice: str | None = None
         self._wake = asyncio.Event()
+        self._sending = False  # the sender holds messages from ``next`` it has not finished sending
+        self._direct = direct
         self.replaced = 0
         """Messages overwritten before they were sent (the client was slower than the snapshots)."""
+        self.written = 0
+        """Messages written straight to the socket by :meth:`flush` (not through the sender task)."""
 
-    def put(self, account: str, text: str) -> None:
+    def put(self, account: str, text: str, frame: bytes | None = None, *, wake: bool = True) -> None:
+        """Hold ``text`` (its ``frame``: the same as a WebSocket frame) as the account's newest; ``wake``:
+        :meth:`flush` now, else the caller flushes later (the feed, once per burst of snapshots)."""
         if account in self._pending:
             self.replaced += 1
-        self._pending[account] = text
-        self._wake.set()
+        self._pending[account] = (text, frame)
+        if wake:
+            self.flush()
+
+    def flush(self) -> None:
+        direct = self._direct
+        if direct is not None and not self._sending and self._notice is None:
+            for account, (_, frame) in list(self._pending.items()):
+                if frame is None or not direct.write(frame):
+                    break
+                del self._pending[account]
+                self.written += 1
+        if self._pending or self._notice is not None:
+            self._wake.set()
 
     def notice(self, text: str) -> None:
         """A message about the stream itself (the account list): sent before any snapshot waiting now."""
@@ -69,33 +95,63 @@ class Watcher:
         return len(self._pending)
 
     async def next(self) -> list[str]:
-        """Wait for news; returns the notice, then each waiting account's newest message, once."""
+        """Wait for news; returns the notice, then each waiting account's newest message, once. Calling it
+        again says the messages it returned were sent."""
+        self._sending = False
         await self._wake.wait()
         self._wake.clear()
+        self._sending = True
         out = [self._notice] if self._notice is not None else []
-        out += self._pending.values()
+        out += (text for text, _ in self._pending.values())
         self._notice = None
         self._pending.clear()
         return out
 
 
 class SnapshotFeed:
-    """The newest snapshot of every account this worker has seen, and which watcher watches which account."""
+    """The newest snapshot of every account this worker has seen, and which watcher watches which account.
+
+    A snapshot is handed to its watchers at once (``put`` without ``wake``); they are flushed once, on the
+    event loop's next turn: a burst of snapshots (every account's, a backlog after a reconnect) costs each
+    socket one write of each account's newest, not one wake-up and send per snapshot."""
 
     def __init__(self) -> None:
         self._latest: dict[str, Latest] = {}
         self._watchers: dict[str, set[Watcher]] = {}
+        self._due: set[Watcher] = set()
+        self._flush_handle: asyncio.Handle | None = None
 
     def offer(self, snapshot: AccountSnapshot) -> bool:
         """Keep and fan out ``snapshot`` if it is newer than the one held; ``False`` if it is not."""
         held = self._latest.get(snapshot.account)
         if held is not None and snapshot.seq <= held.seq:
             return False
-        latest = Latest(snapshot.seq, snapshot_message(snapshot), snapshot)
+        text = snapshot_message(snapshot)
+        latest = Latest(snapshot.seq, text, snapshot, text_frame(text))
         self._latest[snapshot.account] = latest
-        for watcher in self._watchers.get(snapshot.account, ()):
-            watcher.put(snapshot.account, latest.text)
+        watchers = self._watchers.get(snapshot.account)
+        if watchers:
+            for watcher in watchers:
+                watcher.put(snapshot.account, text, latest.frame, wake=False)
+            self._due.update(watchers)
+            self._schedule_flush()
         return True
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a plain function's call): flush at once
+            self._flush()
+            return
+        self._flush_handle = loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        due, self._due = self._due, set()
+        for watcher in due:
+            watcher.flush()
 
     def latest(self, account: str) -> Latest | None:
         return self._latest.get(account)
@@ -115,7 +171,7 @@ class SnapshotFeed:
                 watchers.add(watcher)
                 held = self._latest.get(account)
                 if held is not None:
-                    watcher.put(account, held.text)
+                    watcher.put(account, held.text, held.frame)
 
     def unwatch(self, watcher: Watcher) -> None:
         self.watch(watcher, ())
@@ -125,6 +181,10 @@ class SnapshotFeed:
 
     def watcher_count(self) -> int:
         return len({w for ws in self._watchers.values() for w in ws})
+
+    def written(self) -> int:
+        """Messages the current watchers had written straight to their sockets (see :class:`Watcher`)."""
+        return sum(w.written for w in {w for ws in self._watchers.values() for w in ws})
 
 
 class Sending(Protocol):

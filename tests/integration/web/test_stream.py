@@ -53,6 +53,21 @@ async def test_the_latest_snapshot_arrives_at_once_then_each_newer_one(live_web,
         assert (news["seq"], news["snapshot"]["equity"]) == (4, 1004)
 
 
+async def test_a_client_that_keeps_up_gets_each_snapshot_written_straight_to_its_socket_in_order(
+    live_web, nc
+) -> None:
+    trader = live_web.trader("quick")
+    account = seed_account(live_web.state, trader.id)
+    async with open_as(live_web, trader) as ws:
+        await next_message(ws, "hello")
+        seen = []
+        for seq in range(1, 21):
+            await nc.publish(subjects.snapshot(account), encode(snap(account, seq, equity=seq)))
+            seen.append(await next_message(ws))  # one at a time: each is news to an idle socket
+        assert [(m["seq"], m["snapshot"]["equity"]) for m in seen] == [(s, s) for s in range(1, 21)]
+        assert live_web.state.stream_source.feed.written() == 20  # the frame built once, not the ASGI send
+
+
 async def test_trader_b_never_receives_trader_a_s_account(live_web, nc) -> None:
     alice, bob = live_web.trader("alice"), live_web.trader("bob")
     a_account = seed_account(live_web.state, alice.id)

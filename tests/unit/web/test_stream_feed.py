@@ -30,6 +30,57 @@ def test_a_client_that_does_not_read_holds_one_message_per_account_the_newest() 
     assert slow.replaced == 2 * 999
 
 
+class Socket:
+    """A socket's direct frame writer: takes frames while ``open`` (its client reads), refuses them else."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.frames: list[bytes] = []
+
+    def write(self, frame: bytes) -> bool:
+        if self.open:
+            self.frames.append(frame)
+        return self.open
+
+
+def seqs(frames: list[bytes]) -> list[int]:
+    return [json.loads(f[f.index(b"{") :])["seq"] for f in frames]
+
+
+def test_a_client_that_keeps_up_gets_each_snapshot_written_straight_a_paused_one_the_newest_later() -> None:
+    feed, socket = SnapshotFeed(), Socket()
+    watcher = Watcher(socket)  # type: ignore[arg-type]
+    feed.watch(watcher, ["a"])
+    feed.offer(snap("a", 1))
+    feed.offer(snap("a", 2))
+    assert seqs(socket.frames) == [1, 2] and watcher.written == 2 and watcher.pending() == 0
+    socket.open = False  # its buffer is full: the client stopped reading
+    for seq in range(3, 100):
+        feed.offer(snap("a", seq))
+    assert watcher.pending() == 1 and [m["seq"] for m in drained(watcher)] == [99]
+    assert seqs(socket.frames) == [1, 2]
+
+
+def test_nothing_is_written_straight_past_a_message_the_sender_still_holds() -> None:
+    feed, socket = SnapshotFeed(), Socket()
+    watcher = Watcher(socket)  # type: ignore[arg-type]
+    watcher.notice('{"type": "hello"}')
+    feed.watch(watcher, ["a"])
+    feed.offer(snap("a", 1))
+    assert socket.frames == [] and watcher.pending() == 1  # the hello goes first, through the sender
+
+    async def sender_takes_then_news_arrives() -> list[bytes]:
+        held = await watcher.next()  # the sender holds the hello and seq 1, not sent yet
+        assert [json.loads(t)["type"] for t in held] == ["hello", "snapshot"]
+        feed.offer(snap("a", 2))
+        await asyncio.sleep(0)  # the feed's flush
+        before = list(socket.frames)
+        assert [m["seq"] for m in json.loads("[" + ",".join(await watcher.next()) + "]")] == [2]
+        return before
+
+    assert asyncio.run(sender_takes_then_news_arrives()) == []  # seq 2 waited for the sender
+
+
 def test_an_older_or_repeated_snapshot_is_dropped() -> None:
     feed, watcher = SnapshotFeed(), Watcher()
     feed.watch(watcher, ["a"])

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from mtrobot.storage import accounts as account_repo
 from mtrobot.web.deps import SESSION_COOKIE, socket_caller
 from mtrobot.web.errors import NotAuthenticated, WebError
+from mtrobot.web.frames import direct_frames
 from mtrobot.web.state import AppState
 from mtrobot.web.stream import Watcher
 
@@ -69,7 +70,7 @@ class StreamSession:
         self.state = state
         self.websocket = websocket
         self.accounts = accounts
-        self.watcher = Watcher()
+        self.watcher = Watcher(direct_frames(websocket.scope))
         self.send_began: float | None = None
         """When the send under way began (loop time); the app's :class:`SendWatchdog` reads it."""
         self._sender: asyncio.Task[None] | None = None
