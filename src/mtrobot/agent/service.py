@@ -152,6 +152,7 @@ class Agent:
             await self.robots.host.pause(self.gate() or "paused")
         self._tasks.append(asyncio.create_task(self._robots_loop(), name="agent-robots"))
         self.starting = False
+        await self._publish_heartbeat()  # "running" told at once: the supervisor starts the next agent then
         log.info("agent running", account=self.account, pid=os.getpid(), gate=self.gate.state.value)
 
     def _connector(self) -> Connector:

@@ -132,7 +132,8 @@ class Quarantine:
         self._subs: list[Any] = []
         self._orders: dict[str, deque[float]] = {}
         self.alarm: Callable[[], None] | None = None
-        """Called when an agent goes over the order rate, so that the supervisor judges at once."""
+        """Called when the supervisor should run a round now: an agent went over the order rate (judged at
+        once), or one finished starting (the next one may start)."""
         self._imposed_at: dict[str, float] = {}
 
     # -- what the supervisor tells it ----------------------------------------------------------------
@@ -208,6 +209,11 @@ class Quarantine:
         if account in self.reasons and callable(demote):
             watch.demoted = bool(demote(True))
 
+    def settled(self, account: str) -> bool:
+        """Whether the agent's heartbeat said it runs (or paused, or quarantined): no longer starting."""
+        watch = self._watch.get(account)
+        return watch is None or watch.settled is not None
+
     def forget(self, account: str) -> None:
         self._watch.pop(account, None)
 
@@ -252,6 +258,8 @@ class Quarantine:
         watch.last_beat, watch.beat = now, beat
         if watch.settled is None and beat.get("state") not in (None, "starting"):
             watch.settled = now
+            if self.alarm is not None:
+                self.alarm()
         cpu = _number(beat.get("cpu_pct"))
         if cpu is not None:
             watch.beats_cpu.append((now, cpu))

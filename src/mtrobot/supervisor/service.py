@@ -53,8 +53,12 @@ class SupervisorOptions:
     """An agent that ran this long without crashing resets its restart backoff."""
     backoff: Backoff = field(default_factory=lambda: Backoff(0.5, 30.0))
     stop_grace_s: float = SUPERVISOR_AGENT_GRACE_S
-    start_concurrency: int = 8
-    """How many agents are being started at once (bus identity, hand-off, sandbox spawn)."""
+    start_concurrency: int = 4
+    """How many agents may be starting at once: from the supervisor's preparation (bus identity, hand-off,
+    sandbox) until the agent's heartbeat says it runs. An agent's start is mostly CPU (its imports): more at
+    once on a small host makes each start slower and the whole fleet no sooner (docs/performance.md)."""
+    start_permit_s: float = 20.0
+    """An agent still starting after this long no longer holds back the next ones."""
     limits: AgentLimits = field(default_factory=AgentLimits)
     quarantine: QuarantinePolicy = field(default_factory=QuarantinePolicy)
 
@@ -184,20 +188,25 @@ class Supervisor:
             slot = self.slots.setdefault(account, AgentSlot(record))
             if slot.process is None and slot.state in ("starting", "backoff") and now >= slot.next_start:
                 due.append(slot)
-        # Due agents start concurrently, at most start_concurrency at once. What paces logins is the
+        # At most start_concurrency agents starting at once; an agent that finishes starting wakes the loop
+        # (Quarantine.alarm), so the next one starts then, not a poll later. What paces logins is the
         # connector's per-server login rate limiter (a file lock shared by every agent), not this loop.
-        gate = asyncio.Semaphore(max(1, self.options.start_concurrency))
-
-        async def start(slot: AgentSlot) -> None:
-            async with gate:
-                if not self._stopping.is_set():
-                    await self._start(slot)
-
-        results = await asyncio.gather(*(start(slot) for slot in due), return_exceptions=True)
+        due = due[: max(0, self.options.start_concurrency - self._starting(now))]
+        results = await asyncio.gather(*(self._start(slot) for slot in due), return_exceptions=True)
         for slot, result in zip(due, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("agent start failed; next round", account=slot.record.account, error=repr(result))
         self._write_status()
+
+    def _starting(self, now: float) -> int:
+        """Agents spawned that have not said they run yet, within their start permit."""
+        return sum(
+            1
+            for account, slot in self.slots.items()
+            if slot.process is not None
+            and now - slot.started_at < self.options.start_permit_s
+            and not self.quarantine.settled(account)
+        )
 
     async def _start(self, slot: AgentSlot) -> None:
         account = slot.record.account
