@@ -9,7 +9,9 @@ and never more often than every ``min_interval_s``: the last one always carries 
 
 Polling: MT5 pushes nothing, so the terminal is read every ``poll_busy_s`` while the account has positions or
 pending orders (equity moves with every tick), every ``poll_idle_s`` otherwise, and at once (at most every
-``poll_min_s``) after a fill, an order update or a reconnect.
+``poll_min_s``) after a fill, a reconnect, or an order update saying the broker answered
+(:data:`POKING_STATES`); an order's steps before that (received, validated, sent) change nothing at the
+broker yet and wait for the next regular poll.
 
 ``seq`` is a hybrid clock: never below the previous one plus one, nor below the wall clock in microseconds,
 nor below the last published ``seq`` found in KV at start. So it increases strictly across agent restarts
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 
 from mtrobot.broker.structures import AccountInfo, Tick, TradeDeal, TradeOrder, TradePosition
 from mtrobot.core.events import AccountSnapshot, BrokerError, ConnectionState, Fill, OrderUpdate
+from mtrobot.core.lifecycle import OrderState
 from mtrobot.logging import get_logger
 
 from .account_state import (
@@ -47,6 +50,14 @@ log = get_logger(__name__)
 
 DEAL_HISTORY_S = 7 * 24 * 3600
 """How far back the deal history is read at start, for the recent trades."""
+
+POKING_STATES = frozenset(OrderState) - {
+    OrderState.RECEIVED, OrderState.VALIDATED, OrderState.SENT, OrderState.DUPLICATE,
+}  # fmt: skip
+"""Order updates after which the terminal is read at once: the broker answered (a pending order placed, a
+fill, a refusal, a cancel or an expiry) or its answer was lost (``unknown``). Before it (received,
+validated, sent, or a duplicate refused by the platform) nothing at the broker changed yet: three of a
+market order's four updates."""
 
 
 class AccountReader(Protocol):
@@ -163,7 +174,8 @@ class Aggregator:
     def on_order_update(self, update: OrderUpdate) -> None:
         if update.account == self.account:
             self.events_in += 1
-            self._poke.set()
+            if update.state in POKING_STATES:
+                self._poke.set()
 
     def on_error(self, error: BrokerError) -> None:
         self.events_in += 1  # the activity log tells the trader; the account itself did not change
@@ -188,7 +200,8 @@ class Aggregator:
                 log.warning("account poll failed", account=self.account, error=repr(exc))
             interval = self.poll_busy_s if self.state.exposed else self.poll_idle_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), interval)
+                async with asyncio.timeout(interval):  # no task per wait, unlike wait_for on 3.11
+                    await self._poke.wait()
             self._poke.clear()
             await asyncio.sleep(self.poll_min_s)
 
@@ -247,7 +260,8 @@ class Aggregator:
         self._dirty.clear()
         snapshot = self.state.snapshot(self._seq.next(), datetime.fromtimestamp(self._wall(), UTC))
         try:
-            await asyncio.wait_for(self._sink.publish(snapshot), self._publish_timeout_s)
+            async with asyncio.timeout(self._publish_timeout_s):
+                await self._sink.publish(snapshot)
         except BaseException:
             self._dirty.set()
             raise

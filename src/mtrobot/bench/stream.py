@@ -62,6 +62,7 @@ from mtrobot.sim.admin import SimAdmin
 from mtrobot.sim.config import always_open, default_config
 
 HELD = ("EURUSD", "GBPUSD")
+ORDER_LIFE = (OrderState.RECEIVED, OrderState.VALIDATED, OrderState.SENT, OrderState.FILLED)
 OTHER = ("USDJPY", "XAUUSD")
 PASSWORD = secrets.token_urlsafe(16)  # a throw-away simulated account and bench traders
 
@@ -231,7 +232,7 @@ async def _feed(aggregator: Aggregator | _NoAggregator, term: Terminal, seconds:
     rng = random.Random(7)
     prices = {s: 1.1 + i for i, s in enumerate(HELD + OTHER)}
     loop = asyncio.get_running_loop()
-    started, fed, trades = loop.time(), 0, 0
+    started, fed, trades, updates = loop.time(), 0, 0, 0
     for i in itertools.count():
         if loop.time() - started >= seconds:
             return fed
@@ -244,9 +245,11 @@ async def _feed(aggregator: Aggregator | _NoAggregator, term: Terminal, seconds:
             symbol = rng.choice(HELD) if roll < 0.70 else rng.choice(OTHER)
             prices[symbol] = round(prices[symbol] + rng.uniform(-0.0005, 0.0005), 5)
             aggregator.apply(TickSeen(symbol, prices[symbol], round(prices[symbol] + 0.0001, 5)))
-        elif roll < 0.95:
-            aggregator.on_order_update(OrderUpdate(order_id=f"u{i}", account=aggregator.account,
-                                                   symbol="EURUSD", state=OrderState.SENT))  # fmt: skip
+        elif roll < 0.95:  # an order's updates in the order path's order: received, validated, sent, filled
+            state = ORDER_LIFE[updates % len(ORDER_LIFE)]
+            aggregator.on_order_update(OrderUpdate(order_id=f"u{updates // len(ORDER_LIFE)}", symbol="EURUSD",
+                                                   account=aggregator.account, state=state))  # fmt: skip
+            updates += 1
         else:
             robots = ({"name": "ma_cross EURUSD H1", "state": "running", "orders_sent": i // 200},)
             aggregator.apply(RobotsSeen(robots))
@@ -269,7 +272,7 @@ async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict
         for n, symbol in enumerate(HELD):
             await _trade(term, account, symbol, mt5.ORDER_TYPE_BUY, 1000 + n)
         cpu0, t0 = _own_cpu_s(), time.perf_counter()
-        await _feed(_NoAggregator(), term, min(seconds, 10.0), rate)
+        await _feed(_NoAggregator(), term, min(seconds, 30.0), rate)  # as long as the measured, to 30 s
         baseline_pct = 100 * (_own_cpu_s() - cpu0) / (time.perf_counter() - t0)
         recorder = _Recorder(NatsSnapshotSink(rig.nc, account))
         aggregator = Aggregator(account, TerminalReader(term), recorder)
