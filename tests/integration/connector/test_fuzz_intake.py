@@ -205,8 +205,8 @@ async def test_hostile_payloads_are_all_answered_and_change_nothing_for_the_next
         published = time.monotonic()
         last = base_order(account, "after-fuzz")
         await js.publish(subjects.orders_submitted(account, "EURUSD"), json.dumps(last).encode())
-        # Nothing holds the intake: a blocked one would wait out the consumer's ack_wait (30 s) or forever. The
-        # bound is a third of that, not the ~0.1 s measured quiet: 1.0 s failed twice at load 6-9 (2 cores).
+        # Nothing holds the intake: a blocked one would wait out the consumer's ack_wait (30 s) or forever.
+        # The bound is a third of that, not the ~0.1 s measured quiet: 1.0 s failed twice at load 6-9.
         assert await out.until(lambda g: any(f["order_id"] == "after-fuzz" for f in g["fill"]), 10.0)
         next_s = time.monotonic() - published
         print(
