@@ -81,6 +81,8 @@ class ConnectorLoops:
         self.order_lock = wired.order_lock
         self.stopping = False
         self.intake_running = False
+        self._pull: Any = None
+        """The intake's pull subscription on the account's durable consumer, while the intake runs."""
         self._dead_letters = 0
         self._dead_letter_logged = -1.0
 
@@ -160,15 +162,32 @@ class ConnectorLoops:
 
     async def intake(self) -> None:
         await self._recover()
-        sub = None
+        try:
+            await self._intake()
+        finally:
+            await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        """Give the pull subscription up when the intake ends (stopped or cancelled). Left in place, the reply
+        to a fetch cut short by the stop (the server's timeout status, or an order) waits in its queue with
+        nobody to read it, and the agent's ``nc.drain()`` waits for that queue until its budget is spent
+        (every stop of an agent took its whole grace then). What was delivered but not acknowledged is
+        delivered again: at the next start (:meth:`_take_over`) or after ``ack_wait``."""
+        sub, self._pull = self._pull, None
+        self.intake_running = False
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sub.unsubscribe(), 2.0)
+
+    async def _intake(self) -> None:
         reorder: CrashReorder | None = None
         while not self.stopping:
             try:
-                if sub is None:
-                    sub = await self._subscribe()
+                if self._pull is None:
+                    self._pull = await self._subscribe()
                     reorder = reorder or await self._take_over()
                     self.intake_running = True
-                msgs = await sub.fetch(self.options.current.fetch_batch, timeout=1.0)
+                msgs = await self._pull.fetch(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:
                 msgs = []
                 if reorder is None or not reorder.active:
@@ -177,7 +196,7 @@ class ConnectorLoops:
                 raise
             except Exception as exc:  # NATS restarting: keep trying, the durable consumer keeps our place
                 log.warning("intake waiting for NATS", account=self.account, error=str(exc))
-                self.intake_running = sub is not None and self.nc.is_connected
+                self.intake_running = self._pull is not None and self.nc.is_connected
                 await asyncio.sleep(0.5)
                 continue
             if reorder is not None and reorder.active:
