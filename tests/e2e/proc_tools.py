@@ -75,6 +75,14 @@ def start_up(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> 
     return proc
 
 
+def kept_running(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Exempt ``proc`` from ``stop_leftovers`` after each test: an ``up`` a module's tests share, which its
+    fixture stops."""
+    if proc in _STARTED:
+        _STARTED.remove(proc)
+    return proc
+
+
 def stop_leftovers() -> None:
     """SIGTERM each ``mtrobot up`` a test left running (it stops its children); SIGKILL after 30 s."""
     while _STARTED:

@@ -19,8 +19,8 @@ import pytest
 from mtrobot.bus import layout, subjects
 from mtrobot.bus.connect import ORDER_CONSUMER_ACK_WAIT_S, connect
 from tests.e2e.proc_tools import start_up, wait_until
-from tests.e2e.test_up_agents import running_pid
 from tests.e2e.test_up_order_path import _until, open_symbol
+from tests.e2e.up_platform import running_pid
 
 
 async def _until_async(predicate: Any, timeout: float) -> bool:
