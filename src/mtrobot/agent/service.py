@@ -154,6 +154,10 @@ class Agent:
         self.starting = False
         await self._publish_heartbeat()  # "running" told at once: the supervisor starts the next agent then
         log.info("agent running", account=self.account, pid=os.getpid(), gate=self.gate.state.value)
+        # Told at once, not up to a heartbeat period later: the supervisor judges an agent's CPU (demotion
+        # of a busy loop, 2 s later) only from its first running heartbeat on.
+        with contextlib.suppress(Exception):
+            await self._publish_heartbeat()
 
     def _connector(self) -> Connector:
         creds = self.handoff.credentials

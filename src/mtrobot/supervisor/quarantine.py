@@ -12,8 +12,9 @@ An agent is quarantined when it
 Quarantined means: the account's ``agent_state`` becomes ``quarantined`` in the database with a reason in
 plain words (the web shows it to the trader and the operator), the running agent is told
 ``{"cmd": "quarantine", "reason": ...}`` on ``agent.control.{account}`` (its trading gate closes: no new
-opens; open positions stay, closes and flatten still work, its snapshots say ``quarantined``), and an agent
-that used too much CPU gets a smaller CPU share. An agent that stopped answering is killed; like one the
+opens; open positions stay, closes and flatten still work, its snapshots say ``quarantined``), it gets the
+least CPU weight (whatever it still does goes after the other agents), and an agent that used too much CPU
+gets a smaller CPU share. An agent that stopped answering is killed; like one the
 kernel stopped, it is started once more *in quarantine* (gate closed, robots paused), so that the trader can
 still flatten. If a quarantined agent dies again it is held: nothing starts it until a person resumes the
 account (``resume`` sets ``agent_state`` back to ``active``).
@@ -389,12 +390,22 @@ class Quarantine:
         restrict = getattr(process, "restrict_cpu", None)
         if callable(restrict) and "busy loop" in reason:
             restrict(self.policy.quarantined_cpu_share)
+        self._demote_quarantined(account, process)
         if self._nc is not None and process is not None:
             request = json.dumps({"cmd": "quarantine", "reason": reason}).encode()
             try:
                 await self._nc.request(subjects.agent_control(account), request, timeout=3.0)
             except Exception as exc:  # it does not answer: the database and its next start carry it
                 log.warning("quarantine not acknowledged by the agent", account=account, error=repr(exc))
+
+    def _demote_quarantined(self, account: str, process: Any) -> None:
+        """A quarantined agent gets the least CPU weight, whatever its offence: what it still does (refusing
+        the rest of a flood, a journal write and three bus messages each; answering control) goes after
+        every other agent's orders. Its quota stays (a flatten still runs at once on an idle core)."""
+        demote = getattr(process, "demote_cpu", None)
+        watch = self._watch.get(account)
+        if callable(demote) and (watch is None or not watch.demoted) and demote(True) and watch is not None:
+            watch.demoted = True
 
 
 def record_quarantine(settings: Settings, account: str, reason: str) -> None:

@@ -108,13 +108,16 @@ class Trader:
     errors: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
 
-    async def listen(self) -> Trader:
+    async def listen(self, orders: bool = True) -> Trader:
+        """Collect the account's fills and heartbeats, and (``orders``) its order updates and errors."""
         for subject, into in (
             (f"broker.fill.{self.account}.>", self.fills),
             (f"broker.order.{self.account}.>", self.updates),
             (f"broker.error.{self.account}.>", self.errors),
             (subjects.agent_heartbeat(self.account), self.heartbeats),
         ):
+            if not orders and into is not self.fills and into is not self.heartbeats:
+                continue
 
             async def collect(msg: Any, into: list[dict[str, Any]] = into) -> None:
                 into.append(json.loads(msg.data))
@@ -126,6 +129,16 @@ class Trader:
         order_id = order_id or "t" + uuid.uuid4().hex[:12]
         request = {"order_id": order_id, "account": self.account, "symbol": symbol, "order_type": "buy",
                    "volume": volume}  # fmt: skip
+        headers = {"Nats-Msg-Id": f"{self.account}/{order_id}"}
+        js = self.nc.jetstream(timeout=5)
+        await js.publish(subjects.orders_submitted(self.account, symbol), json.dumps(request).encode(),
+                         headers=headers)  # fmt: skip
+        return order_id
+
+    async def close(self, position: int, symbol: str = "EURUSD", order_id: str | None = None) -> str:
+        order_id = order_id or "c" + uuid.uuid4().hex[:12]
+        request = {"order_id": order_id, "account": self.account, "action": "close", "symbol": symbol,
+                   "position": position}  # fmt: skip
         headers = {"Nats-Msg-Id": f"{self.account}/{order_id}"}
         js = self.nc.jetstream(timeout=5)
         await js.publish(subjects.orders_submitted(self.account, symbol), json.dumps(request).encode(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +16,23 @@ from nats.aio.client import Client
 from mtrobot.bus import subjects
 from mtrobot.storage import accounts as account_repo
 from mtrobot.supervisor.quarantine import QuarantinePolicy
+from mtrobot.supervisor.runtime import choose_runtime
 from tests.integration.agent.agents import Platform, Trader, running, until
 
 pytestmark = pytest.mark.slow
 
 LIMIT = "order-rate limit (60 orders a minute, at most 5 at once)"
+
+
+def cpu_shares(pid: int) -> int | None:
+    """The cgroup v1 ``cpu.shares`` of ``pid``'s CPU group (None where there is none: no v1 cpu here)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(",") and path != "/":
+            for mount in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct")):
+                if (mount / path.lstrip("/") / "cpu.shares").exists():
+                    return int((mount / path.lstrip("/") / "cpu.shares").read_text())
+    return None
 
 
 def _ended(trader: Trader, order_id: str) -> bool:
@@ -30,7 +43,9 @@ async def test_a_flood_past_the_intake_limit_is_refused_before_the_broker_and_st
     platform: Platform, nc: Client
 ) -> None:
     platform.settings = platform.settings.model_copy(update={"orders_per_min": 60.0, "order_burst": 5})
-    supervisor = platform.supervisor(quarantine=QuarantinePolicy(max_orders_per_min=50.0))
+    supervisor = platform.supervisor(
+        choose_runtime(platform.settings), quarantine=QuarantinePolicy(max_orders_per_min=50.0)
+    )
     async with running(supervisor):
         account, _login = await platform.connect_account()
         trader = await Trader(nc, account).listen()
@@ -73,5 +88,9 @@ async def test_a_flood_past_the_intake_limit_is_refused_before_the_broker_and_st
 
         await until(lambda: state()[0] == "quarantined", 20, "the flood's quarantine")
         assert "order flood" in state()[1]
+        process = supervisor.slots[account].process
+        assert process is not None
+        if "cgroup v1" in process.isolation.get("cpu", ""):  # the least CPU weight, where a cgroup has one
+            assert cpu_shares(process.pid) == 2
         await until(lambda: all(_ended(trader, o) for o in more), 60, "every later order to end")
         assert len([o for o in more if trader.filled(o)]) <= 5
