@@ -152,10 +152,9 @@ class Agent:
             await self.robots.host.pause(self.gate() or "paused")
         self._tasks.append(asyncio.create_task(self._robots_loop(), name="agent-robots"))
         self.starting = False
-        await self._publish_heartbeat()  # "running" told at once: the supervisor starts the next agent then
         log.info("agent running", account=self.account, pid=os.getpid(), gate=self.gate.state.value)
-        # Told at once, not up to a heartbeat period later: the supervisor judges an agent's CPU (demotion
-        # of a busy loop, 2 s later) only from its first running heartbeat on.
+        # "Running" told at once, not up to a heartbeat period later: the supervisor starts the next agent
+        # then (its start permits), and judges an agent's CPU only from its first running heartbeat on.
         with contextlib.suppress(Exception):
             await self._publish_heartbeat()
 
