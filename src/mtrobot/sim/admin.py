@@ -85,6 +85,9 @@ class _AdminMethods:
     async def account_state(self, **kwargs: Any) -> dict[str, Any]:
         return dict(await self._op("account_state", **kwargs))
 
+    async def login_times(self, **kwargs: Any) -> list[int]:
+        return [int(t) for t in await self._op("login_times", **kwargs)]
+
 
 class LocalAdmin(_AdminMethods):
     """Admin operations on a broker in this process."""

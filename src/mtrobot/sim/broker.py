@@ -59,7 +59,7 @@ _SERVER_FIELDS = frozenset(
 
 log = get_logger(__name__)
 
-_QUIET = frozenset({"info", "server_time", "account_state"})
+_QUIET = frozenset({"info", "server_time", "account_state", "login_times"})
 _LOGGED = frozenset(
     {"server", "login", "symbol", "n", "ms", "seconds", "retcode", "mode", "execute", "frozen", "off"}
 )
@@ -159,6 +159,7 @@ class AdminApi:
         "info",
         "server_time",
         "account_state",
+        "login_times",
     )
 
     def __init__(self, broker: SimBroker) -> None:
@@ -358,6 +359,13 @@ class AdminApi:
                 for s in self.broker.servers.values()
             ],
         }
+
+    def login_times(self, *, server: str, since_ms: int = 0) -> list[int]:
+        """Server time (ms) of every login request ``server`` received at or after ``since_ms``, refused ones
+        too, oldest first (the latest 20,000 are kept)."""
+        if not (_is_int(since_ms) and 0 <= since_ms < 2**53):
+            raise ConfigError("since_ms: server time in epoch milliseconds, a whole number")
+        return [t for t in self.broker.server(server).logins if t >= since_ms]
 
     def server_time(self, *, server: str) -> int:
         """The server's wall clock in epoch milliseconds (what MT5 time fields are based on)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +18,9 @@ from mtrobot.sim.money import Leg, Money
 from mtrobot.sim.prices import SymbolFeed, SyntheticFeed
 from mtrobot.sim.schedule import DAY_MS, Schedule, day_start, weekday
 from mtrobot.sim.state import Account, Deal, Order, Position, hash_password
+
+LOGINS_KEPT = 20_000
+"""Login requests remembered per server (300 agents back from a maintenance window make a few hundred)."""
 
 VOLUME_EPS = 1e-8
 
@@ -66,6 +70,9 @@ class TradeServer:
         self.specs: dict[str, SymbolSpec] = {s.name: s for s in config.symbols}
         self.faults = Faults()
         self.accounts: dict[int, Account] = {}
+        self.logins: deque[int] = deque(maxlen=LOGINS_KEPT)
+        """Server time (ms) of each login request it received, refused ones too: what a broker's own login
+        rate limit counts, and what ``bench storm`` reads to show the agents kept to theirs."""
         self.rng = random.Random(seed ^ zlib.crc32(f"{config.name}/exec".encode()))
         self._last_ms = 0
         start = self.now_ms()

@@ -120,6 +120,8 @@ class Session:
         if login is None or password is None or server_name is None:
             return False, AUTH_FAILED
         server = self.broker.servers.get(server_name)
+        if server is not None:
+            server.logins.append(server.now_ms())
         if server is None or server.now_ms() < server.schedule.forced_until_ms:
             return False, IPC_TIMEOUT  # an unknown or unreachable server times out rather than refusing
         account = server.accounts.get(login)
