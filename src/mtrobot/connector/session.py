@@ -176,13 +176,19 @@ class Session:
         except TimeoutError as exc:
             self.last_error = (-10005, str(exc))
             return False
-        await self._close_terminal()
         try:
-            self.link.terminal = self._factory()
-        except Exception as exc:
-            self.last_error = (-10003, f"terminal could not be opened: {exc}")
-            return False
-        if not await self._initialize():
+            await self._close_terminal()
+            try:
+                self.link.terminal = self._factory()
+            except Exception as exc:
+                self.last_error = (-10003, f"terminal could not be opened: {exc}")
+                return False
+            logged_in = await self._initialize()
+        finally:
+            # Answered, failed or never sent: the bucket refills from now (the thread finishes even if this
+            # task is cancelled meanwhile).
+            await asyncio.to_thread(self._limiter.release)
+        if not logged_in:
             self.failed_logins += 1
             return False
         if not await self._healthy():

@@ -65,6 +65,55 @@ def test_the_login_bucket_is_shared_through_its_file(tmp_path: Path) -> None:
     other = LoginRateLimiter(tmp_path, "Broker-Demo", rate)  # another agent on the same host
     assert one.try_take(now=100.0) == 0.0
     assert other.try_take(now=100.0) == 0.0
+    one.release(now=100.0)
+    other.release(now=100.0)
     assert one.try_take(now=100.0) == pytest.approx(1.0)  # bucket empty for everyone
     assert other.try_take(now=101.0) == 0.0  # refilled at one per second
     assert LoginRateLimiter(tmp_path, "Other-Server", rate).try_take(now=101.0) == 0.0
+
+
+def test_the_bucket_refills_only_once_the_login_in_flight_is_answered(tmp_path: Path) -> None:
+    rate = LoginRate(per_second=4.0, burst=1.0)
+    one, other = (LoginRateLimiter(tmp_path, "Broker-Demo", rate) for _ in range(2))
+    assert one.try_take(now=100.0) == 0.0
+    # One login slow on its way (a loaded host): nothing accrues meanwhile, however long it takes.
+    assert other.try_take(now=100.9) == pytest.approx(0.25)
+    one.release(now=101.0)
+    assert other.try_take(now=101.2) == pytest.approx(0.05)  # a full 0.25 s from the answer
+    assert other.try_take(now=101.25) == 0.0
+
+
+def test_a_login_that_never_ends_holds_the_bucket_only_for_its_lease(tmp_path: Path) -> None:
+    rate = LoginRate(per_second=2.0, burst=1.0)
+    dead = LoginRateLimiter(tmp_path, "Broker-Demo", rate, lease_s=10.0)
+    alive = LoginRateLimiter(tmp_path, "Broker-Demo", rate)
+    assert dead.try_take(now=100.0) == 0.0  # then its process is killed: no release
+    assert alive.try_take(now=109.0) > 0.0
+    assert alive.try_take(now=110.5) == 0.0  # the lease ended at 110: refilled from then
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"tokens": 0, "stamp": 5, "flying": [1]}',
+        '{"tokens": NaN, "stamp": 5}',
+        "{]",
+        '{"tokens": 0, "stamp": 1e400}',
+        '{"tokens": 0, "stamp": 5, "flying": {"x": Infinity}}',
+    ],
+)
+def test_a_damaged_bucket_file_starts_full_again(tmp_path: Path, content: str) -> None:
+    limiter = LoginRateLimiter(tmp_path, "Broker-Demo", LoginRate(per_second=1.0, burst=1.0))
+    (tmp_path / "login-buckets").mkdir()
+    (tmp_path / "login-buckets" / "Broker-Demo.json").write_text(content)
+    assert limiter.try_take(now=100.0) == 0.0
+
+
+def test_a_bucket_stamped_in_the_future_or_a_lease_for_ever_holds_an_hour_at_most(tmp_path: Path) -> None:
+    limiter = LoginRateLimiter(tmp_path, "Broker-Demo", LoginRate(per_second=1.0, burst=1.0))
+    (tmp_path / "login-buckets").mkdir()
+    (tmp_path / "login-buckets" / "Broker-Demo.json").write_text(
+        '{"tokens": 0, "stamp": 1e15, "flying": {"x": 1e15}}'
+    )
+    assert limiter.try_take(now=100.0) > 0.0
+    assert limiter.try_take(now=3701.0) == 0.0
