@@ -68,7 +68,8 @@ def test_the_login_bucket_is_shared_through_its_file(tmp_path: Path) -> None:
     one.release(now=100.0)
     other.release(now=100.0)
     assert one.try_take(now=100.0) == pytest.approx(1.0)  # bucket empty for everyone
-    assert other.try_take(now=101.0) == 0.0  # refilled at one per second
+    assert other.try_take(now=101.0) > 0.0  # refilled at one per second, but one asked first
+    assert one.try_take(now=101.0) == 0.0
     assert LoginRateLimiter(tmp_path, "Other-Server", rate).try_take(now=101.0) == 0.0
 
 
@@ -77,7 +78,7 @@ def test_the_bucket_refills_only_once_the_login_in_flight_is_answered(tmp_path: 
     one, other = (LoginRateLimiter(tmp_path, "Broker-Demo", rate) for _ in range(2))
     assert one.try_take(now=100.0) == 0.0
     # One login slow on its way (a loaded host): nothing accrues meanwhile, however long it takes.
-    assert other.try_take(now=100.9) == pytest.approx(0.25)
+    assert other.try_take(now=100.9) == pytest.approx(0.05)  # next in line: looks again soon
     one.release(now=101.0)
     assert other.try_take(now=101.2) == pytest.approx(0.05)  # a full 0.25 s from the answer
     assert other.try_take(now=101.25) == 0.0
@@ -117,3 +118,21 @@ def test_a_bucket_stamped_in_the_future_or_a_lease_for_ever_holds_an_hour_at_mos
     )
     assert limiter.try_take(now=100.0) > 0.0
     assert limiter.try_take(now=3701.0) == 0.0
+
+
+def test_waiters_take_their_turns_in_order_and_one_that_stops_asking_loses_its_place(tmp_path: Path) -> None:
+    rate = LoginRate(per_second=1.0, burst=1.0)
+    first, second, third = (LoginRateLimiter(tmp_path, "Broker-Demo", rate) for _ in range(3))
+    assert first.try_take(now=100.0) == 0.0
+    first.release(now=100.0)
+    waits = [second.try_take(now=100.1), third.try_take(now=100.2)]
+    assert waits[0] == pytest.approx(0.9) and waits[1] > waits[0]  # the second of the line waits longer
+    assert third.try_take(now=101.0) > 0.0  # a token is there, but it is second's turn
+    assert second.try_take(now=101.0) == 0.0
+    second.release(now=101.0)
+    assert third.try_take(now=102.0) == 0.0
+    third.release(now=102.0)
+    gone = LoginRateLimiter(tmp_path, "Broker-Demo", rate)
+    assert gone.try_take(now=102.5) > 0.0  # asks once, then never again (killed)
+    assert first.try_take(now=102.6) > 0.0  # behind it for now
+    assert first.try_take(now=110.0) == 0.0  # it missed its time by far: dropped from the line
