@@ -8,9 +8,10 @@ The bucket refills only while no login to the server is in flight: a token is ta
 and the login is released (:meth:`~LoginRateLimiter.release`) once it is answered, so the next one waits a
 full interval from that answer. The spacing then holds where the broker counts, whatever delayed a login on
 its way (on a loaded host, processes that took their tokens 0.25 s apart reached the server in bunches: 7
-logins in one second at 4/s). A login that never says it ended (its process killed) holds the bucket
-``lease_s`` at most. The waiters stand in line in the same file and each looks again about when its turn
-should come, so hundreds of them do not all poll it (with all polling, 300 agents came back in 65 s, not 40).
+logins in one second at 4/s). A login that never says it ended (its process killed) holds the bucket for
+its lease at most: as long as its call may take (the session's login timeout plus 10 s). The waiters stand
+in line in the same file and each looks again about when its turn should come, so hundreds of them do not
+all poll it (with all polling, 300 agents came back in 65 s, not 40).
 """
 
 from __future__ import annotations
@@ -50,16 +51,19 @@ class LoginRateLimiter:
         self.lease_s = lease_s
         self._me = uuid.uuid4().hex[:12]
         """This limiter's logins in the shared file (one at a time: a session logs in once at a time)."""
+        self._taken_at: float | None = None
 
-    def try_take(self, now: float | None = None) -> float:
+    def try_take(self, now: float | None = None, lease_s: float | None = None) -> float:
         """Take a token if one is there and it is this limiter's turn (returns 0.0), else return the seconds
-        until it may be (about its turn: the waiters queue, so 300 of them do not all poll the file)."""
+        until it may be (about its turn: the waiters queue, so 300 of them do not all poll the file).
+        ``lease_s``: how long the login may take at most (default ``self.lease_s``)."""
         with self._bucket(now) as (state, now):
             ahead = state.place(self._me, now)
             if ahead < int(state.tokens):
                 state.tokens -= 1.0
                 del state.queue[self._me]
-                state.flying[self._me] = now + self.lease_s
+                state.flying[self._me] = now + (lease_s or self.lease_s)
+                self._taken_at = now
                 return 0.0
             per_second = self.rate.per_second
             if ahead == 0:  # next: soon after a token is there, or the login in flight is answered
@@ -75,10 +79,10 @@ class LoginRateLimiter:
     def release(self, now: float | None = None) -> None:
         """The login this limiter started is answered (or failed): the refill goes on from now."""
         with self._bucket(now) as (state, now):
-            end = state.flying.pop(self._me, None)
-            if end is not None:
-                flight = min(max(now - (end - self.lease_s), 0.0), 10.0)
+            if state.flying.pop(self._me, None) is not None and self._taken_at is not None:
+                flight = min(max(now - self._taken_at, 0.0), 10.0)
                 state.flight_s = 0.8 * state.flight_s + 0.2 * flight
+            self._taken_at = None
 
     @contextlib.contextmanager
     def _bucket(self, now: float | None) -> Iterator[tuple[_State, float]]:
@@ -93,15 +97,17 @@ class LoginRateLimiter:
             yield state, now
             os.lseek(fd, 0, os.SEEK_SET)
             os.ftruncate(fd, 0)
-            os.write(fd, state.dump(now))
+            os.write(fd, state.dump())
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    async def acquire(self, timeout: float = 300.0) -> None:
+    async def acquire(self, timeout: float = 300.0, lease_s: float | None = None) -> None:
+        """Wait for this limiter's turn, at most ``timeout``; the login then holds the bucket until
+        :meth:`release`, ``lease_s`` at most."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            wait = await asyncio.to_thread(self.try_take)
+            wait = await asyncio.to_thread(self.try_take, None, lease_s)
             if wait == 0.0:
                 return
             if loop.time() + wait > deadline:
@@ -170,6 +176,6 @@ class _State:
         self.tokens = min(rate.burst, self.tokens + max(0.0, now - self.stamp) * rate.per_second)
         self.stamp = max(self.stamp, now)
 
-    def dump(self, now: float) -> bytes:
+    def dump(self) -> bytes:
         fields = {"tokens": self.tokens, "stamp": self.stamp, "flying": self.flying, "queue": self.queue}
         return json.dumps({**fields, "flight_s": self.flight_s}).encode()

@@ -172,7 +172,10 @@ class Session:
     async def _connect(self) -> bool:
         opts = self.options.current
         try:
-            await self._limiter.acquire(timeout=max(opts.login_timeout_s, 60.0))
+            # The login holds its server's bucket until answered: as long as the call below may take.
+            await self._limiter.acquire(
+                timeout=max(opts.login_timeout_s, 60.0), lease_s=opts.login_timeout_s + 10.0
+            )
         except TimeoutError as exc:
             self.last_error = (-10005, str(exc))
             return False
