@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     orders_per_min: float = Field(
         default=DEFAULT_ORDERS_PER_MIN,
         ge=0,
+        allow_inf_nan=False,  # "inf" would be no limit in disguise: 0 says that
         description="orders a minute an account's intake takes (closes never limited); 0: no limit",
     )
     order_burst: int = Field(

@@ -34,6 +34,8 @@ def test_the_login_rate_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
         ("MTROBOT_LOGIN_BURST", "0.5"),
         ("MTROBOT_LOGIN_BURST", ""),
         ("MTROBOT_ORDERS_PER_MIN", "-1"),
+        ("MTROBOT_ORDERS_PER_MIN", "inf"),
+        ("MTROBOT_ORDERS_PER_MIN", "nan"),
         ("MTROBOT_ORDER_BURST", "many"),
         ("MTROBOT_ORDER_BURST", "2.5"),
     ],
