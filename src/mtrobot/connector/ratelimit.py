@@ -8,10 +8,11 @@ The bucket refills only while no login to the server is in flight: a token is ta
 and the login is released (:meth:`~LoginRateLimiter.release`) once it is answered, so the next one waits a
 full interval from that answer. The spacing then holds where the broker counts, whatever delayed a login on
 its way (on a loaded host, processes that took their tokens 0.25 s apart reached the server in bunches: 7
-logins in one second at 4/s). A login that never says it ended (its process killed) holds the bucket for
-its lease at most: as long as its call may take (the session's login timeout plus 10 s). The waiters stand
-in line in the same file and each looks again about when its turn should come, so hundreds of them do not
-all poll it (with all polling, 300 agents came back in 65 s, not 40).
+logins in one second at 4/s). A login in flight keeps a lease file locked: killed mid-login, its process
+lets go of it and the next poll ends the login; the lease's end (the session's login timeout plus 10 s)
+bounds a holder that lives but never says it ended. The waiters stand in line in the same file and each
+looks again about when its turn should come, so hundreds of them do not all poll it (with all polling, 300
+agents came back in 65 s, not 40).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_HOLDER = re.compile(r"[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ class LoginRateLimiter:
         self._me = uuid.uuid4().hex[:12]
         """This limiter's logins in the shared file (one at a time: a session logs in once at a time)."""
         self._taken_at: float | None = None
+        self._lease_fd: int | None = None
+        """Held locked while this limiter's login is in flight: gone with its process, however it ends."""
 
     def try_take(self, now: float | None = None, lease_s: float | None = None) -> float:
         """Take a token if one is there and it is this limiter's turn (returns 0.0), else return the seconds
@@ -62,6 +66,7 @@ class LoginRateLimiter:
             if ahead < int(state.tokens):
                 state.tokens -= 1.0
                 del state.queue[self._me]
+                self._hold_lease()
                 state.flying[self._me] = now + (lease_s or self.lease_s)
                 self._taken_at = now
                 return 0.0
@@ -83,6 +88,44 @@ class LoginRateLimiter:
                 flight = min(max(now - self._taken_at, 0.0), 10.0)
                 state.flight_s = 0.8 * state.flight_s + 0.2 * flight
             self._taken_at = None
+            self._drop_lease()
+
+    def _lease_path(self, holder: str) -> Path:
+        return self._dir / f"{self._path.stem}.{holder}.lease"
+
+    def _hold_lease(self) -> None:
+        self._drop_lease()
+        fd = os.open(self._lease_path(self._me), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a name of our own: nobody else holds it
+        self._lease_fd = fd
+
+    def _drop_lease(self) -> None:
+        if self._lease_fd is not None:
+            with contextlib.suppress(OSError):
+                self._lease_path(self._me).unlink()
+            os.close(self._lease_fd)
+            self._lease_fd = None
+
+    def _alive(self, holder: str) -> bool:
+        """Whether ``holder``'s login is still in flight: its lease file is still locked by its process (a
+        process killed mid-login lets go of it with its descriptors, in any PID namespace)."""
+        if holder == self._me:
+            return self._lease_fd is not None
+        if not _HOLDER.fullmatch(holder):
+            return False  # nobody's: written into the shared file by hand
+        try:
+            fd = os.open(self._lease_path(holder), os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            self._lease_path(holder).unlink()
+        return False
 
     @contextlib.contextmanager
     def _bucket(self, now: float | None) -> Iterator[tuple[_State, float]]:
@@ -93,6 +136,8 @@ class LoginRateLimiter:
             raw = os.read(fd, 1 << 20)
             now = time.time() if now is None else now
             state = _State.read(raw, self.rate.burst, now)
+            for holder in [h for h in state.flying if not self._alive(h)]:
+                del state.flying[holder]
             state.advance(now, self.rate)
             yield state, now
             os.lseek(fd, 0, os.SEEK_SET)
@@ -148,7 +193,7 @@ class _State:
             return fresh
         cap = now + 3600.0
         return cls(
-            min(tokens, burst),
+            min(max(tokens, 0.0), burst),
             min(stamp, now),
             {k: min(v, cap) for k, v in flying.items()},
             {k: min(v, cap) for k, v in queue.items()},

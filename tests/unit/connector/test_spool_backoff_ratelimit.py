@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,31 @@ def test_waiters_take_their_turns_in_order_and_one_that_stops_asking_loses_its_p
     assert gone.try_take(now=102.5) > 0.0  # asks once, then never again (killed)
     assert first.try_take(now=102.6) > 0.0  # behind it for now
     assert first.try_take(now=110.0) == 0.0  # it missed its time by far: dropped from the line
+
+
+def test_a_holder_killed_mid_login_lets_the_next_login_go_at_once(tmp_path: Path) -> None:
+    rate = LoginRate(per_second=1000.0, burst=1.0)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from mtrobot.connector.ratelimit import LoginRate, LoginRateLimiter\n"
+        f"limiter = LoginRateLimiter(Path({str(tmp_path)!r}), 'Broker-Demo', LoginRate(1000.0, 1.0))\n"
+        "assert limiter.try_take() == 0.0\n"
+        "print('taken', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "taken"
+        waiting = LoginRateLimiter(tmp_path, "Broker-Demo", rate)
+        assert waiting.try_take() > 0.0  # its login is in flight (lease 75 s)
+        child.kill()
+        child.wait(timeout=10)
+        assert waiting.try_take() == 0.0  # its lease file let go with the process: over at once
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    leases = sorted((tmp_path / "login-buckets").glob("*.lease"))
+    assert len(leases) == 1  # the dead one's is gone; the one left is the new login's own
+    waiting.release()
+    assert not list((tmp_path / "login-buckets").glob("*.lease"))
