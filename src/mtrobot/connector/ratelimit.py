@@ -26,7 +26,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +78,7 @@ class LoginRateLimiter:
                 first = max(1.0 - state.tokens % 1.0, 0.0) / per_second
                 wait = min(0.8 * (first + turns * (1.0 / per_second + state.flight_s)), 5.0)
             wait = max(wait, 0.005)
-            state.queue[self._me] = now + wait + 2.0 + wait  # missed by then: gone (killed, gave up)
+            state.queue[self._me] = now + 2.0 * wait + 2.0  # missed by then: gone (killed, gave up)
             return wait
 
     def release(self, now: float | None = None) -> None:
@@ -136,9 +136,7 @@ class LoginRateLimiter:
             raw = os.read(fd, 1 << 20)
             now = time.time() if now is None else now
             state = _State.read(raw, self.rate.burst, now)
-            for holder in [h for h in state.flying if not self._alive(h)]:
-                del state.flying[holder]
-            state.advance(now, self.rate)
+            state.advance(now, self.rate, self._alive)
             yield state, now
             os.lseek(fd, 0, os.SEEK_SET)
             os.ftruncate(fd, 0)
@@ -208,13 +206,15 @@ class _State:
         self.queue.setdefault(holder, now)
         return list(self.queue).index(holder)
 
-    def advance(self, now: float, rate: LoginRate) -> None:
-        """Refill for the time no login was in flight; a lease past its end counts as ended then."""
-        for holder, end in sorted(self.flying.items(), key=lambda item: item[1]):
-            if end > now:
-                break
-            del self.flying[holder]
-            self.stamp = max(self.stamp, end)
+    def advance(self, now: float, rate: LoginRate, alive: Callable[[str], bool]) -> None:
+        """Refill for the time no login was in flight. A login ends with its lease (then, at the lease's end)
+        or with its holder's process (when that is noticed: ``alive`` says no)."""
+        for holder, end in list(self.flying.items()):
+            if not alive(holder):  # asked first: it also removes a dead holder's lease file
+                del self.flying[holder]
+            elif end <= now:
+                del self.flying[holder]
+                self.stamp = max(self.stamp, end)
         if self.flying:
             self.stamp = max(self.stamp, now)  # nothing accrues while a login is on its way
             return

@@ -120,10 +120,12 @@ class Session:
         if login is None or password is None or server_name is None:
             return False, AUTH_FAILED
         server = self.broker.servers.get(server_name)
-        if server is not None:
-            server.logins.append(server.now_ms())
-        if server is None or server.now_ms() < server.schedule.forced_until_ms:
+        if server is None:
             return False, IPC_TIMEOUT  # an unknown or unreachable server times out rather than refusing
+        now = server.now_ms()
+        server.logins.append(now)
+        if now < server.schedule.forced_until_ms:
+            return False, IPC_TIMEOUT
         account = server.accounts.get(login)
         role = account.authenticate(password) if account is not None else None
         if account is None or role is None:
