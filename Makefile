@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The browser tests (tests/browser) drive Debian's chromium by this path.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint install clean browser
+.PHONY: run test lint install clean browser containers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,18 @@ browser:
 	    install --no-install-recommends chromium >/dev/null; }
 	@test -x $(CHROMIUM) || { echo "no chromium at $(CHROMIUM)"; exit 1; }
 
-test: lint browser
+# Debian's podman and runc, so the container runtime of the agents is tested too (it is chosen first where
+# it runs; without it, agents run in bubblewrap). Installed when missing, like chromium.
+containers:
+	@command -v podman >/dev/null && command -v runc >/dev/null || { \
+	  echo "installing Debian's podman and runc for the agents' container runtime"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600 update >/dev/null && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -qq -y -o DPkg::Lock::Timeout=600 \
+	    install --no-install-recommends podman runc >/dev/null; }
+	@command -v podman >/dev/null && command -v runc >/dev/null || { echo "no podman and runc on PATH"; exit 1; }
+
+test: lint browser containers
 	MTROBOT_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 clean:

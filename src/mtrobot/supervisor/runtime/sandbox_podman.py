@@ -1,0 +1,376 @@
+"""The container runtime: each agent in its own podman container, the host's root as a read-only overlay.
+
+No image and no registry: ``podman run --rootfs /:O`` runs the host's own file system as the container's
+root, through an overlay whose writes are thrown away, and ``--read-only`` refuses even those. On top of it
+the agent sees the same allow-list as in bubblewrap (:func:`.sandbox.agent_mounts`): every top-level
+directory but the system ones is an empty tmpfs (so no data dir, master key, /root, /home, /var or other
+agents), then the code read-only and its own directory read-write. Its own PID, IPC and hostname namespace,
+no capability, no new privileges; the network stays the host's, as in bubblewrap (the bus identity limits
+what an agent may say). Podman puts the container in its own cgroups with the agent's limits, *below the
+supervisor's own group* (``--cgroup-parent``), and the supervisor reads and adjusts them there like its own.
+
+Two settings this host needs (FACTS.md): ``runc`` as the OCI runtime (crun refuses a mixed cgroup v1/v2
+host) and ``default_ulimits = []`` in a ``containers.conf`` of ours (root here lacks CAP_SYS_RESOURCE, and
+podman's default ulimits need it). The open-file limit is set by ``prlimit`` in the container, for the same
+reason. The credentials hand-off reaches the agent's standard input through the attached ``podman run``
+and is never in argv, the environment (``--env NAME`` passes values from podman's own), a file or a log
+(``--log-driver none``: the output goes to the agent's log file only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from mtrobot.logging import get_logger
+from mtrobot.settings import Settings
+
+from .base import AgentLaunch, AgentLimits, AgentProcess
+from .limits import (
+    CPU_PERIOD_US,
+    CgroupSet,
+    Hierarchy,
+    LimitPlan,
+    Usage,
+    cgroup_mounts,
+    discover,
+    groups_of,
+    limit_memory,
+    remove_groups,
+    sweep_stale,
+)
+from .local import LocalProcess, spawn
+from .sandbox import SYSTEM_DIRS, LimitedProcess, agent_mounts
+
+log = get_logger(__name__)
+
+CONTAINER_PREFIX = "mtrobot-agent-"
+DATA_DIR_LABEL = "mtrobot.data_dir"
+CGROUP_PARENT = "mtrobot-containers"
+CONTAINERS_CONF = "[containers]\ndefault_ulimits = []\n"
+KERNEL_DIRS = ("proc", "sys", "dev")
+
+PODMAN_ISOLATION = {
+    "mount": "private (podman container): the host's system read-only, own directory read-write, code "
+    "read-only; no data dir, master key or other agents",
+    "pid_view": "private (own PID namespace)",
+    "privileges": "no capabilities, no new privileges (uid 0 without a user namespace)",
+    "network": "host's (the bus identity limits it)",
+}
+
+
+def podman_binaries() -> tuple[Path, Path] | None:
+    """``podman`` and ``runc`` on PATH (Debian's packages), or None."""
+    podman, runc = shutil.which("podman"), shutil.which("runc")
+    return (Path(podman), Path(runc)) if podman and runc else None
+
+
+def containers_conf(settings: Settings) -> Path:
+    """Our ``containers.conf`` (``CONTAINERS_CONF``), written once into the run dir."""
+    path = settings.run_dir / "podman" / "containers.conf"
+    if not path.exists() or path.read_text() != CONTAINERS_CONF:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(CONTAINERS_CONF)
+    return path
+
+
+@functools.cache
+def podman_works(podman: Path, runc: Path, conf: Path) -> str | None:
+    """None if podman can run a container of the host's root here, else why not."""
+    argv = [str(podman), "--runtime", str(runc), "run", "--rm", "--network", "host", "--log-driver", "none"]
+    try:
+        done = subprocess.run(
+            [*argv, "--read-only", "--read-only-tmpfs=false", "--rootfs", "/:O", "/bin/true"],
+            capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+            env={**os.environ, "CONTAINERS_CONF": str(conf)},
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else done.stderr.decode(errors="replace").strip() or "failed"
+
+
+def hide_the_host() -> list[str]:
+    """Every top-level entry of the host's root but the system directories, made empty: a directory by a
+    tmpfs (not filled from the host's: podman copies it up unless told not to), a file by /dev/null."""
+    args: list[str] = []
+    for entry in sorted(Path("/").iterdir()):
+        if entry.name in KERNEL_DIRS or str(entry) in SYSTEM_DIRS or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            mode = "1777" if entry.name == "tmp" else "755"
+            args += ["--tmpfs", f"{entry}:notmpcopyup,mode={mode}"]
+        else:
+            args += ["--volume", f"/dev/null:{entry}:ro"]
+    return args
+
+
+def podman_view(settings: Settings, launch: AgentLaunch) -> list[str]:
+    """The mount arguments of ``podman run``: what one agent sees, and nothing else."""
+    args = hide_the_host()
+    for mount in agent_mounts(settings, launch):
+        if mount.kind == "tmpfs":
+            args += ["--tmpfs", f"{mount.target}:notmpcopyup,mode=700"]
+        else:
+            args += ["--volume", f"{mount.source}:{mount.target}:{mount.kind}"]
+    return [*args, "--workdir", str(launch.agent_dir)]
+
+
+def limit_flags(limits: AgentLimits, memory_by_podman: bool) -> list[str]:
+    cpus = f"{max(1000, int(CPU_PERIOD_US * limits.cpu_share)) / CPU_PERIOD_US:g}"
+    flags = ["--cpus", cpus, "--pids-limit", str(limits.max_pids)]
+    if memory_by_podman:
+        mib = f"{limits.memory_mb}m"
+        flags += ["--memory", mib, "--memory-swap", mib]
+    return flags
+
+
+class AgentParent:
+    """The agent's own group, made by us *inside the supervisor's own* (so no agent escapes the supervisor's
+    limits), holding its memory limit; podman makes the container's groups inside it (``--cgroup-parent``).
+
+    Why the memory limit is ours and not podman's: podman removes the container's groups before its client
+    returns, and its own OOM report does not work on this host (``OOMKilled`` stays false after a kill), so
+    the kernel's count of OOM kills must live in a group that outlasts the container. The limit of a parent
+    holds for everything below it; the CPU and process limits stay podman's (``--cpus``, ``--pids-limit``)."""
+
+    def __init__(self, memory: Hierarchy, name: str) -> None:
+        self.memory = memory
+        self.group = memory.own / CGROUP_PARENT / name
+        self.relative = "/" + str(self.group.relative_to(memory.mount))
+        """The ``--cgroup-parent``: podman makes this path in every hierarchy, the container's group below."""
+
+    def create(self, memory_mb: int) -> None:
+        self.group.mkdir(parents=True, mode=0o755)
+        limit_memory(self.group, self.memory.version, memory_mb)
+        self._oom_events = self._watch_oom() if self.memory.version == 1 else None
+        self._oom_kills = 0
+
+    def _watch_oom(self) -> int:
+        """cgroup v1 counts an OOM kill in the victim's group (podman's, gone with it), but notifies every
+        listener of the group whose limit was hit, ours: an eventfd registered on ``memory.oom_control``."""
+        events = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        control = os.open(self.group / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            (self.group / "cgroup.event_control").write_text(f"{events} {control}")
+        finally:
+            os.close(control)  # the kernel holds its own reference once registered
+        return events
+
+    def oom_kills(self) -> int:
+        """OOM kills under this group so far (v2: ``memory.events``, hierarchical; v1: the eventfd)."""
+        if self._oom_events is None:
+            with contextlib.suppress(OSError, ValueError):
+                for line in (self.group / "memory.events").read_text().splitlines():
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+            return 0
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._oom_kills += os.eventfd_read(self._oom_events)
+        return self._oom_kills
+
+    def remove(self) -> None:
+        """This group and the same path podman made in the other hierarchies (with conmon's group in
+        each: conmon, the container's monitor, runs there too), once the container has gone."""
+        if self._oom_events is not None:
+            self.oom_kills()  # the last word before the group goes (its removal signals the eventfd too)
+            os.close(self._oom_events)
+            self._oom_events = None
+        mirrors = {Path(point) / self.relative.lstrip("/") for point, _ in cgroup_mounts()}
+        remove_groups(mirrors | {self.group})
+
+
+def held_limits(groups: CgroupSet, limits: AgentLimits, memory_by_podman: bool) -> dict[str, str]:
+    """What the agent's groups hold, read back from the kernel: said only where it is true."""
+    v = f"podman cgroup v{groups.version}"
+    words = {"memory": "not limited", "cpu": "not limited", "pids": "not limited"}
+    v1 = ("memory.limit_in_bytes", "cpu.cfs_quota_us", "pids.max")
+    memory_file, cpu_file, pids_file = ("memory.max", "cpu.max", "pids.max") if groups.version == 2 else v1
+    for key, name, expected, said in (
+        ("memory", memory_file, str(limits.memory_mb * 2**20), f"{limits.memory_mb} MiB"),
+        ("cpu", cpu_file, "", f"{limits.cpu_share:g} of a core"),
+        ("pids", pids_file, str(limits.max_pids), f"{limits.max_pids} processes"),
+    ):
+        group = groups.groups.get(key)
+        with contextlib.suppress(OSError, IndexError):
+            value = (group / name).read_text().split()[0] if group is not None else ""
+            if value not in ("", "max", "-1") and (not expected or value == expected):
+                words[key] = f"{v} {said}"
+    if memory_by_podman and words["memory"] != "not limited":
+        words["memory"] += " (a kill by it is reported as a crash)"
+    return words
+
+
+class PodmanProcess(LimitedProcess):
+    """An agent in its container: signalled at its own host PID, its groups read where podman put them
+    (memory in :class:`AgentParent`); once it has exited, its container and groups are removed."""
+
+    def __init__(self, inner: LocalProcess, plan: LimitPlan, pid: int | None, runtime: PodmanRuntime,
+                 name: str, parent: AgentParent | None) -> None:  # fmt: skip
+        super().__init__(inner, plan, pid)
+        self._runtime = runtime
+        self._parent = parent
+        self.name = name
+
+    async def _wait_and_clean(self) -> int:
+        code = await self._inner.wait()
+        self._final = self.usage()
+        await self._runtime.remove(self.name)
+        if self._parent is not None:
+            await asyncio.to_thread(self._parent.remove)
+            self._final.oom_kills = max(self._final.oom_kills, self._parent.oom_kills())
+        return code
+
+    def usage(self) -> Usage:
+        if self._final is not None:
+            return self._final
+        usage = self._plan.cgroups.usage()
+        if self._parent is not None:
+            usage.oom_kills = max(usage.oom_kills, self._parent.oom_kills())
+        return usage
+
+
+class PodmanRuntime:
+    name = "podman"
+
+    def __init__(self, settings: Settings, podman: Path, runc: Path) -> None:
+        self.settings = settings
+        self.podman = podman
+        self.runc = runc
+        self.conf = containers_conf(settings)
+        self.memory = next((h for h in discover() if "memory" in h.controllers), None)
+        self.label = f"{DATA_DIR_LABEL}={hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:16]}"
+        self.pid_dir = settings.run_dir / "podman"  # the real run dir: no agent sees it
+        self.sweep()
+
+    def _env(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra, "CONTAINERS_CONF": str(self.conf)}
+
+    def sweep(self) -> int:
+        """Remove this data dir's containers left by a supervisor that was killed (its podman clients died
+        with it, its containers did not): two agents of one account would both trade."""
+        base = [str(self.podman), "--runtime", str(self.runc)]
+        try:
+            listed = subprocess.run(
+                [*base, "ps", "-a", "-q", "--filter", f"label={self.label}"],
+                capture_output=True, timeout=60, check=False, env=self._env(), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            ids = listed.stdout.decode().split()
+            if ids:
+                log.warning("removing agent containers left by an earlier supervisor", count=len(ids))
+                subprocess.run([*base, "rm", "-f", "-t", "0", *ids], capture_output=True, timeout=60,
+                               check=False, env=self._env(), stdin=subprocess.DEVNULL)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("agent containers not swept", error=str(exc))
+            return 0
+        if self.memory is not None:  # and the agents' groups a killed supervisor left (old and empty only)
+            parent = "/" + str((self.memory.own / CGROUP_PARENT).relative_to(self.memory.mount))
+            mounts = [
+                Hierarchy(1, frozenset(), Path(p), Path(p) / parent.lstrip("/")) for p, _ in cgroup_mounts()
+            ]
+            sweep_stale(mounts)
+        return len(ids)
+
+    async def start(self, launch: AgentLaunch) -> AgentProcess:
+        name = f"{CONTAINER_PREFIX}{launch.account}-{uuid.uuid4().hex[:8]}"
+        self.pid_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pidfile = self.pid_dir / f"{name}.pid"
+        parent = self._parent(name, launch.limits)
+        files = launch.limits.max_open_files
+        words = {"runtime": "podman (runc)", "files": f"rlimit {files} open files"}
+        try:
+            argv = self._run_argv(launch, name, pidfile, parent)
+            inner = await spawn(replace(launch, env=self._env(launch.env)), argv, words)
+        except BaseException:
+            if parent is not None:
+                parent.remove()
+            raise
+        pid = await _container_pid(pidfile, inner)
+        groups = groups_of(pid) if pid is not None else CgroupSet()
+        if parent is not None:
+            groups.groups["memory"] = parent.group
+        inner.isolation = {**words, **held_limits(groups, launch.limits, parent is None), **PODMAN_ISOLATION}
+        plan = LimitPlan(groups, _nothing, dict(inner.isolation))
+        return PodmanProcess(inner, plan, pid, self, name, parent)
+
+    def _run_argv(
+        self, launch: AgentLaunch, name: str, pidfile: Path, parent: AgentParent | None
+    ) -> tuple[str, ...]:
+        argv = [str(self.podman), "--runtime", str(self.runc), "run", "-i", "--name", name]
+        argv += [
+            "--label",
+            self.label,
+            "--log-driver",
+            "none",
+            "--pidfile",
+            str(pidfile),
+            "--network",
+            "host",
+        ]
+        argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        argv += ["--read-only", "--read-only-tmpfs=false"]
+        if parent is not None:
+            argv += ["--cgroup-parent", parent.relative]
+        argv += limit_flags(launch.limits, memory_by_podman=parent is None)
+        for key in launch.env:
+            argv += ["--env", key]  # the value comes from podman's own environment, never argv
+        argv += [*podman_view(self.settings, launch), "--rootfs", "/:O"]
+        files = launch.limits.max_open_files
+        return (*argv, "/usr/bin/prlimit", f"--nofile={files}:{files}", "--", *launch.argv)
+
+    def _parent(self, name: str, limits: AgentLimits) -> AgentParent | None:
+        if self.memory is None:
+            return None
+        parent = AgentParent(self.memory, name)
+        try:
+            parent.create(limits.memory_mb)
+        except OSError as exc:
+            log.warning("agent memory group not created; podman limits it", error=str(exc))
+            parent.remove()
+            return None
+        return parent
+
+    async def remove(self, name: str) -> None:
+        await self._podman("rm", "-f", "-t", "0", name)
+        with contextlib.suppress(OSError):
+            (self.pid_dir / f"{name}.pid").unlink()
+
+    async def _podman(self, *args: str, timeout: float = 60.0) -> str:
+        process = await asyncio.create_subprocess_exec(
+            str(self.podman), "--runtime", str(self.runc), *args, env=self._env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            log.warning("podman did not answer", command=args[0], timeout_s=timeout)
+            return ""
+        return out.decode(errors="replace")
+
+
+def _nothing() -> None:
+    """No set-up between fork and exec: podman makes the container's groups itself."""
+
+
+async def _container_pid(pidfile: Path, client: LocalProcess, timeout: float = 60.0) -> int | None:
+    """The agent's host PID, once podman has written it (None: podman ended first, its exit code says
+    why; or it took longer than ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            return int((await asyncio.to_thread(pidfile.read_text)).strip())
+        if client.exited:
+            return None
+        await asyncio.sleep(0.01)
+    return None
