@@ -391,15 +391,29 @@ GRACEFUL = textwrap.dedent(
 )
 
 
+STUBBORN = "import os, sys, time; sys.stdin.read(); open('ready', 'w').close(); time.sleep(60)"
+
+
+async def _ready(data_dir: Path, account: str, timeout: float = 15.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (data_dir / "connector" / account / "ready").exists():
+        assert loop.time() < deadline, _log(data_dir, account)
+        await asyncio.sleep(0.02)
+
+
 async def test_a_container_agent_stops_on_terminate_and_on_kill_and_its_container_goes(host: Path) -> None:
     runtime = sandbox("podman", host)
     assert isinstance(runtime, PodmanRuntime)
     calm = await runtime.start(_launch(host, "calm", GRACEFUL))
-    stubborn = await runtime.start(_launch(host, "stubborn", SLEEPER))
-    calm.terminate()
-    stubborn.kill()
+    stubborn = await runtime.start(_launch(host, "stubborn", STUBBORN))
+    calm.terminate()  # at once: the second SIGTERM reaches it once it catches SIGTERM
     assert await _run(calm) == 0, _log(host, "calm")
-    assert await _run(stubborn) in (-9, 137)
+    await _ready(host, "stubborn")
+    stubborn.kill()  # it runs, with no handler for anything: SIGKILL from outside ends it
+    assert await _run(stubborn) in (-9, 137), _log(host, "stubborn")  # its client is killed too
     for process in (calm, stubborn):
         assert await runtime._podman("ps", "-a", "-q", "--filter", f"name={process.name}") == ""  # type: ignore[attr-defined]
 
