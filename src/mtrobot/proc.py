@@ -33,6 +33,12 @@ def proc_status(pid: int | str) -> dict[str, str]:
         return {}
 
 
+AGENT_LIFELINE_ENV = "MTROBOT_AGENT_LIFELINE"
+"""Set to ``stdin`` by a runtime whose agents are not the supervisor's descendants (a container's parent is
+podman's conmon): the supervisor keeps the agent's stdin open after the hand-off, the kernel closes it when
+the supervisor dies however it dies, and the agent stops at that end of file."""
+
+
 def die_with_parent() -> None:
     """``preexec_fn`` for children: on Linux the kernel sends SIGTERM when the parent dies, so even a
     SIGKILLed parent leaves no orphan behind."""

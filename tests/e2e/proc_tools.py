@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,26 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 frontier.append(child)
     return found
+
+
+def agent_pids(data_dir: Path) -> list[int]:
+    """The agents' host PIDs as the supervisor wrote them (``DIR/run/agents.json``): an agent need not be a
+    descendant of ``mtrobot up`` (a container's parent is podman's conmon)."""
+    try:
+        agents = json.loads((data_dir / "run" / "agents.json").read_text()).get("agents") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [a["pid"] for a in agents if isinstance(a, dict) and isinstance(a.get("pid"), int)]
+
+
+def sweep_containers(data_dir: Path) -> None:
+    """Remove the agent containers a killed ``mtrobot up`` left for this data dir (as its next start does)."""
+    from mtrobot.settings import Settings
+    from mtrobot.supervisor.runtime.sandbox_podman import PodmanRuntime, podman_binaries
+
+    found = podman_binaries()
+    if found is not None:
+        PodmanRuntime(Settings(data_dir=data_dir), *found).sweep()
 
 
 def alive(pid: int) -> bool:

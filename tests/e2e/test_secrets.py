@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import base64
 import secrets
+from pathlib import Path
 
-from tests.e2e.proc_tools import descendants, start_up, wait_until
+from tests.e2e.proc_tools import agent_pids, descendants, start_up, wait_until
 from tests.secret_scan import cmdline, where_held
 
 NEEDS_THE_KEY = (" web ", " supervisor ")
@@ -18,6 +19,21 @@ def _agents(pids: set[int]) -> list[int]:
     return [p for p in pids if any(word in f" {cmdline(p)} " for word in words)]
 
 
+def _children(pid: int, data_dir) -> set[int]:
+    """The descendants of `mtrobot up`, and its agents wherever they run: with each container's monitor
+    (conmon, the agent's parent there) and the podman processes it runs."""
+    agents = set(agent_pids(data_dir))
+    monitors = {parent for parent in map(_parent, agents) if "conmon" in cmdline(parent)}
+    return descendants(pid) | agents | monitors | {d for m in monitors for d in descendants(m)}
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def test_the_master_key_reaches_no_child_but_those_that_need_it(data_dir) -> None:
     material = secrets.token_bytes(32)
     key = base64.urlsafe_b64encode(material).decode()
@@ -25,8 +41,8 @@ def test_the_master_key_reaches_no_child_but_those_that_need_it(data_dir) -> Non
     try:
         log = data_dir.parent / "up.log"
         wait_until(lambda: "Press Ctrl-C" in log.read_text(), 60, "mtrobot up ready", proc)
-        wait_until(lambda: _agents(descendants(proc.pid)), 60, "the demo account's agent", proc)
-        children = descendants(proc.pid)
+        wait_until(lambda: _agents(set(agent_pids(data_dir))), 60, "the demo account's agent", proc)
+        children = _children(proc.pid, data_dir)
         needles = [key.encode(), base64.b64encode(material), material]
         checked, leaks = [], {}
         for pid in children:

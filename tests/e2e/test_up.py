@@ -9,7 +9,15 @@ import pytest
 from mtrobot.bus.server import free_port
 from mtrobot.status import collect_status
 from tests.contracts import PROVISIONED_ON_THE_BUS
-from tests.e2e.proc_tools import alive, descendants, mtrobot_command, start_up, wait_until
+from tests.e2e.proc_tools import (
+    agent_pids,
+    alive,
+    descendants,
+    mtrobot_command,
+    start_up,
+    sweep_containers,
+    wait_until,
+)
 
 
 def _wait_ready(data_dir, proc) -> str:
@@ -42,17 +50,21 @@ def test_up_provisions_the_bus_and_a_signal_leaves_no_child_behind(data_dir, sig
             proc.kill()
 
 
-def test_a_killed_launcher_takes_its_children_with_it(data_dir) -> None:
+def test_a_killed_launcher_takes_its_children_and_its_agents_with_it(data_dir) -> None:
+    """Agents too, whatever runs them: a container's agent is not a descendant of `mtrobot up` (its parent is
+    podman's conmon), and stops when its lifeline, its stdin, closes with the supervisor."""
     proc = start_up(data_dir)
     try:
         _wait_ready(data_dir, proc)
-        children = descendants(proc.pid)
+        wait_until(lambda: bool(agent_pids(data_dir)), 60, "the demo account's agent", proc)
+        children = descendants(proc.pid) | set(agent_pids(data_dir))
         proc.kill()
         proc.wait(10)
-        wait_until(lambda: not any(alive(p) for p in children), 10, "orphans to exit")
+        wait_until(lambda: not any(alive(p) for p in children), 30, "orphans to exit")
     finally:
         if proc.poll() is None:
             proc.kill()
+        sweep_containers(data_dir)
 
 
 def test_a_second_up_on_the_same_data_dir_is_refused_with_a_clear_message(data_dir) -> None:

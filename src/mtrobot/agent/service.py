@@ -51,6 +51,7 @@ from mtrobot.core.errors import FatalError
 from mtrobot.core.events import ConnectionState, Fill, OrderUpdate
 from mtrobot.hub.schemas import PortfolioConfig
 from mtrobot.logging import get_logger
+from mtrobot.proc import AGENT_LIFELINE_ENV
 from mtrobot.robots.catalogue import Catalogue, robots_folder
 from mtrobot.robots.service import RobotService
 from mtrobot.settings import Settings
@@ -321,6 +322,25 @@ def request_is_stop(data: bytes) -> bool:
         return False
 
 
+def watch_lifeline(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event, fd: int = 0) -> None:
+    """Stop when ``fd`` (stdin, after the hand-off line) reaches its end: the supervisor has gone, and no
+    one would stop this agent any more (see :data:`mtrobot.proc.AGENT_LIFELINE_ENV`)."""
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(fd)
+            log.warning("the supervisor has gone (the agent's stdin closed): stopping")
+            stopping.set()
+
+    loop.add_reader(fd, readable)
+
+
 async def run_agent(account: str, settings: Settings, handoff: AgentHandoff) -> int:
     """Run the agent until SIGTERM, a ``stop`` command, or a refused password (exit for a fresh hand-off)."""
     settings.ensure_dirs()
@@ -328,6 +348,8 @@ async def run_agent(account: str, settings: Settings, handoff: AgentHandoff) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # replaces the entry's stop_on_sigterm: a stop is now clean
         loop.add_signal_handler(sig, agent.stopping.set)
+    if os.environ.get(AGENT_LIFELINE_ENV) == "stdin":
+        watch_lifeline(loop, agent.stopping)
     try:
         await agent.start()
         await agent.stopping.wait()

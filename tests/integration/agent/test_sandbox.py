@@ -6,6 +6,7 @@ runtime, with a secret on stdin); it writes what it could see into its own direc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from mtrobot.supervisor.runtime.sandbox import (
     code_roots,
 )
 from mtrobot.supervisor.runtime.sandbox_podman import PodmanRuntime, podman_binaries
+from mtrobot.supervisor.runtime.sandbox_status import holds
 
 BWRAP = bwrap_binary()
 needs_bwrap = pytest.mark.skipif(
@@ -57,7 +59,7 @@ needs_cgroups = pytest.mark.skipif(not AgentLimiter().hierarchies, reason="no wr
 PROBE = textwrap.dedent(
     """
     import json, os, sys
-    secret = sys.stdin.read()
+    secret = sys.stdin.readline().strip()
     here = sys.argv[1]
     data = os.environ["MTROBOT_DATA_DIR"]
     project = os.path.dirname(os.path.dirname(os.path.dirname(__import__("mtrobot").__file__)))
@@ -94,7 +96,7 @@ def _launch(data_dir: Path, account: str, code: str, limits: AgentLimits | None 
         account=account,
         argv=(sys.executable, "-c", code, str(data_dir / "connector" / account)),
         env={"PATH": os.environ["PATH"], "MTROBOT_DATA_DIR": str(data_dir)},
-        stdin=b"sealed-handoff-for-" + account.encode(),
+        stdin=b"sealed-handoff-for-" + account.encode() + b"\n",  # one line, as the real hand-off
         agent_dir=data_dir / "connector" / account,
         limits=limits or AgentLimits(),
         log_path=data_dir / "logs" / f"agent-{account}.log",
@@ -148,6 +150,8 @@ async def test_a_sandboxed_agent_sees_its_own_directory_and_the_code_only(host: 
     assert process.isolation["runtime"].startswith(kind)
     assert process.isolation["mount"].startswith("private")
     assert process.isolation["pid_view"].startswith("private")
+    said = {key: holds(words) for key, words in process.isolation.items()}
+    assert said == {**dict.fromkeys(process.isolation, "yes"), "network": "partly"}, process.isolation
 
 
 async def test_limited_runtime_says_the_mount_is_not_isolated(host: Path) -> None:
@@ -160,7 +164,9 @@ async def test_limited_runtime_says_the_mount_is_not_isolated(host: Path) -> Non
     assert "not isolated" in process.isolation["pid_view"]
 
 
-LEAK = "import sys; sys.stdin.read(); chunks = [bytearray(8 * 2**20) for _ in range(64)]; print('survived')"
+LEAK = (
+    "import sys; sys.stdin.readline(); chunks = [bytearray(8 * 2**20) for _ in range(64)]; print('survived')"
+)
 
 
 @needs_cgroups
@@ -188,7 +194,7 @@ def _leftover_groups() -> list[str]:
 FORKS = textwrap.dedent(
     """
     import os, subprocess, sys
-    sys.stdin.read()
+    sys.stdin.readline().strip()
     kids, refused = [], None
     for i in range(40):
         try:
@@ -236,7 +242,7 @@ def test_the_choice_is_the_strongest_the_host_runs(host: Path, monkeypatch: pyte
 HOLDER = textwrap.dedent(
     """
     import os, sys, time
-    secret = sys.stdin.read()  # account A's credentials, as the hand-off gives them
+    secret = sys.stdin.readline().strip()  # account A's credentials, as the hand-off gives them
     kept = [secret.encode() * 1]  # held in memory, like the agent's open session
     with open(os.path.join(sys.argv[1], "session.txt"), "w") as f:
         f.write(secret)  # and in a file of its own directory
@@ -248,7 +254,7 @@ HOLDER = textwrap.dedent(
 HUNTER = textwrap.dedent(
     """
     import json, os, sys
-    sys.stdin.read()
+    sys.stdin.readline().strip()
     needle = sys.argv[2].encode()
     found = []
     pids = sys.argv[3].split(",") if len(sys.argv) > 3 else [p for p in os.listdir("/proc") if p.isdigit()]
@@ -300,7 +306,7 @@ async def test_account_a_credentials_are_not_readable_from_agent_b(host: Path, k
     password = "A-pass-" + os.urandom(8).hex()
     a_launch = _launch(host, "acct_a", HOLDER)
     holder = await runtime.start(
-        AgentLaunch(**{**a_launch.__dict__, "stdin": password.encode()})  # type: ignore[arg-type]
+        AgentLaunch(**{**a_launch.__dict__, "stdin": password.encode() + b"\n"})  # type: ignore[arg-type]
     )
     try:
         deadline = asyncio.get_running_loop().time() + 10
@@ -341,7 +347,7 @@ async def test_groups_left_by_a_killed_supervisor_are_swept_and_live_ones_kept(h
     for group in left:
         group.mkdir()
     live = await LimitedRuntime(limiter).start(
-        _launch(host, "live", "import sys, time; sys.stdin.read(); time.sleep(30)")
+        _launch(host, "live", "import sys, time; sys.stdin.readline(); time.sleep(30)")
     )
     try:
         assert sweep_stale(limiter.hierarchies, older_than_s=-1) == len(left)
@@ -354,7 +360,7 @@ async def test_groups_left_by_a_killed_supervisor_are_swept_and_live_ones_kept(h
     assert not any(g.exists() for g in groups)
 
 
-SLEEPER = "import sys, time; sys.stdin.read(); time.sleep(30)"
+SLEEPER = "import sys, time; sys.stdin.readline(); time.sleep(30)"
 
 
 @needs_cgroups
@@ -384,14 +390,24 @@ GRACEFUL = textwrap.dedent(
     """
     import signal, sys, time
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.stdin.read()
+    sys.stdin.readline().strip()
     time.sleep(60)
     sys.exit(3)
     """
 )
 
 
-STUBBORN = "import os, sys, time; sys.stdin.read(); open('ready', 'w').close(); time.sleep(60)"
+def _children() -> list[str]:
+    """The command lines of this process's children."""
+    kids: list[str] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                kids.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return kids
+
+
+STUBBORN = "import os, sys, time; sys.stdin.readline(); open('ready', 'w').close(); time.sleep(60)"
 
 
 async def _ready(data_dir: Path, account: str, timeout: float = 15.0) -> None:
@@ -409,6 +425,7 @@ async def test_a_container_agent_stops_on_terminate_and_on_kill_and_its_containe
     assert isinstance(runtime, PodmanRuntime)
     calm = await runtime.start(_launch(host, "calm", GRACEFUL))
     stubborn = await runtime.start(_launch(host, "stubborn", STUBBORN))
+    assert not [c for c in _children() if "podman" in c], "no podman client stays per agent"
     calm.terminate()  # at once: the second SIGTERM reaches it once it catches SIGTERM
     assert await _run(calm) == 0, _log(host, "calm")
     await _ready(host, "stubborn")

@@ -35,7 +35,7 @@ from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentProcess
 from .limits import AgentLimiter, CgroupSet, LimitPlan, Usage
-from .local import LocalProcess, spawn
+from .local import spawn
 
 log = get_logger(__name__)
 
@@ -43,11 +43,13 @@ log = get_logger(__name__)
 class LimitedProcess:
     """An agent with its own cgroups: reads them while it runs, removes them once it has exited."""
 
-    def __init__(self, inner: LocalProcess, plan: LimitPlan, signal_pid: int | None = None) -> None:
+    def __init__(self, inner: AgentProcess, plan: LimitPlan, signal_pid: int | None = None) -> None:
         self._inner = inner
         self._plan = plan
         self.pid = signal_pid or inner.pid
         """The agent's own process (host PID), also where a sandbox sits between: bwrap forwards no signal."""
+        self._pid1 = signal_pid is not None
+        """The agent is PID 1 of its own PID namespace (see :meth:`terminate`)."""
         self.isolation: Mapping[str, str] = inner.isolation
         self._final: Usage | None = None
         self._reaped: asyncio.Task[int] | None = None
@@ -91,7 +93,7 @@ class LimitedProcess:
     def terminate(self) -> None:
         caught = catches(self.pid, signal.SIGTERM)  # looked at before sending: a later handler gets it again
         self._signal(signal.SIGTERM)
-        if not caught and self.pid != self._inner.pid and self._resend is None:
+        if not caught and self._pid1 and self._resend is None:
             self._resend = asyncio.ensure_future(self._terminate_once_caught())
 
     async def _terminate_once_caught(self, timeout: float = 60.0) -> None:

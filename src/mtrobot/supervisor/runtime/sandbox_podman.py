@@ -12,26 +12,29 @@ supervisor's own group* (``--cgroup-parent``), and the supervisor reads and adju
 Two settings this host needs (FACTS.md): ``runc`` as the OCI runtime (crun refuses a mixed cgroup v1/v2
 host) and ``default_ulimits = []`` in a ``containers.conf`` of ours (root here lacks CAP_SYS_RESOURCE, and
 podman's default ulimits need it). The open-file limit is set by ``prlimit`` in the container, for the same
-reason. The credentials hand-off reaches the agent's standard input through the attached ``podman run``
-and is never in argv, the environment (``--env NAME`` passes values from podman's own), a file or a log
-(``--log-driver none``: the output goes to the agent's log file only).
+reason. The container runs detached (no podman client stays per agent); the credentials hand-off reaches
+the agent's standard input through a pipe podman passes on, and is never in argv, the environment
+(``--env NAME`` passes values from podman's own), a file or a log (``--log-driver none``: the output goes
+straight to the agent's log file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mtrobot.logging import get_logger
+from mtrobot.proc import AGENT_LIFELINE_ENV, die_with_parent
 from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentLimits, AgentProcess
@@ -48,7 +51,6 @@ from .limits import (
     remove_groups,
     sweep_stale,
 )
-from .local import LocalProcess, spawn
 from .sandbox import SYSTEM_DIRS, LimitedProcess, agent_mounts
 
 log = get_logger(__name__)
@@ -60,8 +62,8 @@ CONTAINERS_CONF = "[containers]\ndefault_ulimits = []\n"
 KERNEL_DIRS = ("proc", "sys", "dev")
 
 PODMAN_ISOLATION = {
-    "mount": "private (podman container): the host's system read-only, own directory read-write, code "
-    "read-only; no data dir, master key or other agents",
+    "mount": "private (podman container): system directories and code read-only, own directory "
+    "read-write; no data dir, master key or other agents",
     "pid_view": "private (own PID namespace)",
     "privileges": "no capabilities, no new privileges (uid 0 without a user namespace)",
     "network": "host's (the bus identity limits it)",
@@ -137,8 +139,8 @@ class AgentParent:
     """The agent's own group, made by us *inside the supervisor's own* (so no agent escapes the supervisor's
     limits), holding its memory limit; podman makes the container's groups inside it (``--cgroup-parent``).
 
-    Why the memory limit is ours and not podman's: podman removes the container's groups before its client
-    returns, and its own OOM report does not work on this host (``OOMKilled`` stays false after a kill), so
+    Why the memory limit is ours and not podman's: podman removes the container's groups as soon as it has
+    exited, and its own OOM report does not work on this host (``OOMKilled`` stays false after a kill), so
     the kernel's count of OOM kills must live in a group that outlasts the container. The limit of a parent
     holds for everything below it; the CPU and process limits stay podman's (``--cpus``, ``--pids-limit``)."""
 
@@ -213,7 +215,7 @@ class PodmanProcess(LimitedProcess):
     """An agent in its container: signalled at its own host PID, its groups read where podman put them
     (memory in :class:`AgentParent`); once it has exited, its container and groups are removed."""
 
-    def __init__(self, inner: LocalProcess, plan: LimitPlan, pid: int | None, runtime: PodmanRuntime,
+    def __init__(self, inner: AgentProcess, plan: LimitPlan, pid: int, runtime: PodmanRuntime,
                  name: str, parent: AgentParent | None) -> None:  # fmt: skip
         super().__init__(inner, plan, pid)
         self._runtime = runtime
@@ -255,8 +257,8 @@ class PodmanRuntime:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra, "CONTAINERS_CONF": str(self.conf)}
 
     def sweep(self) -> int:
-        """Remove this data dir's containers left by a supervisor that was killed (its podman clients died
-        with it, its containers did not): two agents of one account would both trade."""
+        """Remove this data dir's containers left by a supervisor that was killed (they are not its children
+        and outlive it): two agents of one account would both trade."""
         base = [str(self.podman), "--runtime", str(self.runc)]
         try:
             listed = subprocess.run(
@@ -284,47 +286,106 @@ class PodmanRuntime:
         self.pid_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         pidfile = self.pid_dir / f"{name}.pid"
         parent = self._parent(name, launch.limits)
-        files = launch.limits.max_open_files
-        words = {"runtime": "podman (runc)", "files": f"rlimit {files} open files"}
         try:
-            argv = self._run_argv(launch, name, pidfile, parent)
-            inner = await spawn(replace(launch, env=self._env(launch.env)), argv, words)
+            pid, lifeline = await self._run(launch, name, pidfile, parent)
         except BaseException:
+            await self.remove(name)
             if parent is not None:
-                parent.remove()
+                await asyncio.to_thread(parent.remove)
             raise
-        pid = await _container_pid(pidfile, inner)
-        groups = groups_of(pid) if pid is not None else CgroupSet()
+        groups = groups_of(pid)
         if parent is not None:
             groups.groups["memory"] = parent.group
-        inner.isolation = {**words, **held_limits(groups, launch.limits, parent is None), **PODMAN_ISOLATION}
-        plan = LimitPlan(groups, _nothing, dict(inner.isolation))
-        return PodmanProcess(inner, plan, pid, self, name, parent)
+        files = launch.limits.max_open_files
+        isolation = {
+            "runtime": "podman (runc)",
+            **held_limits(groups, launch.limits, parent is None),
+            "files": f"rlimit {files} open files",
+            **PODMAN_ISOLATION,
+        }
+        inner = ContainerProcess(pid, isolation, self, name, lifeline)
+        return PodmanProcess(inner, LimitPlan(groups, _nothing, isolation), pid, self, name, parent)
+
+    async def _run(
+        self, launch: AgentLaunch, name: str, pidfile: Path, parent: AgentParent | None
+    ) -> tuple[int, int]:
+        """Start the container detached (no podman client stays per agent: about 36 MB each, measured
+        attached), the hand-off on a pipe that becomes its stdin, its output straight into its log file;
+        the agent's host PID once podman has started it, and our end of its stdin (its lifeline)."""
+        handoff_read, handoff_write = os.pipe()  # both ends close on exec: only the dups at 3 and 4 pass
+        log_fd = _open_log(launch.log_path)
+        try:
+            client = await asyncio.create_subprocess_exec(
+                *self._run_argv(launch, name, pidfile, parent),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=self._env(_container_env(launch)), close_fds=False,
+                preexec_fn=_as_fds_3_and_4(handoff_read, log_fd),
+            )  # fmt: skip
+        except BaseException:
+            _close_quietly(handoff_write)
+            raise
+        finally:
+            os.close(handoff_read)
+            os.close(log_fd)
+        try:
+            _, err = await asyncio.wait_for(client.communicate(), START_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                client.kill()
+            _close_quietly(handoff_write)
+            raise RuntimeError(f"podman did not start the agent within {START_TIMEOUT_S:g} s") from None
+        if client.returncode != 0:
+            _close_quietly(handoff_write)
+            raise RuntimeError(f"podman could not start the agent: {err.decode(errors='replace').strip()}")
+        # The agent runs and reads its stdin. In a thread: a hand-off larger than the pipe holds waits for
+        # it; the write ends once read or once every reader has gone (the container removed, see start).
+        # The pipe then stays open: it is the agent's lifeline (AGENT_LIFELINE_ENV), closed by the kernel
+        # when this process dies, by ContainerProcess once the agent has.
+        try:
+            handing = asyncio.to_thread(_write_all, handoff_write, launch.stdin)
+            await asyncio.wait_for(handing, START_TIMEOUT_S)
+        except BaseException:
+            _close_quietly(handoff_write)
+            raise
+        try:
+            return int((await asyncio.to_thread(pidfile.read_text)).strip()), handoff_write
+        except (OSError, ValueError) as exc:
+            _close_quietly(handoff_write)
+            raise RuntimeError(f"podman started the agent but wrote no PID file ({exc})") from None
 
     def _run_argv(
         self, launch: AgentLaunch, name: str, pidfile: Path, parent: AgentParent | None
     ) -> tuple[str, ...]:
-        argv = [str(self.podman), "--runtime", str(self.runc), "run", "-i", "--name", name]
-        argv += [
-            "--label",
-            self.label,
-            "--log-driver",
-            "none",
-            "--pidfile",
-            str(pidfile),
-            "--network",
-            "host",
-        ]
+        argv = [str(self.podman), "--runtime", str(self.runc), "run", "--detach", "--name", name]
+        argv += ["--label", self.label, "--log-driver", "none", "--pidfile", str(pidfile)]
+        argv += ["--preserve-fds", "2", "--network", "host"]
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         argv += ["--read-only", "--read-only-tmpfs=false"]
         if parent is not None:
             argv += ["--cgroup-parent", parent.relative]
         argv += limit_flags(launch.limits, memory_by_podman=parent is None)
-        for key in launch.env:
+        for key in _container_env(launch):
             argv += ["--env", key]  # the value comes from podman's own environment, never argv
         argv += [*podman_view(self.settings, launch), "--rootfs", "/:O"]
         files = launch.limits.max_open_files
-        return (*argv, "/usr/bin/prlimit", f"--nofile={files}:{files}", "--", *launch.argv)
+        return (*argv, *AS_STDIO, "/usr/bin/prlimit", f"--nofile={files}:{files}", "--", *launch.argv)
+
+    async def exit_code(self, name: str, timeout: float = 15.0) -> int:
+        """The agent's exit code as podman recorded it (128 + N for signal N), once it has (conmon writes
+        it a moment after the process has gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            out = (
+                await self._podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name)
+            ).split()
+            if len(out) == 2 and out[0] in ("exited", "stopped") and out[1].lstrip("-").isdigit():
+                return int(out[1])
+            if not out:
+                break  # no such container (removed): nothing recorded
+            await asyncio.sleep(0.05)
+        log.warning("no exit code recorded for the agent's container", container=name)
+        return -signal.SIGKILL
 
     def _parent(self, name: str, limits: AgentLimits) -> AgentParent | None:
         if self.memory is None:
@@ -362,15 +423,100 @@ def _nothing() -> None:
     """No set-up between fork and exec: podman makes the container's groups itself."""
 
 
-async def _container_pid(pidfile: Path, client: LocalProcess, timeout: float = 60.0) -> int | None:
-    """The agent's host PID, once podman has written it (None: podman ended first, its exit code says
-    why; or it took longer than ``timeout``)."""
+START_TIMEOUT_S = 120.0
+"""How long ``podman run`` may take to start one container (seconds on a loaded host; 20 at once here)."""
+
+AS_STDIO = ("/bin/sh", "-c", 'exec "$@" <&3 >&4 2>&4 3<&- 4<&-', "agent")
+"""The container's first program: fd 3 (the hand-off pipe) becomes its stdin, fd 4 (its log file) its output,
+then it *is* the agent (``exec``: still PID 1, no shell left behind)."""
+
+
+def _open_log(path: Path | None) -> int:
+    if path is None:
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _as_fds_3_and_4(handoff: int, log_file: int) -> Callable[[], None]:
+    """Between fork and exec of the podman client: the two descriptors ``--preserve-fds 2`` passes on, at
+    3 and 4 (moved above 9 first, so neither lands on the other), and dying with the supervisor."""
+
+    def setup() -> None:
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (handoff, log_file)]
+        for target, fd in zip((3, 4), high, strict=True):
+            os.dup2(fd, target)  # inheritable: podman gets them, and nothing else of ours
+        die_with_parent()
+
+    return setup
+
+
+def _container_env(launch: AgentLaunch) -> dict[str, str]:
+    return {**launch.env, AGENT_LIFELINE_ENV: "stdin"}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """The hand-off into the pipe (blocks while the agent has not read what the pipe cannot hold)."""
+    with contextlib.suppress(OSError):  # it died at once: its exit code tells the supervisor
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+class ContainerProcess:
+    """A started container's agent, by its host PID: waited for with a pidfd (it is not our child), its
+    exit code read from podman, signalled directly; its lifeline held open while it runs."""
+
+    def __init__(
+        self, pid: int, isolation: Mapping[str, str], runtime: PodmanRuntime, name: str, lifeline: int
+    ) -> None:
+        self.pid = pid
+        self.isolation = isolation
+        self._runtime = runtime
+        self._name = name
+        self._lifeline = lifeline
+        self._code: int | None = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._pidfd = None  # already gone
+
+    @property
+    def exited(self) -> bool:
+        return self._code is not None
+
+    async def wait(self) -> int:
+        if self._code is None:
+            if self._pidfd is not None:
+                await _readable(self._pidfd)
+                _close_quietly(self._pidfd)
+                self._pidfd = None
+            _close_quietly(self._lifeline)
+            self._code = await self._runtime.exit_code(self._name)
+        return self._code
+
+    def terminate(self) -> None:
+        self._send(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._send(signal.SIGKILL)
+
+    def _send(self, sig: signal.Signals) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, sig)  # never a later process that got the same PID
+
+
+async def _readable(fd: int) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        with contextlib.suppress(OSError, ValueError):
-            return int((await asyncio.to_thread(pidfile.read_text)).strip())
-        if client.exited:
-            return None
-        await asyncio.sleep(0.01)
-    return None
+    ready = loop.create_future()
+    loop.add_reader(fd, lambda: None if ready.done() else ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
