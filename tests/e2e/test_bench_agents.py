@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 
 from mtrobot.supervisor.runtime.limits import CGROUP_PREFIX, AgentLimiter
+from mtrobot.supervisor.runtime.podman_groups import CGROUP_PARENT
 from tests.e2e.proc_tools import mtrobot_command
 
 pytestmark = pytest.mark.slow
 
 
 def _agent_groups() -> set[str]:
-    return {
-        p.name
-        for h in AgentLimiter().hierarchies
-        for p in h.own.iterdir()
-        if p.name.startswith(CGROUP_PREFIX + "bench-")
-    }
+    """The bench agents' groups: ours beside a sandboxed agent, or around a container (podman_groups)."""
+    found = set()
+    for h in AgentLimiter().hierarchies:
+        for where in (h.own, h.own / CGROUP_PARENT):
+            if where.is_dir():
+                found |= {str(p) for p in where.iterdir() if p.name.startswith(CGROUP_PREFIX + "bench-")}
+    return found
 
 
 def _run(tmp: Path, *args: str, **settings: str) -> dict[str, object]:
@@ -43,6 +45,9 @@ def test_bench_density_small(tmp_path: Path) -> None:
     assert result["running"] == 2 and result["healthy_after_hold"] == 2
     assert isinstance(result["agent_rss_p50_mb"], float) and isinstance(result["start_p50_s"], float)
     assert isinstance(result["bare_import_s"], float)
+    # The host's count covers the agents wherever they run (a container's agent is not the supervisor's child)
+    assert isinstance(result["agent_vmrss_p50_mb"], float)
+    assert float(result["host_rss_per_agent_mb"]) >= result["agent_vmrss_p50_mb"]  # type: ignore[arg-type]
     assert _agent_groups() <= groups, "the agents' cgroups are removed"
 
 

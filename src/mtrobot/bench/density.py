@@ -4,9 +4,9 @@ after a maintenance window, measured on a real fleet (:mod:`.fleet`) in the runt
 density: N idle agents (no robots) started by the supervisor; each agent's start time (its process seen,
 until it answers ``status`` as running), how many have healthy heartbeats after holding ``hold_s``, the
 resident memory of each agent (its heartbeat's VmRSS; VmRSS and peak VmHWM of its own process read from
-/proc; and the host's count of every process the supervisor started, sandbox included), and the CPU the
-idle fleet uses. The bare cost it stands on, measured in the same run: starting this Python with the agent's
-imports.
+/proc; and the host's count of every process the fleet costs, sandbox or container monitor included), and
+the CPU the idle fleet uses. The bare cost it stands on, measured in the same run: starting this Python
+with the agent's imports.
 
 storm: N agents connected; a maintenance window on every simulated server drops every session and refuses
 logins for ``window_s``; then the time until every session is back and the most login requests each server
@@ -120,16 +120,45 @@ async def _status(fleet: Fleet, account: str) -> str | None:
         return None
 
 
-def _agents_started(supervisor_pid: int) -> set[str]:
-    """The accounts whose agent process (or its sandbox) the supervisor has started, from /proc."""
-    found = set()
-    for pid in _descendants(supervisor_pid):
+def _agents_started(fleet: Fleet) -> set[str]:
+    """The accounts whose agent the supervisor has started: a descendant of it (the agent, its sandbox or
+    the podman client starting its container) from /proc, or an agent ``agents.json`` lists with its PID
+    (a container's agent is not the supervisor's descendant, and its podman client lives a moment only)."""
+    assert fleet.supervisor is not None
+    found = {str(a["account"]) for a in _listed(fleet) if isinstance(a.get("pid"), int)}
+    for pid in _descendants(fleet.supervisor.pid):
         with contextlib.suppress(OSError):
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
             if b"--account" in argv and argv.index(b"--account") + 1 < len(argv):
                 found.add(argv[argv.index(b"--account") + 1].decode())
     return found
+
+
+def _listed(fleet: Fleet) -> list[dict[str, Any]]:
+    return [a for a in fleet.agents_file().get("agents") or [] if isinstance(a, dict) and "account" in a]
+
+
+def _fleet_pids(fleet: Fleet) -> list[int]:
+    """Every process the fleet's agents cost the host: the supervisor's descendants, and each agent wherever
+    it runs with what it starts and, for a container, its monitor (conmon, the agent's parent there)."""
+    assert fleet.supervisor is not None
+    agents = [a["pid"] for a in _listed(fleet) if isinstance(a.get("pid"), int)]
+    monitors = [parent for parent in map(_parent, agents) if _comm(parent) == "conmon"]
+    pids = {*_descendants(fleet.supervisor.pid), *agents, *monitors}
+    return sorted(pids.union(*(_descendants(a) for a in agents)))
+
+
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+    return 0
+
+
+def _comm(pid: int) -> str:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+    return ""
 
 
 async def _start_all(fleet: Fleet, deadline: float, progress: Progress) -> dict[str, float]:
@@ -143,7 +172,7 @@ async def _start_all(fleet: Fleet, deadline: float, progress: Progress) -> dict[
         if fleet.supervisor.returncode is not None:
             raise RuntimeError(f"the supervisor exited with code {fleet.supervisor.returncode}")
         now = time.monotonic()
-        for account in _agents_started(fleet.supervisor.pid) & set(fleet.accounts):
+        for account in _agents_started(fleet) & set(fleet.accounts):
             seen.setdefault(account, now)
         waiting = [a for a in seen if a not in running]
         states = await asyncio.gather(*(_status(fleet, a) for a in waiting))
@@ -161,14 +190,13 @@ async def measure_density(count: int, hold_s: float, timeout_s: float, progress:
     async with agent_fleet(count) as fleet:
         starts = await _start_all(fleet, started + timeout_s, progress)
         all_up_s = time.monotonic() - fleet.started_at
-        assert fleet.supervisor is not None
-        pids = _descendants(fleet.supervisor.pid)
+        pids = _fleet_pids(fleet)
         cpu0, t0 = _cpu_seconds(pids), time.monotonic()
         end = min(t0 + hold_s, started + timeout_s + hold_s)
         while time.monotonic() < end:
             progress("holding", int(time.monotonic() - t0), int(hold_s))
             await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
-        pids = _descendants(fleet.supervisor.pid)
+        pids = _fleet_pids(fleet)
         cpu_pct = 100 * (_cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
         healthy = [a for a in fleet.accounts if fleet.healthy(a)]
         rss = [float(b.body.get("rss_mb") or 0) for a in healthy if (b := fleet.last(a)) is not None]

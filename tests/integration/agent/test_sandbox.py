@@ -452,3 +452,15 @@ async def test_containers_left_by_a_killed_supervisor_are_removed_by_the_next(ho
     finally:
         kept.kill()
         await _run(kept)
+
+
+def test_the_container_view_refuses_a_path_podman_would_split(tmp_path: Path) -> None:
+    """``--volume SRC:DST:ro`` and ``--tmpfs DST:opts``: a ':' or ',' in a path would mount something else."""
+    from mtrobot.core.errors import ConfigError
+    from mtrobot.supervisor.runtime.sandbox_podman import podman_view
+
+    data = tmp_path / "data:dir"
+    with pytest.raises(ConfigError, match="cannot mount a path with ':' or ','"):
+        podman_view(Settings(data_dir=data), _launch(data, "x", ""))
+    if podman_binaries() is not None:  # and the choice does not pick podman for it: it says why
+        assert "':' or ','" in str(podman_unavailable(Settings(data_dir=data)))

@@ -16,7 +16,7 @@ from mtrobot.settings import Settings
 
 from .base import AgentRuntime
 from .local import LocalRuntime
-from .sandbox import BubblewrapRuntime, LimitedRuntime, bwrap_binary, bwrap_works
+from .sandbox import BubblewrapRuntime, LimitedRuntime, bwrap_binary, bwrap_works, code_roots
 from .sandbox_podman import PodmanRuntime, containers_conf, podman_binaries, podman_works
 
 log = get_logger(__name__)
@@ -29,6 +29,9 @@ def podman_unavailable(settings: Settings) -> str | None:
     found = podman_binaries()
     if found is None:
         return "no podman and runc on PATH (Debian's podman and runc packages)"
+    split = [str(p) for p in (settings.data_dir, *code_roots()) if any(c in str(p) for c in ":,")]
+    if split:
+        return f"podman's mount options cannot carry ':' or ',' in a path: {split[0]!r}"
     return podman_works(*found, containers_conf(settings))
 
 

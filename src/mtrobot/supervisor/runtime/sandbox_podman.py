@@ -6,8 +6,9 @@ the agent sees the same allow-list as in bubblewrap (:func:`.sandbox.agent_mount
 directory but the system ones is an empty tmpfs (so no data dir, master key, /root, /home, /var or other
 agents), then the code read-only and its own directory read-write. Its own PID, IPC and hostname namespace,
 no capability, no new privileges; the network stays the host's, as in bubblewrap (the bus identity limits
-what an agent may say). Podman puts the container in its own cgroups with the agent's limits, *below the
-supervisor's own group* (``--cgroup-parent``), and the supervisor reads and adjusts them there like its own.
+what an agent may say). Podman puts the container in its own cgroups with the agent's CPU and process
+limits, inside a group of ours holding its memory limit (:class:`AgentParent`), *below the supervisor's
+own group*; the supervisor reads and adjusts them there like its own.
 
 Two settings this host needs (FACTS.md): ``runc`` as the OCI runtime (crun refuses a mixed cgroup v1/v2
 host) and ``default_ulimits = []`` in a ``containers.conf`` of ours (root here lacks CAP_SYS_RESOURCE, and
@@ -33,31 +34,21 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mtrobot.core.errors import ConfigError
 from mtrobot.logging import get_logger
 from mtrobot.proc import AGENT_LIFELINE_ENV, die_with_parent
 from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentLimits, AgentProcess
-from .limits import (
-    CPU_PERIOD_US,
-    CgroupSet,
-    Hierarchy,
-    LimitPlan,
-    Usage,
-    cgroup_mounts,
-    discover,
-    groups_of,
-    limit_memory,
-    remove_groups,
-    sweep_stale,
-)
-from .sandbox import SYSTEM_DIRS, LimitedProcess, agent_mounts
+from .limits import Hierarchy, LimitPlan, cgroup_mounts, discover, groups_of, sweep_stale
+from .podman_groups import CGROUP_PARENT, AgentParent, held_limits, limit_flags
+from .podman_process import ContainerProcess, PodmanProcess, close_quietly
+from .sandbox import SYSTEM_DIRS, agent_mounts
 
 log = get_logger(__name__)
 
 CONTAINER_PREFIX = "mtrobot-agent-"
 DATA_DIR_LABEL = "mtrobot.data_dir"
-CGROUP_PARENT = "mtrobot-containers"
 CONTAINERS_CONF = "[containers]\ndefault_ulimits = []\n"
 KERNEL_DIRS = ("proc", "sys", "dev")
 
@@ -74,6 +65,12 @@ def podman_binaries() -> tuple[Path, Path] | None:
     """``podman`` and ``runc`` on PATH (Debian's packages), or None."""
     podman, runc = shutil.which("podman"), shutil.which("runc")
     return (Path(podman), Path(runc)) if podman and runc else None
+
+
+def podman_env(conf: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a podman process gets: PATH, our ``containers.conf`` and ``extra`` (the agent's allow-listed
+    variables), never the supervisor's whole environment (the master key is in it)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(extra or {}), "CONTAINERS_CONF": str(conf)}
 
 
 def containers_conf(settings: Settings) -> Path:
@@ -93,7 +90,7 @@ def podman_works(podman: Path, runc: Path, conf: Path) -> str | None:
         done = subprocess.run(
             [*argv, "--read-only", "--read-only-tmpfs=false", "--rootfs", "/:O", "/bin/true"],
             capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
-            env={**os.environ, "CONTAINERS_CONF": str(conf)},
+            env=podman_env(conf),
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -119,125 +116,14 @@ def podman_view(settings: Settings, launch: AgentLaunch) -> list[str]:
     """The mount arguments of ``podman run``: what one agent sees, and nothing else."""
     args = hide_the_host()
     for mount in agent_mounts(settings, launch):
+        for path in (mount.source, mount.target):
+            if ":" in path or "," in path:  # podman's --volume and --tmpfs separators
+                raise ConfigError(f"the podman runtime cannot mount a path with ':' or ',' in it: {path!r}")
         if mount.kind == "tmpfs":
             args += ["--tmpfs", f"{mount.target}:notmpcopyup,mode=700"]
         else:
             args += ["--volume", f"{mount.source}:{mount.target}:{mount.kind}"]
     return [*args, "--workdir", str(launch.agent_dir)]
-
-
-def limit_flags(limits: AgentLimits, memory_by_podman: bool) -> list[str]:
-    cpus = f"{max(1000, int(CPU_PERIOD_US * limits.cpu_share)) / CPU_PERIOD_US:g}"
-    flags = ["--cpus", cpus, "--pids-limit", str(limits.max_pids)]
-    if memory_by_podman:
-        mib = f"{limits.memory_mb}m"
-        flags += ["--memory", mib, "--memory-swap", mib]
-    return flags
-
-
-class AgentParent:
-    """The agent's own group, made by us *inside the supervisor's own* (so no agent escapes the supervisor's
-    limits), holding its memory limit; podman makes the container's groups inside it (``--cgroup-parent``).
-
-    Why the memory limit is ours and not podman's: podman removes the container's groups as soon as it has
-    exited, and its own OOM report does not work on this host (``OOMKilled`` stays false after a kill), so
-    the kernel's count of OOM kills must live in a group that outlasts the container. The limit of a parent
-    holds for everything below it; the CPU and process limits stay podman's (``--cpus``, ``--pids-limit``)."""
-
-    def __init__(self, memory: Hierarchy, name: str) -> None:
-        self.memory = memory
-        self.group = memory.own / CGROUP_PARENT / name
-        self.relative = "/" + str(self.group.relative_to(memory.mount))
-        """The ``--cgroup-parent``: podman makes this path in every hierarchy, the container's group below."""
-
-    def create(self, memory_mb: int) -> None:
-        self.group.mkdir(parents=True, mode=0o755)
-        limit_memory(self.group, self.memory.version, memory_mb)
-        self._oom_events = self._watch_oom() if self.memory.version == 1 else None
-        self._oom_kills = 0
-
-    def _watch_oom(self) -> int:
-        """cgroup v1 counts an OOM kill in the victim's group (podman's, gone with it), but notifies every
-        listener of the group whose limit was hit, ours: an eventfd registered on ``memory.oom_control``."""
-        events = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        control = os.open(self.group / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            (self.group / "cgroup.event_control").write_text(f"{events} {control}")
-        finally:
-            os.close(control)  # the kernel holds its own reference once registered
-        return events
-
-    def oom_kills(self) -> int:
-        """OOM kills under this group so far (v2: ``memory.events``, hierarchical; v1: the eventfd)."""
-        if self._oom_events is None:
-            with contextlib.suppress(OSError, ValueError):
-                for line in (self.group / "memory.events").read_text().splitlines():
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-            return 0
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._oom_kills += os.eventfd_read(self._oom_events)
-        return self._oom_kills
-
-    def remove(self) -> None:
-        """This group and the same path podman made in the other hierarchies (with conmon's group in
-        each: conmon, the container's monitor, runs there too), once the container has gone."""
-        if self._oom_events is not None:
-            self.oom_kills()  # the last word before the group goes (its removal signals the eventfd too)
-            os.close(self._oom_events)
-            self._oom_events = None
-        mirrors = {Path(point) / self.relative.lstrip("/") for point, _ in cgroup_mounts()}
-        remove_groups(mirrors | {self.group})
-
-
-def held_limits(groups: CgroupSet, limits: AgentLimits, memory_by_podman: bool) -> dict[str, str]:
-    """What the agent's groups hold, read back from the kernel: said only where it is true."""
-    v = f"podman cgroup v{groups.version}"
-    words = {"memory": "not limited", "cpu": "not limited", "pids": "not limited"}
-    v1 = ("memory.limit_in_bytes", "cpu.cfs_quota_us", "pids.max")
-    memory_file, cpu_file, pids_file = ("memory.max", "cpu.max", "pids.max") if groups.version == 2 else v1
-    for key, name, expected, said in (
-        ("memory", memory_file, str(limits.memory_mb * 2**20), f"{limits.memory_mb} MiB"),
-        ("cpu", cpu_file, "", f"{limits.cpu_share:g} of a core"),
-        ("pids", pids_file, str(limits.max_pids), f"{limits.max_pids} processes"),
-    ):
-        group = groups.groups.get(key)
-        with contextlib.suppress(OSError, IndexError):
-            value = (group / name).read_text().split()[0] if group is not None else ""
-            if value not in ("", "max", "-1") and (not expected or value == expected):
-                words[key] = f"{v} {said}"
-    if memory_by_podman and words["memory"] != "not limited":
-        words["memory"] += " (a kill by it is reported as a crash)"
-    return words
-
-
-class PodmanProcess(LimitedProcess):
-    """An agent in its container: signalled at its own host PID, its groups read where podman put them
-    (memory in :class:`AgentParent`); once it has exited, its container and groups are removed."""
-
-    def __init__(self, inner: AgentProcess, plan: LimitPlan, pid: int, runtime: PodmanRuntime,
-                 name: str, parent: AgentParent | None) -> None:  # fmt: skip
-        super().__init__(inner, plan, pid)
-        self._runtime = runtime
-        self._parent = parent
-        self.name = name
-
-    async def _wait_and_clean(self) -> int:
-        code = await self._inner.wait()
-        self._final = self.usage()
-        await self._runtime.remove(self.name)
-        if self._parent is not None:
-            await asyncio.to_thread(self._parent.remove)
-            self._final.oom_kills = max(self._final.oom_kills, self._parent.oom_kills())
-        return code
-
-    def usage(self) -> Usage:
-        if self._final is not None:
-            return self._final
-        usage = self._plan.cgroups.usage()
-        if self._parent is not None:
-            usage.oom_kills = max(usage.oom_kills, self._parent.oom_kills())
-        return usage
 
 
 class PodmanRuntime:
@@ -253,8 +139,8 @@ class PodmanRuntime:
         self.pid_dir = settings.run_dir / "podman"  # the real run dir: no agent sees it
         self.sweep()
 
-    def _env(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **extra, "CONTAINERS_CONF": str(self.conf)}
+    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return podman_env(self.conf, extra)
 
     def sweep(self) -> int:
         """Remove this data dir's containers left by a supervisor that was killed (they are not its children
@@ -303,8 +189,9 @@ class PodmanRuntime:
             "files": f"rlimit {files} open files",
             **PODMAN_ISOLATION,
         }
-        inner = ContainerProcess(pid, isolation, self, name, lifeline)
-        return PodmanProcess(inner, LimitPlan(groups, _nothing, isolation), pid, self, name, parent)
+        inner = ContainerProcess(pid, isolation, functools.partial(self.exit_code, name), lifeline)
+        plan = LimitPlan(groups, _nothing, isolation)
+        return PodmanProcess(inner, plan, pid, name, parent, self.remove)
 
     async def _run(
         self, launch: AgentLaunch, name: str, pidfile: Path, parent: AgentParent | None
@@ -322,7 +209,7 @@ class PodmanRuntime:
                 preexec_fn=_as_fds_3_and_4(handoff_read, log_fd),
             )  # fmt: skip
         except BaseException:
-            _close_quietly(handoff_write)
+            close_quietly(handoff_write)
             raise
         finally:
             os.close(handoff_read)
@@ -332,10 +219,10 @@ class PodmanRuntime:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 client.kill()
-            _close_quietly(handoff_write)
+            close_quietly(handoff_write)
             raise RuntimeError(f"podman did not start the agent within {START_TIMEOUT_S:g} s") from None
         if client.returncode != 0:
-            _close_quietly(handoff_write)
+            close_quietly(handoff_write)
             raise RuntimeError(f"podman could not start the agent: {err.decode(errors='replace').strip()}")
         # The agent runs and reads its stdin. In a thread: a hand-off larger than the pipe holds waits for
         # it; the write ends once read or once every reader has gone (the container removed, see start).
@@ -345,12 +232,12 @@ class PodmanRuntime:
             handing = asyncio.to_thread(_write_all, handoff_write, launch.stdin)
             await asyncio.wait_for(handing, START_TIMEOUT_S)
         except BaseException:
-            _close_quietly(handoff_write)
+            close_quietly(handoff_write)
             raise
         try:
             return int((await asyncio.to_thread(pidfile.read_text)).strip()), handoff_write
         except (OSError, ValueError) as exc:
-            _close_quietly(handoff_write)
+            close_quietly(handoff_write)
             raise RuntimeError(f"podman started the agent but wrote no PID file ({exc})") from None
 
     def _run_argv(
@@ -461,62 +348,3 @@ def _write_all(fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-
-
-def _close_quietly(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-
-
-class ContainerProcess:
-    """A started container's agent, by its host PID: waited for with a pidfd (it is not our child), its
-    exit code read from podman, signalled directly; its lifeline held open while it runs."""
-
-    def __init__(
-        self, pid: int, isolation: Mapping[str, str], runtime: PodmanRuntime, name: str, lifeline: int
-    ) -> None:
-        self.pid = pid
-        self.isolation = isolation
-        self._runtime = runtime
-        self._name = name
-        self._lifeline = lifeline
-        self._code: int | None = None
-        try:
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:
-            self._pidfd = None  # already gone
-
-    @property
-    def exited(self) -> bool:
-        return self._code is not None
-
-    async def wait(self) -> int:
-        if self._code is None:
-            if self._pidfd is not None:
-                await _readable(self._pidfd)
-                _close_quietly(self._pidfd)
-                self._pidfd = None
-            _close_quietly(self._lifeline)
-            self._code = await self._runtime.exit_code(self._name)
-        return self._code
-
-    def terminate(self) -> None:
-        self._send(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._send(signal.SIGKILL)
-
-    def _send(self, sig: signal.Signals) -> None:
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError, OSError):
-                signal.pidfd_send_signal(self._pidfd, sig)  # never a later process that got the same PID
-
-
-async def _readable(fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    loop.add_reader(fd, lambda: None if ready.done() else ready.set_result(None))
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
