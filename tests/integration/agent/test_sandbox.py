@@ -29,7 +29,7 @@ from mtrobot.supervisor.runtime.sandbox import (
     bwrap_works,
     code_roots,
 )
-from mtrobot.supervisor.runtime.sandbox_podman import PodmanRuntime, podman_binaries
+from mtrobot.supervisor.runtime.sandbox_podman import PodmanRuntime, conmon_exit_file, podman_binaries
 from mtrobot.supervisor.runtime.sandbox_status import holds
 
 BWRAP = bwrap_binary()
@@ -426,6 +426,9 @@ async def test_a_container_agent_stops_on_terminate_and_on_kill_and_its_containe
     calm = await runtime.start(_launch(host, "calm", GRACEFUL))
     stubborn = await runtime.start(_launch(host, "stubborn", STUBBORN))
     assert not [c for c in _children() if "podman" in c], "no podman client stays per agent"
+    assert conmon_exit_file(stubborn.pid) is not None, "its exit code is read from conmon's file"
+    seven = await runtime.start(_launch(host, "seven", "import sys; sys.stdin.readline(); sys.exit(7)"))
+    assert await _run(seven) == 7
     calm.terminate()  # at once: the second SIGTERM reaches it once it catches SIGTERM
     assert await _run(calm) == 0, _log(host, "calm")
     await _ready(host, "stubborn")
