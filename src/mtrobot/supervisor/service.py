@@ -354,6 +354,9 @@ class Supervisor:
             self._retire(account)
         if self._stops:
             await asyncio.gather(*self._stops, return_exceptions=True)
+        sweep = getattr(self.runtime, "sweep", None)  # what outlives its agent (a container) goes too
+        if sweep is not None:
+            await asyncio.to_thread(sweep)
         await self._hub.close()
         await self.quarantine.close()
         self._write_status()

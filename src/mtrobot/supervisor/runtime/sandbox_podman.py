@@ -138,6 +138,7 @@ class PodmanRuntime:
         self.memory = next((h for h in discover() if "memory" in h.controllers), None)
         self.label = f"{DATA_DIR_LABEL}={hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:16]}"
         self.pid_dir = settings.run_dir / "podman"  # the real run dir: no agent sees it
+        self._calls = asyncio.Semaphore(PODMAN_CALLS)
         self.sweep()
 
     def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -145,7 +146,8 @@ class PodmanRuntime:
 
     def sweep(self) -> int:
         """Remove this data dir's containers left by a supervisor that was killed (they are not its children
-        and outlive it): two agents of one account would both trade."""
+        and outlive it: two agents of one account would both trade), at the start; and on the way out, any
+        whose removal failed."""
         base = [str(self.podman), "--runtime", str(self.runc)]
         try:
             listed = subprocess.run(
@@ -299,6 +301,10 @@ class PodmanRuntime:
             (self.pid_dir / f"{name}.pid").unlink()
 
     async def _podman(self, *args: str, timeout: float = 60.0) -> str:
+        async with self._calls:
+            return await self._podman_now(*args, timeout=timeout)
+
+    async def _podman_now(self, *args: str, timeout: float) -> str:
         process = await asyncio.create_subprocess_exec(
             str(self.podman), "--runtime", str(self.runc), *args, env=self._env(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -334,6 +340,10 @@ def conmon_exit_file(pid: int) -> Path | None:
         return None
     return Path(options["--exit-dir"]) / options["-c"]
 
+
+PODMAN_CALLS = 4
+"""podman processes of ours at once after a start (``rm``, ``inspect``): each costs a few hundred ms of CPU,
+and 300 agents stopping together ran about 600 at once (load 226 on 2 cores)."""
 
 EXIT_FILE_WAIT_S = 3.0
 """How long to look for conmon's exit file before asking podman (it is there within milliseconds; a
