@@ -39,12 +39,14 @@ class AgentParent:
         self.group = memory.own / CGROUP_PARENT / name
         self.relative = "/" + str(self.group.relative_to(memory.mount))
         """The ``--cgroup-parent``: podman makes this path in every hierarchy, the container's group below."""
+        self._oom_events: int | None = None
+        self._oom_kills = 0
 
     def create(self, memory_mb: int) -> None:
         self.group.mkdir(parents=True, mode=0o755)
         limit_memory(self.group, self.memory.version, memory_mb)
-        self._oom_events = self._watch_oom() if self.memory.version == 1 else None
-        self._oom_kills = 0
+        if self.memory.version == 1:
+            self._oom_events = self._watch_oom()
 
     def _watch_oom(self) -> int:
         """cgroup v1 counts an OOM kill in the victim's group (podman's, gone with it), but notifies every
@@ -59,14 +61,15 @@ class AgentParent:
 
     def oom_kills(self) -> int:
         """OOM kills under this group so far (v2: ``memory.events``, hierarchical; v1: the eventfd)."""
-        if self._oom_events is None:
+        if self.memory.version != 1:
             with contextlib.suppress(OSError, ValueError):
                 for line in (self.group / "memory.events").read_text().splitlines():
                     if line.startswith("oom_kill "):
                         return int(line.split()[1])
             return 0
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._oom_kills += os.eventfd_read(self._oom_events)
+        if self._oom_events is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._oom_kills += os.eventfd_read(self._oom_events)
         return self._oom_kills
 
     def remove(self) -> None:
