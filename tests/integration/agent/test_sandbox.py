@@ -345,7 +345,7 @@ async def test_groups_left_by_a_killed_supervisor_are_swept_and_live_ones_kept(h
     limiter = AgentLimiter()
     left = [h.own / f"{CGROUP_PREFIX}stale-00000000" for h in limiter.hierarchies]
     for group in left:
-        group.mkdir()
+        (group / "conmon").mkdir(parents=True)  # a container's monitor group inside, as podman leaves it
     live = await LimitedRuntime(limiter).start(
         _launch(host, "live", "import sys, time; sys.stdin.readline(); time.sleep(30)")
     )

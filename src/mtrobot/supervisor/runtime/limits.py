@@ -387,6 +387,9 @@ def sweep_stale(hierarchies: list[Hierarchy], older_than_s: float = STALE_AFTER_
                         now - group.stat().st_mtime > older_than_s
                         and not (group / "cgroup.procs").read_text()
                     ):
+                        for inner, _, _ in sorted(os.walk(group), key=lambda w: -len(w[0])):
+                            if inner != str(group):  # a container's groups inside ours (conmon's)
+                                Path(inner).rmdir()  # refused while a process is in it: then all stays
                         group.rmdir()
                         removed += 1
     return removed
