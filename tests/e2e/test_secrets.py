@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-from pathlib import Path
 
+from mtrobot.proc import proc_status
 from tests.e2e.proc_tools import agent_pids, descendants, start_up, wait_until
 from tests.secret_scan import cmdline, where_held
 
@@ -23,15 +23,9 @@ def _children(pid: int, data_dir) -> set[int]:
     """The descendants of `mtrobot up`, and its agents wherever they run: with each container's monitor
     (conmon, the agent's parent there) and the podman processes it runs."""
     agents = set(agent_pids(data_dir))
-    monitors = {parent for parent in map(_parent, agents) if "conmon" in cmdline(parent)}
+    parents = {int(proc_status(a).get("PPid", "0")) for a in agents}
+    monitors = {p for p in parents if p > 1 and proc_status(p).get("Name") == "conmon"}
     return descendants(pid) | agents | monitors | {d for m in monitors for d in descendants(m)}
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def test_the_master_key_reaches_no_child_but_those_that_need_it(data_dir) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from mtrobot.bench.fleet import Fleet, agent_fleet
 from mtrobot.bench.procstat import peak_rss_mb, rss_mb
 from mtrobot.bus import subjects
+from mtrobot.proc import proc_status
 
 Progress = Callable[[str, int, int], None]
 """(what, done, total): the caller draws the bar."""
@@ -146,20 +147,9 @@ def _fleet_pids(fleet: Fleet) -> list[int]:
     it runs with what it starts and, for a container, its monitor (conmon, the agent's parent there)."""
     assert fleet.supervisor is not None
     agents = [a["pid"] for a in _listed(fleet) if isinstance(a.get("pid"), int)]
-    monitors = [parent for parent in map(_parent, agents) if _comm(parent) == "conmon"]
+    parents = [int(proc_status(a).get("PPid", "0")) for a in agents]
+    monitors = [p for p in parents if p > 1 and proc_status(p).get("Name") == "conmon"]
     return sorted({*_descendants(fleet.supervisor.pid, *agents), *agents, *monitors})
-
-
-def _parent(pid: int) -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-    return 0
-
-
-def _comm(pid: int) -> str:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
-    return ""
 
 
 async def _start_all(fleet: Fleet, deadline: float, progress: Progress) -> dict[str, float]:

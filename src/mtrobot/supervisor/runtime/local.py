@@ -32,10 +32,6 @@ class LocalProcess:
         self.pid = process.pid
         self.isolation = isolation
 
-    @property
-    def exited(self) -> bool:
-        return self._process.returncode is not None
-
     async def wait(self) -> int:
         return await self._process.wait()
 

@@ -66,10 +66,6 @@ class ContainerProcess:
         except ProcessLookupError:
             self._pidfd = None  # already gone
 
-    @property
-    def exited(self) -> bool:
-        return self._code is not None
-
     async def wait(self) -> int:
         if self._code is None:
             if self._pidfd is not None:

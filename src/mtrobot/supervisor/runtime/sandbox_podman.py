@@ -37,7 +37,7 @@ from pathlib import Path
 
 from mtrobot.core.errors import ConfigError
 from mtrobot.logging import get_logger
-from mtrobot.proc import AGENT_LIFELINE_ENV, die_with_parent
+from mtrobot.proc import AGENT_LIFELINE_ENV, die_with_parent, proc_status
 from mtrobot.settings import Settings
 
 from .base import AgentLaunch, AgentLimits, AgentProcess
@@ -327,11 +327,9 @@ def conmon_exit_file(pid: int) -> Path | None:
     """Where the container's monitor (conmon, the agent's parent) writes its exit code: ``--exit-dir`` and
     the container id ``-c`` of its own command line. None where that is not what its parent is."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        with open(f"/proc/{parent}/cmdline", "rb") as f:
+        with open(f"/proc/{proc_status(pid).get('PPid', '0').strip()}/cmdline", "rb") as f:
             argv = f.read().decode(errors="replace").split("\0")
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
     if not argv or Path(argv[0]).name != "conmon":
         return None
