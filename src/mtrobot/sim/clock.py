@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from mtrobot.core.errors import ConfigError
 
 _NEW_YORK = ZoneInfo("America/New_York")
+HOUR_MS = 3_600_000
 
 
 class Clock(Protocol):
@@ -68,6 +69,9 @@ class ServerZone:
     def __init__(self, spec: str = "fx") -> None:
         self.spec = spec
         self._fixed_ms: int | None = None
+        self._hour: tuple[int, int] | None = None
+        """The last UTC hour asked and its offset: New York changes its clock only on a whole UTC hour
+        (02:00 local), and the server clock is read several times per call."""
         if spec == "fx":
             return
         if spec in ("UTC", "GMT", "+00:00"):
@@ -82,9 +86,14 @@ class ServerZone:
     def offset_ms(self, utc_ms: int) -> int:
         if self._fixed_ms is not None:
             return self._fixed_ms
-        instant = datetime.fromtimestamp(utc_ms / 1000, UTC)
+        hour = utc_ms // HOUR_MS
+        if self._hour is not None and self._hour[0] == hour:
+            return self._hour[1]
+        instant = datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC)
         ny = instant.astimezone(_NEW_YORK).utcoffset() or timedelta(0)
-        return int((ny + timedelta(hours=7)).total_seconds() * 1000)
+        offset = int((ny + timedelta(hours=7)).total_seconds() * 1000)
+        self._hour = (hour, offset)
+        return offset
 
     def to_server_ms(self, utc_ms: int) -> int:
         return utc_ms + self.offset_ms(utc_ms)

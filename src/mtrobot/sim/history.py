@@ -66,13 +66,14 @@ def orders_get(args: list[Any], kwargs: dict[str, Any], require: Require) -> Rep
 
 def deals_get(args: list[Any], kwargs: dict[str, Any], require: Require) -> Reply:
     query = _query(args, kwargs)
-    deals: list[Deal] = require().deals
+    account = require()
+    found: list[Deal]
     if query[0] == "range":
         _, start, end, group = query
-        found = [d for d in deals if start <= d.time_ms / 1000 <= end]
+        found = [d for d in account.deals if start <= d.time_ms / 1000 <= end]
         found = [d for d in found if group is None or views.matches_group(d.symbol, group)]
     elif query[0] == "ticket":  # the ORDER ticket, as in MT5
-        found = [d for d in deals if d.order == query[1]]
+        found = account.deals_of_order(query[1])
     else:
-        found = [d for d in deals if d.position_id == query[1]]
+        found = account.deals_of_position(query[1])
     return tuple(d.to_struct() for d in found), OK

@@ -210,6 +210,17 @@ class Account:
     deals: list[Deal] = field(default_factory=list)
     closed_positions: set[int] = field(default_factory=set)
     """Identifiers of positions that existed and are gone (10036 rather than 10013 for them)."""
+    _deal_index: _DealIndex = field(
+        default_factory=lambda: _DealIndex(), init=False, repr=False, compare=False
+    )
+
+    def deals_of_order(self, ticket: int) -> list[Deal]:
+        """The deals of an order (DEAL_ORDER), oldest first, without a scan of the whole history."""
+        return list(self._deal_index.of(self.deals).by_order.get(ticket, ()))
+
+    def deals_of_position(self, identifier: int) -> list[Deal]:
+        """The deals of a position (DEAL_POSITION_ID), oldest first."""
+        return list(self._deal_index.of(self.deals).by_position.get(identifier, ()))
 
     def authenticate(self, password: str) -> str | None:
         """``"master"``, ``"investor"``, or None for a wrong password."""
@@ -218,3 +229,24 @@ class Account:
         if check_password(password, self.investor_hash):
             return "investor"
         return None
+
+
+class _DealIndex:
+    """Deals by order and by position, caught up with the (append-only) history when asked: every order
+    reads its deals back, and a scan of the whole history made each order slower than the one before."""
+
+    def __init__(self) -> None:
+        self._source: list[Deal] | None = None
+        self._seen = 0
+        self.by_order: dict[int, list[Deal]] = {}
+        self.by_position: dict[int, list[Deal]] = {}
+
+    def of(self, deals: list[Deal]) -> _DealIndex:
+        if deals is not self._source or len(deals) < self._seen:  # a restored history: index it afresh
+            self._source, self._seen = deals, 0
+            self.by_order, self.by_position = {}, {}
+        for deal in deals[self._seen :]:
+            self.by_order.setdefault(deal.order, []).append(deal)
+            self.by_position.setdefault(deal.position_id, []).append(deal)
+        self._seen = len(deals)
+        return self

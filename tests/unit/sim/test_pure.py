@@ -21,6 +21,23 @@ def ms(*args: int) -> int:
     return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp() * 1000)
 
 
+def test_fx_offset_remembered_per_hour_is_zoneinfo_s_at_every_quarter_hour_around_both_changes() -> None:
+    from zoneinfo import ZoneInfo
+
+    zone = ServerZone("fx")
+    new_york = ZoneInfo("America/New_York")
+    # Around the spring and the autumn change of 2026, forwards and then backwards (the remembered hour
+    # must never answer for another one).
+    instants = [ms(2026, 3, 7) + k * 900_000 + 7 for k in range(4 * 24 * 3)]
+    instants += [ms(2026, 10, 31) + k * 900_000 + 7 for k in range(4 * 24 * 3)]
+    for utc_ms in instants + instants[::-1]:
+        instant = dt.datetime.fromtimestamp(utc_ms / 1000, dt.UTC)
+        offset = instant.astimezone(new_york).utcoffset()
+        assert offset is not None
+        expected = int((offset + dt.timedelta(hours=7)).total_seconds() * 1000)
+        assert zone.offset_ms(utc_ms) == expected, instant
+
+
 def test_fx_server_time_is_new_york_plus_seven_hours_across_us_dst() -> None:
     zone = ServerZone("fx")
     assert zone.offset_ms(ms(2026, 1, 15, 12)) == 2 * 3_600_000  # winter: GMT+2
