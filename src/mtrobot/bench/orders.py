@@ -284,6 +284,7 @@ async def measure_burst(
         "rounds": rounds,
         "last_fill_ms_median": round(statistics.median(last), 1),
         "last_fill_ms_max": round(max(last), 1),
+        "last_fill_ms_by_round": [round(t, 1) for t in last],
         "fill_p50_ms": round(statistics.median(each), 1),
         **floor,
         **measured.figures(len(each)),

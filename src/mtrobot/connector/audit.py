@@ -159,17 +159,22 @@ class AuditTrail:
         committed_at = 0.0
         try:
             while not self._stopping:
+                wake = self._wake[name]
+                wake.clear()  # before the read: a record spooled from here on sets it again
                 after = self._delivered[name].end if name in self._delivered else None
                 items = self.spool.read(name, 256, after)  # the page cache, microseconds: no thread hop
                 if not items:
                     # Idle: the cursor is written once CURSOR_EVERY_S has passed, not after every batch
-                    # (one order at a time goes idle after each order: a rename per order).
-                    if loop.time() - committed_at >= CURSOR_EVERY_S:
+                    # (one order at a time goes idle after each order: a rename per order). With nothing
+                    # left to write the pump sleeps until the next record: an idle connector or agent
+                    # does not wake twice a second for nothing.
+                    since = loop.time() - committed_at
+                    if since >= CURSOR_EVERY_S:
                         self._commit(name)
                         committed_at = loop.time()
-                    self._wake[name].clear()
+                    timeout = CURSOR_EVERY_S - since if name in self._delivered else None
                     try:
-                        await asyncio.wait_for(self._wake[name].wait(), CURSOR_EVERY_S)
+                        await asyncio.wait_for(wake.wait(), timeout)
                     except TimeoutError:
                         continue
                     await asyncio.sleep(LINGER_S)  # let a burst of calls gather into one batch
