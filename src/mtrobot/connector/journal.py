@@ -213,13 +213,16 @@ class Journal:
             return _entry(row, self._requests) if row else None
 
     def open_entries(self) -> list[JournalEntry]:
-        """Every order not yet in a terminal state, oldest first (what recovery must finish)."""
-        terminal = tuple(s.value for s in OrderState if s.is_terminal)
-        marks = ",".join("?" * len(terminal))
+        """Every order not yet in a terminal state, oldest first (what recovery must finish).
+
+        Asked for by the open states, not as "not terminal": ``IN`` is answered from the state index, ``NOT
+        IN`` read every order the account ever had (18 ms at 100,000 orders, every 2 s by the order watch)."""
+        open_states = tuple(s.value for s in OrderState if not s.is_terminal)
+        marks = ",".join("?" * len(open_states))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE state NOT IN ({marks}) ORDER BY created_at",  # noqa: S608
-                terminal,
+                f"SELECT {_COLUMNS} FROM orders WHERE state IN ({marks}) ORDER BY created_at",  # noqa: S608
+                open_states,
             ).fetchall()
         return [_entry(r) for r in rows]
 

@@ -140,6 +140,31 @@ def test_open_entries_list_every_order_not_yet_terminal(tmp_path: Path) -> None:
     assert [e.order_id for e in j.open_entries()] == ["b", "c"]
 
 
+def test_open_entries_are_the_orders_in_every_state_but_the_terminal_ones(tmp_path: Path) -> None:
+    """Asked for by the open states (so the state index answers): a state added to the lifecycle is
+    either terminal or found here."""
+    j = _journal(tmp_path)
+    paths = {
+        S.RECEIVED: (),
+        S.VALIDATED: (S.VALIDATED,),
+        S.SENT: (S.VALIDATED, S.SENT),
+        S.ACCEPTED: (S.VALIDATED, S.SENT, S.ACCEPTED),
+        S.PARTIALLY_FILLED: (S.VALIDATED, S.SENT, S.PARTIALLY_FILLED),
+        S.UNKNOWN: (S.VALIDATED, S.SENT, S.UNKNOWN),
+        S.FILLED: (S.VALIDATED, S.SENT, S.FILLED),
+        S.REJECTED: (S.REJECTED,),
+        S.CANCELLED: (S.VALIDATED, S.SENT, S.ACCEPTED, S.CANCELLED),
+        S.EXPIRED: (S.VALIDATED, S.SENT, S.ACCEPTED, S.EXPIRED),
+    }
+    for state, path in paths.items():
+        j.admit(state.value, "EURUSD", {}, None, f"m-{state.value}", 1)
+        for step in path:
+            j.transition(state.value, step)
+    reached = {e.order_id for e in j.open_entries()}
+    assert reached == {s.value for s in paths if not s.is_terminal}
+    assert set(paths) | {S.DUPLICATE} == set(S)  # every state but "duplicate" (never an order's row) tried
+
+
 def _write_then_die(path: str, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     j = Journal(Path(path), "acc1")
     j.admit("o1", "EURUSD", {}, 1, "m-o1", 42)
