@@ -51,8 +51,9 @@ def test_bench_burst_fills_one_order_of_each_connector_at_the_same_instant() -> 
     result = _bench("burst", "--connectors", "2", "--rounds", "2", "--warmup", "0", timeout=240)
     assert result["connectors"] == 2 and result["rounds"] == 2 and result["broker_rate_limit"] == 100
     assert 0 < result["fill_p50_ms"] <= result["last_fill_ms_max"]
-    assert len(result["last_fill_ms_by_round"]) == 2 and max(result["last_fill_ms_by_round"]) == (
-        result["last_fill_ms_max"]
+    assert (
+        len(result["last_fill_ms_by_round"]) == 2
+        and max(result["last_fill_ms_by_round"]) == (result["last_fill_ms_max"])
     )
     _stands_on_its_floor(result)
 
