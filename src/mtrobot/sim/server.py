@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from mtrobot.broker import constants as mt5
@@ -373,7 +373,8 @@ class TradeServer:
         order.state = state
         order.time_done_ms = self.now_ms()
         account.orders.pop(order.ticket, None)
-        account.history_orders.append(order)
+        # A copy: the history is append-only (saved incrementally), whoever still holds the order.
+        account.history_orders.append(replace(order))
 
     def market_price(self, symbol: str, buy: bool) -> float:
         tick = self.quote(symbol)

@@ -107,6 +107,7 @@ async def run_simbroker(
         "pid": os.getpid(),
     }
     write_private_json(path, info)
+    books = persistence.BooksWriter(state)
     try:
         saved = broker.revision()
         while not stop.is_set():
@@ -114,10 +115,10 @@ async def run_simbroker(
                 await asyncio.wait_for(stop.wait(), SAVE_EVERY_S)
             if broker.revision() != saved:  # only when the books changed
                 saved = broker.revision()
-                persistence.save(broker, state)
+                books.save(broker)
     finally:
         log.info("simbroker stopping")
         await server.stop()
-        persistence.save(broker, state)
+        books.save(broker)
         path.unlink(missing_ok=True)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 
 from mtrobot.broker import constants as mt5
@@ -25,6 +27,12 @@ async def _traded_broker(trades: int) -> tuple[SimBroker, Account, list[Any]]:
     )
     term = open_terminal("sim-inprocess", broker=broker)
     assert await term.initialize(login=login, password="Master-pass-1", server="MTRobot-Demo")
+    results = await _trade(term, trades)
+    account = next(a for server in broker.servers.values() for a in server.accounts.values())
+    return broker, account, results
+
+
+async def _trade(term: Any, trades: int) -> list[Any]:
     results = []
     for n in range(trades):
         tick = await term.symbol_info_tick("EURUSD")
@@ -45,8 +53,7 @@ async def _traded_broker(trades: int) -> tuple[SimBroker, Account, list[Any]]:
         result = await term.order_send(request)
         assert result is not None and result.retcode == mt5.TRADE_RETCODE_DONE, result
         results.append(result)
-    account = next(a for server in broker.servers.values() for a in server.accounts.values())
-    return broker, account, results
+    return results
 
 
 def _scan_by_order(account: Account, ticket: int) -> list[Any]:
@@ -96,3 +103,41 @@ async def test_saved_records_are_asdict_s_and_a_restored_history_is_indexed_afre
     # The same account object given a new history (as a restore does) answers from the new one.
     account.deals = account.deals[:1]
     assert account.deals_of_order(results[-1].order) == _scan_by_order(account, results[-1].order) == []
+
+
+async def test_the_books_writer_saves_what_snapshot_describes_save_after_save(tmp_path: Path) -> None:
+    """The history is encoded once and kept; every save must still be the whole, current document."""
+    broker = SimBroker(clock=VirtualClock(NOON))
+    admin = LocalAdmin(broker)
+    terms = []
+    for n in range(2):
+        login = await admin.create_account(
+            server="MTRobot-Demo", password=f"Master-pass-{n}", investor_password=f"Inv-pass-{n}"
+        )
+        term = open_terminal("sim-inprocess", broker=broker)
+        assert await term.initialize(login=login, password=f"Master-pass-{n}", server="MTRobot-Demo")
+        terms.append(term)
+    path = tmp_path / "state.json"
+    writer = persistence.BooksWriter(path)
+    for round_ in range(3):
+        await _trade(terms[round_ % 2], 2 + round_)
+        writer.save(broker)
+        assert json.loads(path.read_text()) == persistence.snapshot(broker), round_
+    restored = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    assert persistence.load(restored, path) == 2
+    assert persistence.snapshot(restored) == persistence.snapshot(broker)
+    # The same writer on the restored broker (new account objects, new lists): encoded afresh.
+    writer.save(restored)
+    assert json.loads(path.read_text()) == persistence.snapshot(restored)
+
+
+async def test_an_ended_order_enters_the_history_as_a_copy() -> None:
+    broker, account, _ = await _traded_broker(1)
+    server = next(iter(broker.servers.values()))
+    live = dataclasses.replace(account.history_orders[-1], ticket=server.next_order_ticket(), state=0)
+    account.orders[live.ticket] = live
+    server.archive(account, live, mt5.ORDER_STATE_CANCELED)
+    ended = account.history_orders[-1]
+    assert ended == live and ended is not live
+    live.comment = "changed later"
+    assert ended.comment != "changed later"
