@@ -46,6 +46,7 @@ from mtrobot.agent.account_state import AccountState, RawEvent, RobotsSeen, Tick
 from mtrobot.agent.aggregator import Aggregator
 from mtrobot.agent.snapshot_io import NatsSnapshotSink, TerminalReader
 from mtrobot.bench.floor import percentile
+from mtrobot.bench.procstat import cpu_seconds, rss_mb
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.backends import open_terminal
 from mtrobot.broker.terminal import Terminal
@@ -75,18 +76,6 @@ class StreamRig:
     admin: SimAdmin
     server: str
     sim_endpoint: tuple[str, int]
-
-
-def _rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu_s() -> float:
@@ -284,7 +273,7 @@ async def measure_aggregation(rig: StreamRig, seconds: float, rate: int) -> dict
         fed = await _feed(aggregator, term, seconds, rate)
         wall, cpu = time.perf_counter() - t0, _own_cpu_s() - cpu0
         during = recorder.published[out_before:]
-        rss = _rss_mb()
+        rss = round(rss_mb(os.getpid()), 1)
         await aggregator.stop()
     finally:
         await term.shutdown()
@@ -404,8 +393,8 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
         sockets.stdin.write(json.dumps(spec).encode() + b"\n")
         await sockets.stdin.drain()
         ready = await _line(sockets.stdout, 120)
-        rss_idle = _rss_mb(web.pid)
-        cpu0, t1 = _cpu_s(web.pid), time.perf_counter()
+        rss_idle = round(rss_mb(web.pid), 1)
+        cpu0, t1 = cpu_seconds(web.pid), time.perf_counter()
         load0 = round(os.getloadavg()[0], 2)
         seq, peak = 0, rss_idle
         loop = asyncio.get_running_loop()
@@ -416,12 +405,12 @@ async def measure_fanout(rig: StreamRig, clients: int, seconds: float, traders: 
                 snap = AccountSnapshot(seq=seq, account=account, connection=ConnectionState.CONNECTED,
                                        equity=10_000 + seq, balance=10_000, currency="USD")  # fmt: skip
                 await rig.nc.publish(subjects.snapshot(account), encode(snap))
-            peak = max(peak, _rss_mb(web.pid))
+            peak = max(peak, round(rss_mb(web.pid), 1))
             await asyncio.sleep(max(0.0, started + seq * 0.5 - loop.time()))
         sockets.stdin.write(json.dumps({"stop": True, "last_seq": seq}).encode() + b"\n")
         await sockets.stdin.drain()
         result = await _line(sockets.stdout, 120)
-        wall, cpu = time.perf_counter() - t1, _cpu_s(web.pid) - cpu0
+        wall, cpu = time.perf_counter() - t1, cpu_seconds(web.pid) - cpu0
         delays = result["delays_ms"]
         return {
             "bench": "stream",
