@@ -3,7 +3,8 @@
 Once listening it writes ``DATA_DIR/run/simbroker.json`` = ``{"host", "port", "servers", "admin_token",
 "pid"}`` (mode 0600: the admin token lets its holder create accounts and inject faults), so other parts find
 it; on SIGTERM or SIGINT it stops cleanly and removes the file. The books (accounts, positions, orders,
-history) are saved to ``DATA_DIR/simbroker/state.json`` every few seconds and at stop, restored at start.
+history) are saved to ``DATA_DIR/simbroker/state.json`` (the history appended to ``state.history.jsonl``
+beside it, see :mod:`.persistence`) every few seconds and at stop, restored at start.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ async def run_simbroker(
     settings.ensure_dirs()
     broker = build_broker(config, replays or [], clock)
     state = state_file(settings)
-    restored = persistence.load(broker, state)
+    books = persistence.BooksWriter(state)
+    restored = books.load(broker)
     if restored:
         log.info("simbroker state restored", accounts=restored)
     token = secrets.token_urlsafe(24)
@@ -107,7 +109,6 @@ async def run_simbroker(
         "pid": os.getpid(),
     }
     write_private_json(path, info)
-    books = persistence.BooksWriter(state)
     try:
         saved = broker.revision()
         while not stop.is_set():

@@ -1,13 +1,18 @@
 """The simulator's books at scale: deals found by order and position without a scan, the saved snapshot
-the same records ``dataclasses.asdict`` gives, and both right after a restore."""
+the same records ``dataclasses.asdict`` gives, and both right after a restore; the history appended to its
+file save after save, and what a save cut short, a torn line, a lost history file and a version 1 file
+restore."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
+import stat
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.backends import open_terminal
@@ -105,11 +110,10 @@ async def test_saved_records_are_asdict_s_and_a_restored_history_is_indexed_afre
     assert account.deals_of_order(results[-1].order) == _scan_by_order(account, results[-1].order) == []
 
 
-async def test_the_books_writer_saves_what_snapshot_describes_save_after_save(tmp_path: Path) -> None:
-    """The history is encoded once and kept; every save must still be the whole, current document."""
+async def _two_accounts() -> tuple[SimBroker, list[Any], list[int]]:
     broker = SimBroker(clock=VirtualClock(NOON))
     admin = LocalAdmin(broker)
-    terms = []
+    terms, logins = [], []
     for n in range(2):
         login = await admin.create_account(
             server="MTRobot-Demo", password=f"Master-pass-{n}", investor_password=f"Inv-pass-{n}"
@@ -117,18 +121,164 @@ async def test_the_books_writer_saves_what_snapshot_describes_save_after_save(tm
         term = open_terminal("sim-inprocess", broker=broker)
         assert await term.initialize(login=login, password=f"Master-pass-{n}", server="MTRobot-Demo")
         terms.append(term)
+        logins.append(login)
+    return broker, terms, logins
+
+
+def _reloaded(path: Path) -> dict[str, Any]:
+    """The books as a fresh process would restore them from the files."""
+    restored = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    persistence.load(restored, path)
+    return persistence.snapshot(restored)
+
+
+async def test_the_books_writer_appends_the_history_and_restores_what_snapshot_describes(
+    tmp_path: Path,
+) -> None:
+    """Each save appends only what the history gained; the files always restore the whole, current books."""
+    broker, terms, logins = await _two_accounts()
     path = tmp_path / "state.json"
     writer = persistence.BooksWriter(path)
+    before = b""
     for round_ in range(3):
         await _trade(terms[round_ % 2], 2 + round_)
         writer.save(broker)
-        assert json.loads(path.read_text()) == persistence.snapshot(broker), round_
-    restored = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
-    assert persistence.load(restored, path) == 2
-    assert persistence.snapshot(restored) == persistence.snapshot(broker)
-    # The same writer on the restored broker (new account objects, new lists): encoded afresh.
-    writer.save(restored)
-    assert json.loads(path.read_text()) == persistence.snapshot(restored)
+        history = persistence.history_path(path).read_bytes()
+        assert history.startswith(before) and len(history) > len(before), round_  # appended, never rewritten
+        before = history
+        head = json.loads(path.read_text())
+        assert head["version"] == persistence.FORMAT_VERSION
+        assert all(
+            "deals" not in a and "history_orders" not in a
+            for a in head["servers"]["MTRobot-Demo"]["accounts"]
+        )
+        assert _reloaded(path) == persistence.snapshot(broker), round_
+    writer.save(broker)  # nothing new: nothing appended
+    assert persistence.history_path(path).read_bytes() == before
+    assert stat.S_IMODE(persistence.history_path(path).stat().st_mode) == 0o600
+
+    # A process restarted on these files appends to them as they are.
+    second = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    again = persistence.BooksWriter(path)
+    assert again.load(second) == 2
+    term = open_terminal("sim-inprocess", broker=second)
+    assert await term.initialize(login=logins[0], password="Master-pass-0", server="MTRobot-Demo")
+    await _trade(term, 2)
+    again.save(second)
+    assert persistence.history_path(path).read_bytes().startswith(before)
+    assert _reloaded(path) == persistence.snapshot(second)
+
+
+def _records(broker: SimBroker) -> int:
+    return sum(
+        len(a.deals) + len(a.history_orders)
+        for server in broker.servers.values()
+        for a in server.accounts.values()
+    )
+
+
+async def test_a_writer_given_other_books_writes_their_history_afresh(tmp_path: Path) -> None:
+    first, terms, _ = await _two_accounts()
+    await _trade(terms[0], 3)
+    other, others, _ = await _two_accounts()  # the same logins, another history (a restore gives new lists)
+    await _trade(others[0], 1)
+    path = tmp_path / "state.json"
+    writer = persistence.BooksWriter(path)
+    writer.save(first)
+    writer.save(other)
+    assert _reloaded(path) == persistence.snapshot(other) != persistence.snapshot(first)
+    assert len(persistence.history_path(path).read_text().splitlines()) == _records(other)
+
+
+async def test_a_save_cut_between_the_history_and_the_head_restores_the_last_whole_save(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    broker, terms, _ = await _two_accounts()
+    path = tmp_path / "state.json"
+    writer = persistence.BooksWriter(path)
+    await _trade(terms[0], 3)
+    writer.save(broker)
+    whole = persistence.snapshot(broker)
+
+    await _trade(terms[1], 2)
+    real = persistence.write_atomically
+
+    def head_fails(target: Path, data: Any, **kwargs: Any) -> None:
+        if target == path:
+            raise OSError("disk full")
+        real(target, data, **kwargs)
+
+    monkeypatch.setattr(persistence, "write_atomically", head_fails)
+    with pytest.raises(OSError, match="disk full"):
+        writer.save(broker)  # the history got its lines, the head never came
+    monkeypatch.setattr(persistence, "write_atomically", real)
+    assert _reloaded(path) == whole  # the lines no head counts are left out
+
+    # The same process saves again: what the failed save appended is written over, not doubled.
+    await _trade(terms[0], 1)
+    writer.save(broker)
+    assert _reloaded(path) == persistence.snapshot(broker)
+    assert len(persistence.history_path(path).read_text().splitlines()) == _records(broker)
+
+    # A process that finds lines no head counts (a crash between the two) writes the history afresh.
+    await _trade(terms[1], 1)
+    monkeypatch.setattr(persistence, "write_atomically", head_fails)
+    with pytest.raises(OSError):
+        writer.save(broker)
+    monkeypatch.setattr(persistence, "write_atomically", real)
+    counted = persistence.snapshot(broker)
+    restarted = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    fresh = persistence.BooksWriter(path)
+    fresh.load(restarted)
+    fresh.save(restarted)
+    lines = persistence.history_path(path).read_text().splitlines()
+    expected = sum(
+        len(a["deals"]) + len(a["history_orders"])
+        for a in persistence.snapshot(restarted)["servers"]["MTRobot-Demo"]["accounts"]
+    )
+    assert (
+        len(lines)
+        == expected
+        < sum(
+            len(a["deals"]) + len(a["history_orders"]) for a in counted["servers"]["MTRobot-Demo"]["accounts"]
+        )
+    )
+    assert _reloaded(path) == persistence.snapshot(restarted)
+
+
+async def test_a_torn_last_line_a_lost_history_and_a_version_1_file_are_read(tmp_path: Path) -> None:
+    broker, terms, _ = await _two_accounts()
+    await _trade(terms[0], 3)
+    path = tmp_path / "state.json"
+    persistence.save(broker, path)
+    history = persistence.history_path(path)
+    with history.open("a") as handle:
+        handle.write('{"server": "MTRobot-Demo", "login": 1, "de')  # a crash mid-append
+    restarted = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    writer = persistence.BooksWriter(path)
+    assert writer.load(restarted) == 2
+    assert persistence.snapshot(restarted) == persistence.snapshot(broker)
+    writer.save(restarted)  # written afresh: the torn line is gone
+    assert all(json.loads(line) for line in history.read_text().splitlines())
+    assert _reloaded(path) == persistence.snapshot(broker)
+
+    history.unlink()  # lost: the accounts come back with the history that is left (none), logged
+    lost = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    assert persistence.load(lost, path) == 2
+    books = persistence.snapshot(lost)["servers"]["MTRobot-Demo"]["accounts"]
+    assert [a["balance"] for a in books] == [
+        a["balance"] for a in persistence.snapshot(broker)["servers"]["MTRobot-Demo"]["accounts"]
+    ]
+    assert all(not a["deals"] for a in books)
+
+    path.write_text(json.dumps(persistence.snapshot(broker)))  # version 1: the history inline
+    history.unlink(missing_ok=True)
+    old = SimBroker(clock=VirtualClock(NOON + dt.timedelta(minutes=1)))
+    writer = persistence.BooksWriter(path)
+    assert writer.load(old) == 2 and persistence.snapshot(old) == persistence.snapshot(broker)
+    writer.save(old)  # the first save moves the history into the history file
+    assert json.loads(path.read_text())["version"] == persistence.FORMAT_VERSION and history.exists()
+    assert _reloaded(path) == persistence.snapshot(broker)
 
 
 async def test_an_ended_order_enters_the_history_as_a_copy() -> None:
