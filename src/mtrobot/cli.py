@@ -449,7 +449,7 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         _echo(f"no longer used (removed from {where}): {', '.join(report.retired_key_ids)}")
 
 
-BENCHMARKS = {"latency", "throughput", "burst", "backtest", "stream", "density", "storm"}
+BENCHMARKS = {"latency", "throughput", "burst", "backtest", "stream", "density", "storm", "books"}
 
 
 @app.command("robots")
@@ -557,7 +557,9 @@ def bench(
     connectors: Annotated[
         int, typer.Option(min=0, max=500, help="throughput, burst: connector processes (0: 1, burst 50)")
     ] = 0,
-    rounds: Annotated[int, typer.Option(min=1, max=1000, help="burst: simultaneous rounds")] = 5,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=1000, help="burst: simultaneous rounds; books: saves")
+    ] = 5,
     rate_limit: Annotated[
         int | None,
         typer.Option(
@@ -594,6 +596,12 @@ def bench(
             from mtrobot.bench.stream import run_stream_benchmark
 
             results = await run_stream_benchmark(seconds or 60.0, rate, clients, min(traders, clients))
+        elif name == "books":
+            from mtrobot.bench.books import BETWEEN_SAVES, run_books_benchmark
+            from mtrobot.bench.progress import progress_bar
+
+            with progress_bar() as progress:
+                results = [await run_books_benchmark(orders, rounds, BETWEEN_SAVES, progress)]
         elif name in ("density", "storm"):
             from mtrobot.bench.density import measure_density, measure_storm
             from mtrobot.bench.progress import progress_bar

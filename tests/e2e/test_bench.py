@@ -62,3 +62,11 @@ def test_bench_refuses_an_unknown_benchmark_naming_the_known_ones() -> None:
     out = subprocess.run(mtrobot_command("bench", "nonsense"), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "unknown benchmark 'nonsense'" in out.stderr and "density" in out.stderr and "burst" in out.stderr
+
+
+def test_bench_books_saves_a_grown_history_beside_the_append_it_stands_on() -> None:
+    result = _bench("books", "--orders", "200", "--rounds", "3")  # exits 1 if the restore differed
+    assert result["bench"] == "books" and result["saves"] == 3 and result["orders"] == 260
+    assert result["deals"] == result["ended_orders"] + 1  # one deal per order, and the opening deposit
+    assert result["save_p50_ms"] > 0 and result["append_fsync_p50_ms"] > 0 and result["restore_ms"] > 0
+    assert result["bytes_per_save_p50"] > 0 and result["history_mb"] > 0
