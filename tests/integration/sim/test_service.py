@@ -70,6 +70,49 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # The books were saved at the stop: the head and its history file, private.
+    books = data_dir / "simbroker"
+    history = (books / "state.history.jsonl").read_bytes()
+    assert {stat.S_IMODE((books / n).stat().st_mode) for n in ("state.json", "state.history.jsonl")} == {
+        0o600
+    }
+    assert b"Master-pass-1" not in history + (books / "state.json").read_bytes()
+    # A second process restores them and appends what it adds to the same history.
+    proc = subprocess.Popen(
+        mtrobot_command("simbroker", "--port", "0"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(run_file.exists, 20, "simbroker.json", proc)
+        info = json.loads(run_file.read_text())
+        term = open_terminal("sim", host=info["host"], port=info["port"], call_timeout=5)
+        assert await term.initialize(login=login, password="Master-pass-1", server="Northwind-Live")
+        deals = await term.history_deals_get(0, 4_000_000_000)
+        assert deals is not None and [d.order for d in deals][-1] == result.order  # the deposit, then the buy
+        positions = await term.positions_get()
+        assert positions is not None and len(positions) == 1
+        closed = await term.order_send(
+            {
+                "action": mt5.TRADE_ACTION_DEAL,
+                "symbol": "EURUSD",
+                "volume": 0.1,
+                "type": mt5.ORDER_TYPE_SELL,
+                "position": positions[0].ticket,
+                "type_filling": mt5.ORDER_FILLING_IOC,
+            }
+        )
+        assert closed is not None and closed.retcode == mt5.TRADE_RETCODE_DONE
+        await term.shutdown()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    again = (books / "state.history.jsonl").read_bytes()
+    assert again.startswith(history) and len(again.splitlines()) == len(history.splitlines()) + 2
 
 
 async def test_a_restarted_broker_keeps_its_books_and_resumes_prices(tmp_path: Path) -> None:
