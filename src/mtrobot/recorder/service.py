@@ -208,6 +208,8 @@ class Recorder:
         fill, and no work in the recorder while the fills come (a burst of 50 orders at a bar close is over
         before the recorder looks again; it is not on the order path: waiting costs no order anything)."""
         msgs: list[Any] = await sub.fetch(1, timeout=1.0)  # one waiting request, for one message
+        if self.batch == 1:
+            return msgs
         meta = msgs[0].metadata
         if meta is None or (meta.num_pending or 0) < self.batch - 1:
             await asyncio.sleep(LINGER_S)

@@ -120,3 +120,23 @@ async def test_a_batch_written_but_not_acknowledged_is_not_written_again(
         await asyncio.wait_for(proc.wait(), 20)
     deals = [int(r["deal"]) for r in await executions_rows(data / "chdb", ACCOUNT)]
     assert sorted(deals) == list(range(1, 101))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("batch", [1, 2])
+async def test_batches_of_one_and_two_record_every_fill(
+    bus: tuple[str, Client], tmp_path: Path, batch: int
+) -> None:
+    """The smallest batches the command takes: a fill fetched alone, and a first fill and the rest."""
+    url, nc = bus
+    js = nc.jetstream(timeout=5)
+    await publish_fills(nc, range(1, 6))
+    data = tmp_path / "rec"
+    proc = await spawn_recorder(url, data, "--batch", str(batch))
+    try:
+        assert await until(lambda: caught_up(js), 60), (data / "recorder.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    deals = [int(r["deal"]) for r in await executions_rows(data / "chdb", ACCOUNT)]
+    assert sorted(deals) == [1, 2, 3, 4, 5]
