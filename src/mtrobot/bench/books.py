@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mtrobot.bench.floor import percentile
+from mtrobot.bench.floor import append_fsync_ms, percentile
 from mtrobot.bench.rig import bench_broker
 from mtrobot.broker import constants as mt5
 from mtrobot.broker.backends import open_terminal
@@ -62,20 +62,6 @@ async def _trade(term: Any, count: int, done: int, progress: Progress, total: in
             progress("bench books: orders", done + n, total)
 
 
-def _fsync_append_ms(folder: Path, size: int, count: int) -> list[float]:
-    path, data, times = folder / "floor.jsonl", b"x" * size, []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for _ in range(count):
-            started = time.perf_counter()
-            os.write(fd, data)
-            os.fsync(fd)
-            times.append((time.perf_counter() - started) * 1000)
-    finally:
-        os.close(fd)
-    return times
-
-
 async def run_books_benchmark(orders: int, saves: int, between: int, progress: Progress) -> dict[str, Any]:
     broker = SimBroker(bench_broker(0), clock=VirtualClock(START))
     term = await _trader(broker)
@@ -91,13 +77,13 @@ async def run_books_benchmark(orders: int, saves: int, between: int, progress: P
         times, grown = [], []
         for n in range(saves):
             await _trade(term, between, orders + n * between, progress, total)
-            size = persistence.history_path(path).stat().st_size
+            size = writer.history.stat().st_size
             started = time.perf_counter()
             writer.save(broker)
             times.append((time.perf_counter() - started) * 1000)
-            grown.append(persistence.history_path(path).stat().st_size - size)
+            grown.append(writer.history.stat().st_size - size)
         progress("bench books: orders", total, total)
-        history_mb = persistence.history_path(path).stat().st_size / 2**20
+        history_mb = writer.history.stat().st_size / 2**20
         head_kb = path.stat().st_size / 1024
         fresh = SimBroker(bench_broker(0), clock=VirtualClock(START + dt.timedelta(hours=1)))
         started = time.perf_counter()
@@ -105,7 +91,7 @@ async def run_books_benchmark(orders: int, saves: int, between: int, progress: P
         restore_ms = (time.perf_counter() - started) * 1000
         if restored != 1 or persistence.snapshot(fresh) != persistence.snapshot(broker):
             raise FatalError("bench books: the restored books differ from the saved ones")
-        floor = _fsync_append_ms(folder, max(1, int(statistics.median(grown))), max(saves, 20))
+        floor = append_fsync_ms(folder / "floor.jsonl", max(1, int(statistics.median(grown))), max(saves, 20))
     account = next(iter(broker.servers["MTRobot-Demo"].accounts.values()))
     return {
         "bench": "books",

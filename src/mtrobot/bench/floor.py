@@ -13,6 +13,7 @@ import os
 import secrets
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -126,12 +127,17 @@ def fsync_ms(rig: Rig, count: int) -> list[float]:
     """A small write and fsync in the data dir, where the connectors keep their journals."""
     path = rig.data_dir / "connector" / "fsync-probe"
     path.parent.mkdir(parents=True, exist_ok=True)
+    return append_fsync_ms(path, 200, count)
+
+
+def append_fsync_ms(path: Path, size: int, count: int) -> list[float]:
+    """``count`` appends of ``size`` bytes to a new file at ``path``, each fsynced; the file is removed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         samples = []
         for _ in range(count):
             t0 = time.perf_counter()
-            os.write(fd, b"x" * 200)
+            os.write(fd, b"x" * size)
             os.fsync(fd)
             samples.append(_ms(t0))
         return samples

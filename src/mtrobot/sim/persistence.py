@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,7 @@ class BooksWriter:
         if document is None:
             return 0
         restored = restore(broker, document)
-        self._written = {
-            (name, account.login): _Written.of(account)
-            for name, server in broker.servers.items()
-            for account in server.accounts.values()
-        }
+        self._written = {key: _Written.of(account) for key, account in _accounts(broker).items()}
         self._afresh = not clean or set(self._written) != _accounts_in(document)
         if not self._afresh:
             self._valid = self.history.stat().st_size if self.history.exists() else 0
@@ -141,11 +138,7 @@ class BooksWriter:
 
     def save(self, broker: SimBroker) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        accounts = {
-            (name, account.login): account
-            for name, server in broker.servers.items()
-            for account in server.accounts.values()
-        }
+        accounts = _accounts(broker)
         afresh = self._afresh or any(
             key not in accounts or not written.still_prefix_of(accounts[key])
             for key, written in self._written.items()
@@ -270,11 +263,7 @@ def _inline(head: dict[str, Any], found: History) -> dict[str, Any]:
 
 def _exact(head: dict[str, Any], found: History) -> bool:
     """Whether the history file holds the lines the head counts and not one more."""
-    counted = {
-        (name, int(raw["login"])): raw.get("history", {})
-        for name, saved in head.get("servers", {}).items()
-        for raw in saved.get("accounts", [])
-    }
+    counted = {key: raw.get("history", {}) for key, raw in _saved_accounts(head)}
     if set(found) - set(counted):
         return False
     return all(
@@ -285,10 +274,21 @@ def _exact(head: dict[str, Any], found: History) -> bool:
 
 
 def _accounts_in(document: dict[str, Any]) -> set[AccountKey]:
+    return {key for key, _ in _saved_accounts(document)}
+
+
+def _saved_accounts(document: dict[str, Any]) -> Iterator[tuple[AccountKey, dict[str, Any]]]:
+    """Each account of a saved document (a head or an inline one) with its key."""
+    for name, saved in document.get("servers", {}).items():
+        for raw in saved.get("accounts", []):
+            yield (name, int(raw["login"])), raw
+
+
+def _accounts(broker: SimBroker) -> dict[AccountKey, Account]:
     return {
-        (name, int(raw["login"]))
-        for name, saved in document.get("servers", {}).items()
-        for raw in saved.get("accounts", [])
+        (name, account.login): account
+        for name, server in broker.servers.items()
+        for account in server.accounts.values()
     }
 
 

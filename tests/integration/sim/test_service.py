@@ -3,13 +3,16 @@ cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import signal
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,9 +22,11 @@ from mtrobot.sim.admin import AdminError, SimAdmin
 from tests.e2e.proc_tools import mtrobot_command, wait_until
 
 
-async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: Path) -> None:
-    run_file = data_dir / "run" / "simbroker.json"
-    env = dict(os.environ, MTROBOT_DATA_DIR=str(data_dir))
+@contextlib.contextmanager
+def _simbroker(
+    env: dict[str, str], run_file: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """A real ``mtrobot simbroker`` and what it announced once listening; killed if still running after."""
     proc = subprocess.Popen(
         mtrobot_command("simbroker", "--port", "0"),
         env=env,
@@ -30,7 +35,17 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
     )
     try:
         wait_until(run_file.exists, 20, "simbroker.json", proc)
-        info = json.loads(run_file.read_text())
+        yield proc, json.loads(run_file.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: Path) -> None:
+    run_file = data_dir / "run" / "simbroker.json"
+    env = dict(os.environ, MTROBOT_DATA_DIR=str(data_dir))
+    with _simbroker(env, run_file) as (proc, info):
         assert info["host"] == "127.0.0.1" and info["port"] > 0
         assert {"MTRobot-Demo", "Northwind-Live"} <= set(info["servers"])
         assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
@@ -66,10 +81,6 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert not run_file.exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     # The books were saved at the stop: the head and its history file, private.
     books = data_dir / "simbroker"
     history = (books / "state.history.jsonl").read_bytes()
@@ -78,15 +89,7 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
     }
     assert b"Master-pass-1" not in history + (books / "state.json").read_bytes()
     # A second process restores them and appends what it adds to the same history.
-    proc = subprocess.Popen(
-        mtrobot_command("simbroker", "--port", "0"),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until(run_file.exists, 20, "simbroker.json", proc)
-        info = json.loads(run_file.read_text())
+    with _simbroker(env, run_file) as (proc, info):
         term = open_terminal("sim", host=info["host"], port=info["port"], call_timeout=5)
         assert await term.initialize(login=login, password="Master-pass-1", server="Northwind-Live")
         deals = await term.history_deals_get(0, 4_000_000_000)
@@ -107,10 +110,6 @@ async def test_simbroker_announces_itself_serves_and_stops_on_sigterm(data_dir: 
         await term.shutdown()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     again = (books / "state.history.jsonl").read_bytes()
     assert again.startswith(history) and len(again.splitlines()) == len(history.splitlines()) + 2
 
