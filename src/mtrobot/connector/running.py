@@ -20,6 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mtrobot.bus import layout, subjects
 from mtrobot.bus.connect import rewind_to_ack_floor
+from mtrobot.bus.pull import PullTaker
 from mtrobot.logging import get_logger
 
 from .executor import OrderExecutor
@@ -81,7 +82,7 @@ class ConnectorLoops:
         self.order_lock = wired.order_lock
         self.stopping = False
         self.intake_running = False
-        self._pull: Any = None
+        self._pull: PullTaker | None = None
         """The intake's pull subscription on the account's durable consumer, while the intake runs."""
         self._dead_letters = 0
         self._dead_letter_logged = -1.0
@@ -173,21 +174,21 @@ class ConnectorLoops:
         nobody to read it, and the agent's ``nc.drain()`` waits for that queue until its budget is spent
         (every stop of an agent took its whole grace then). What was delivered but not acknowledged is
         delivered again: at the next start (:meth:`_take_over`) or after ``ack_wait``."""
-        sub, self._pull = self._pull, None
+        taker, self._pull = self._pull, None
         self.intake_running = False
-        if sub is not None:
+        if taker is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sub.unsubscribe(), 2.0)
+                await asyncio.wait_for(taker.pull.unsubscribe(), 2.0)
 
     async def _intake(self) -> None:
         reorder: CrashReorder | None = None
         while not self.stopping:
             try:
                 if self._pull is None:
-                    self._pull = await self._subscribe()
+                    self._pull = PullTaker(await self._subscribe())
                     reorder = reorder or await self._take_over()
                     self.intake_running = True
-                msgs = await self._pull.fetch(self.options.current.fetch_batch, timeout=1.0)
+                msgs = await self._pull.take(self.options.current.fetch_batch, timeout=1.0)
             except TimeoutError:
                 msgs = []
                 if reorder is None or not reorder.active:
