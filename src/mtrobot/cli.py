@@ -560,6 +560,9 @@ def bench(
     rounds: Annotated[
         int, typer.Option(min=1, max=1000, help="burst: simultaneous rounds; books: saves")
     ] = 5,
+    pause: Annotated[
+        float, typer.Option(min=0, max=60, help="burst: seconds the platform rests before each round")
+    ] = 0.0,
     rate_limit: Annotated[
         int | None,
         typer.Option(
@@ -618,9 +621,10 @@ def bench(
 
             with progress_bar() as update:
                 result = await run_order_benchmark(
-                    name, orders=orders, warmup=warmup, seconds=seconds, rounds=rounds, rate_limit=rate_limit,
-                    connectors=connectors or (50 if name == "burst" else 1), profile=profile,
-                    progress=order_progress(update, f"bench {name}"), floor_samples=floor_samples,
+                    name, orders=orders, warmup=warmup, seconds=seconds, rounds=rounds, pause_s=pause,
+                    rate_limit=rate_limit, connectors=connectors or (50 if name == "burst" else 1),
+                    profile=profile, progress=order_progress(update, f"bench {name}"),
+                    floor_samples=floor_samples,
                 )  # fmt: skip
             if result.get("profile_top"):
                 typer.echo(format_top(result["profile_top"], "connector"), err=True)

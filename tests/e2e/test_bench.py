@@ -48,8 +48,11 @@ def test_bench_throughput_lifts_the_broker_limit_for_one_connector_only() -> Non
 
 @pytest.mark.slow  # a whole platform with two connectors started
 def test_bench_burst_fills_one_order_of_each_connector_at_the_same_instant() -> None:
-    result = _bench("burst", "--connectors", "2", "--rounds", "2", "--warmup", "0", timeout=240)
+    result = _bench(
+        "burst", "--connectors", "2", "--rounds", "2", "--warmup", "0", "--pause", "0.2", timeout=240
+    )
     assert result["connectors"] == 2 and result["rounds"] == 2 and result["broker_rate_limit"] == 100
+    assert result["pause_s"] == 0.2
     assert 0 < result["fill_p50_ms"] <= result["last_fill_ms_max"]
     assert (
         len(result["last_fill_ms_by_round"]) == 2

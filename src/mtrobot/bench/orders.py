@@ -254,15 +254,19 @@ async def measure_throughput(
 
 
 async def measure_burst(
-    rig: Rig, outcomes: Outcomes, rounds: int, tick: Tick, profile: bool, floor_samples: int
+    rig: Rig, outcomes: Outcomes, rounds: int, pause_s: float, tick: Tick, profile: bool, floor_samples: int
 ) -> dict[str, Any]:
     """One order for every connector at the same instant (a bar close), ``rounds`` times: until the last
-    fill of each round."""
+    fill of each round. ``pause_s``: the platform rests that long before each round, as between two bar
+    closes; with 0 a round starts at the previous one's last fill, while that round's work after its fills
+    (audit batches, the outbox's confirmations, the recorder's insert) still runs."""
     js = rig.nc.jetstream(timeout=5)
     last: list[float] = []
     each: list[float] = []
     async with Measured(rig, profile) as measured:
         for r in range(rounds):
+            if pause_s:
+                await asyncio.sleep(pause_s)  # a rest between bar closes, outside the timed part
             batch = [(account, *_order(account, 1_000_000 + r)) for account in rig.accounts]
             events = [outcomes.expect(order_id) for _, order_id, _ in batch]
             t0 = time.perf_counter()
@@ -282,6 +286,7 @@ async def measure_burst(
         "connectors": len(rig.accounts),
         "broker_rate_limit": rig.rate_limit,
         "rounds": rounds,
+        "pause_s": pause_s,
         "last_fill_ms_median": round(statistics.median(last), 1),
         "last_fill_ms_max": round(max(last), 1),
         "last_fill_ms_by_round": [round(t, 1) for t in last],
@@ -299,6 +304,7 @@ async def run_order_benchmark(
     seconds: float | None = None,
     connectors: int = 1,
     rounds: int = 5,
+    pause_s: float = 0.0,
     rate_limit: int | None = None,
     profile: bool = False,
     progress: Any = None,
@@ -325,7 +331,7 @@ async def run_order_benchmark(
             await _warm(rig, outcomes, i)  # each connector's first orders pay for its caches
         if name == "throughput":
             return await measure_throughput(rig, outcomes, orders, seconds, tick, profile, floor_samples)
-        return await measure_burst(rig, outcomes, rounds, tick, profile, floor_samples)
+        return await measure_burst(rig, outcomes, rounds, pause_s, tick, profile, floor_samples)
 
 
 async def _warm(rig: Rig, outcomes: Outcomes, index: int) -> None:
