@@ -1,12 +1,11 @@
 """Taking messages from a JetStream pull consumer without holding one that has arrived.
 
 nats-py's ``fetch(n)`` for ``n > 1``, once it has a message, waits for the other ``n - 1`` until its
-timeout runs out or a status message ends the request. When no status comes for its own request (the
-server answers a request for several messages only when it is full or expires), the message it holds
-waits: the request of an earlier fetch that expires in the meantime is what ends it. Seen in ``bench
-burst`` (50 connectors, nats-py 2.16, nats-server 2.15): in the rounds right after the first, orders
-reached the connector 300–485 ms after they were stored, the fetch holding them until an older request's
-``408 Request Timeout`` came.
+timeout runs out or a status message comes. A waiting request for several messages ends at the server
+only when it is full or expires, so when no status comes for the fetch's own request, the message it holds
+waits: the expiry (``408``) of an earlier fetch's request, left waiting for the rest of its batch, is what
+ends it. Seen in ``bench burst`` (50 connectors, nats-py 2.16, nats-server 2.15): in the rounds right
+after the first, orders reached the connector 300–485 ms after they were stored.
 
 ``fetch(1)`` has no such wait: it returns its message as it comes. So :class:`PullTaker` waits for one
 message at a time, and takes more at once only when the stream said they are there (``num_pending`` of the
